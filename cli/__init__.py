@@ -1,0 +1,1 @@
+"""The ``twolevel-cli`` command line (installed as the package ``twolevel_cli``)."""

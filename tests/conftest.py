@@ -1,0 +1,52 @@
+"""Shared fixtures: paths to ../shared and the shipped examples, a tiny random model checkpoint."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# 2 shared cores: one torch thread per test process keeps BLAS and torch from fighting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SOUNDTRACKS = SHARED / "data" / "soundtracks-set1"
+EXAMPLES = ROOT / "twolevel" / "examples"
+
+
+@pytest.fixture(scope="session")
+def soundtracks_dir() -> Path:
+    if not (SOUNDTRACKS / "mean_ratings_set1.csv").is_file():
+        pytest.skip("../shared/data/soundtracks-set1 is not available")
+    return SOUNDTRACKS
+
+
+@pytest.fixture(scope="session")
+def example_clip() -> Path:
+    return EXAMPLES / "enemy-unknown.ogg"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A compact (width 0.125) randomly initialised model, saved as a real checkpoint."""
+    from twolevel.checkpoint import save_checkpoint
+    from twolevel.model import A2Mid2EJoint, ModelConfig
+
+    torch.manual_seed(0)
+    model = A2Mid2EJoint(ModelConfig(width=0.125), mean=1.0, std=0.5)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(model, path, model_version="tiny-test", metadata={"purpose": "tests"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    from twolevel.predict import TwoLevelModel
+
+    return TwoLevelModel.load(tiny_checkpoint, device="cpu")

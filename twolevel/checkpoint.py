@@ -1,0 +1,92 @@
+"""Save and load model checkpoints.
+
+A checkpoint is a plain dict loadable with ``torch.load(weights_only=True)``:
+``format``, ``format_version``, ``model_version``, ``config`` (ModelConfig), ``state_dict``
+(normalisation statistics included as buffers), ``labels`` and free-form ``metadata``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .model import A2Mid2EJoint, ModelConfig, pick_device
+
+FORMAT = "twolevel-checkpoint"
+FORMAT_VERSION = 1
+#: Shipped default model, relative to the project root (see :func:`default_model_path`).
+DEFAULT_MODEL_FILE = "twolevel-default.pt"
+
+
+def default_model_path() -> Path:
+    """Path of the default model: ``$TWOLEVEL_MODEL`` if set, else ``archives/twolevel-default.pt``."""
+    env = os.environ.get("TWOLEVEL_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "archives" / DEFAULT_MODEL_FILE
+
+
+def save_checkpoint(model: A2Mid2EJoint, path: str | os.PathLike, model_version: str = "untrained",
+                    metadata: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_version": model_version,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "labels": {"midlevel": list(MIDLEVEL_NAMES), "emotion": list(EMOTION_NAMES)},
+        "metadata": metadata or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load and validate the checkpoint dict (on CPU); :class:`CheckpointError` if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a twolevel checkpoint (no '{FORMAT}' marker)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {payload['format_version']} is newer than this twolevel "
+            f"understands ({FORMAT_VERSION}); upgrade twolevel"
+        )
+    labels = payload.get("labels", {})
+    if tuple(labels.get("midlevel", ())) != MIDLEVEL_NAMES or tuple(labels.get("emotion", ())) != EMOTION_NAMES:
+        raise CheckpointError(f"{path}: label names or order differ from this version of twolevel")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> A2Mid2EJoint:
+    """Build the model from a checkpoint, in eval mode on ``device`` (CUDA when available).
+
+    The returned model has ``model_version`` and ``metadata`` attributes from the file.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    payload = read_checkpoint(path)
+    try:
+        model = A2Mid2EJoint(ModelConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: weights do not fit the A2Mid2E-Joint model ({str(err).splitlines()[0]})") from None
+    model.model_version = str(payload.get("model_version", "unknown"))
+    model.metadata = dict(payload.get("metadata", {}))
+    model.checkpoint_path = str(path)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    return model.to(dev).eval()

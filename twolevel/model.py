@@ -1,0 +1,119 @@
+"""The A2Mid2E-Joint network: spectrogram -> VGG-style CNN -> 7 mid-levels -> linear -> 8 emotions.
+
+Architecture as in Chowdhury et al. (ISMIR 2019) and paper-facts.md. ``width`` scales every
+convolution's channel count (1.0 = the paper), for compact variants that make explanations
+cheaper (each LIME sample is one forward pass).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .frontend import Frontend
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+
+#: (out_channels, kernel, stride, padding) of the nine convolutions at width 1.0, and where
+#: a 2x2 max-pool + dropout follows.
+PAPER_CONVS = (
+    (64, 5, 2, 2),
+    (64, 3, 1, 1),
+    "pool",
+    (128, 3, 1, 1),
+    (128, 3, 1, 1),
+    "pool",
+    (256, 3, 1, 1),
+    (256, 3, 1, 1),
+    (384, 3, 1, 1),
+    (512, 3, 1, 1),
+    (256, 1, 1, 0),
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters saved with every checkpoint."""
+
+    width: float = 1.0
+    dropout: float = 0.3
+    n_midlevel: int = len(MIDLEVEL_NAMES)
+    n_emotion: int = len(EMOTION_NAMES)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """Channel count at a width multiplier, at least 8 and a multiple of 4."""
+    return max(8, int(round(channels * width / 4)) * 4)
+
+
+class A2Mid2EJoint(nn.Module):
+    """Audio -> (mid-levels, emotions).
+
+    Entries:
+        ``forward(audio)``: ``(batch, samples)`` float at 22,050 Hz -> ``(mid (batch, 7), emo (batch, 8))``.
+        ``forward_spectrogram(spec)``: normalised ``(batch, 1, frames, 149)`` -> same outputs.
+        The explainer uses the second, so that perturbations act on the spectrogram.
+    """
+
+    def __init__(self, config: ModelConfig | None = None, mean: float = 0.0, std: float = 1.0):
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.frontend = Frontend(mean=mean, std=std)
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for spec in PAPER_CONVS:
+            if spec == "pool":
+                layers += [nn.MaxPool2d(2), nn.Dropout(self.config.dropout)]
+                continue
+            out, k, s, p = spec
+            out = scaled_channels(out, self.config.width)
+            layers += [nn.Conv2d(in_ch, out, k, s, p, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            in_ch = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.midlevel = nn.Linear(in_ch, self.config.n_midlevel)
+        #: The explainable layer: emotions = W @ mid + b.
+        self.emotion = nn.Linear(self.config.n_midlevel, self.config.n_emotion)
+
+    def forward_spectrogram(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.pool(self.features(spec)).flatten(1)
+        mid = self.midlevel(h)
+        return mid, self.emotion(mid)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        spec = self.frontend(audio)[:, :, :WINDOW_FRAMES]
+        return self.forward_spectrogram(spec)
+
+    @property
+    def device(self) -> torch.device:
+        return self.emotion.weight.device
+
+
+def multiply_adds(width: float = 1.0, frames: int = WINDOW_FRAMES, bands: int = N_BANDS) -> int:
+    """Multiply-adds of one forward pass of the CNN on a ``frames x bands`` window (front end excluded)."""
+    total, in_ch, t, f = 0, 1, frames, bands
+    for spec in PAPER_CONVS:
+        if spec == "pool":
+            t, f = t // 2, f // 2
+            continue
+        out, k, s, p = spec
+        out = scaled_channels(out, width)
+        t, f = (t + 2 * p - k) // s + 1, (f + 2 * p - k) // s + 1
+        total += t * f * out * in_ch * k * k
+        in_ch = out
+    return total + in_ch * len(MIDLEVEL_NAMES) + len(MIDLEVEL_NAMES) * len(EMOTION_NAMES)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``requested`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``), else CUDA when available, else CPU."""
+    if requested:
+        dev = torch.device(requested)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            from .errors import OptionError
+
+            raise OptionError(f"device {requested!r} was asked for but CUDA is not available here")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
