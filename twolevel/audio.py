@@ -66,41 +66,57 @@ def _truncation_evidence(log: str) -> str:
     return ""
 
 
+#: Leading bytes of the containers we read: a file that starts like one of these but cannot be
+#: opened is damaged or cut off, not "something else".
+AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM")
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    return head.startswith(AUDIO_MAGIC) or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def _open(handle, name: str) -> sf.SoundFile:
+    """Open with soundfile, telling a damaged audio file from something that is not audio."""
+    try:
+        return sf.SoundFile(handle)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
+        if isinstance(handle, io.BytesIO):
+            head = handle.getvalue()[:4]
+        else:
+            with open(handle, "rb") as raw:
+                head = raw.read(4)
+        if _looks_like_audio(head):
+            raise AudioError(
+                f"{name}: the audio file is damaged or truncated ({_clean(str(err))})", code="truncated"
+            ) from None
+        raise AudioError(
+            f"{name}: not an audio file (no WAV, FLAC, OGG or MP3 format recognised)", code="not_audio"
+        ) from None
+
+
 def _decode(data: bytes | str, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
     """Decode a file (path or bytes) with soundfile; returns ``(frames, channels)`` float32 and rate."""
     handle = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-    try:
-        with sf.SoundFile(handle) as f:
-            rate, declared = f.samplerate, f.frames
-            # MP3 headers carry an estimate of the length, not an exact count.
-            exact_length = f.format not in ("MP3", "MPEG")
-            if not (MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
-                raise AudioError(
-                    f"{name}: unreadable sample rate {rate} Hz "
-                    f"(expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)",
-                    code="bad_sample_rate",
-                )
-            # MP3 and some streams report no frame count (or a huge one) until decoded.
-            if 0 < declared < 2**62 and declared / rate > max_seconds:
-                raise AudioError(
-                    f"{name}: {declared / rate:.1f} s of audio is longer than the maximum "
-                    f"of {max_seconds:.0f} s",
-                    code="too_long",
-                )
-            limit = int(max_seconds * rate) + 1
-            frames = f.read(frames=limit, dtype="float32", always_2d=True)
-            truncation = _truncation_evidence(f.extra_info)
-    except AudioError:
-        raise
-    except sf.LibsndfileError as err:
-        text = str(err)
-        if "unknown format" in text.lower() or "format not recognised" in text.lower():
+    with _open(handle, name) as f:
+        rate, declared = f.samplerate, f.frames
+        # MP3 headers carry an estimate of the length, not an exact count.
+        exact_length = f.format not in ("MP3", "MPEG")
+        if not (MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE):
             raise AudioError(
-                f"{name}: not an audio file (no WAV, FLAC, OGG or MP3 format recognised)", code="not_audio"
-            ) from None
-        raise AudioError(f"{name}: the file is damaged or truncated ({_clean(text)})", code="truncated") from None
-    except (RuntimeError, TypeError, ValueError, OSError) as err:
-        raise AudioError(f"{name}: could not decode audio ({err})", code="truncated") from None
+                f"{name}: unreadable sample rate {rate} Hz (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)",
+                code="bad_sample_rate",
+            )
+        # Some streams report no frame count (or a huge one) until decoded.
+        if 0 < declared < 2**62 and declared / rate > max_seconds:
+            raise AudioError(
+                f"{name}: {declared / rate:.1f} s of audio is longer than the maximum of {max_seconds:.0f} s",
+                code="too_long",
+            )
+        try:
+            frames = f.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+            raise AudioError(f"{name}: the file is damaged or truncated ({_clean(str(err))})", code="truncated") from None
+        truncation = _truncation_evidence(f.extra_info)
     if len(frames) > max_seconds * rate:
         raise AudioError(
             f"{name}: audio is longer than the maximum of {max_seconds:.0f} s", code="too_long"
@@ -182,7 +198,10 @@ def load_audio(
             raise AudioError(f"{name}: empty file (0 bytes)", code="empty")
         frames, rate = _decode(str(path), name, max_seconds)
     check_samples(frames, name)
-    mono = resample(to_mono(frames), rate)
+    mono = to_mono(frames)
+    if float(np.max(np.abs(mono))) < SILENCE_PEAK:
+        raise AudioError(f"{name}: is silent once downmixed to mono (channels cancel out)", code="silent")
+    mono = resample(mono, rate)
     return Audio(samples=mono, sample_rate=SAMPLE_RATE, source_sample_rate=rate, name=name)
 
 

@@ -86,7 +86,7 @@ def corpus_effects_plot(effects: np.ndarray, path: str | os.PathLike, title: str
     """
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex=True, sharey=True)
     for i, (ax, emotion) in enumerate(zip(axes.ravel(), EMOTION_NAMES)):
-        ax.boxplot([effects[:, i, j] for j in range(len(MIDLEVEL_NAMES))], vert=False,
+        ax.boxplot([effects[:, i, j] for j in range(len(MIDLEVEL_NAMES))], orientation="horizontal",
                    tick_labels=[_pretty(m) for m in MIDLEVEL_NAMES])
         ax.axvline(0, color="black", lw=0.6)
         ax.set_title(_pretty(emotion))
