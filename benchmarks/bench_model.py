@@ -1,0 +1,37 @@
+"""Model forward throughput (windows/s) at batch 1, 8 and 64, paper width vs a compact width.
+
+Ratios in one run: each case's throughput relative to the paper width at batch 1.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from twolevel.labels import WINDOW_FRAMES
+from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
+
+RESULTS: dict[tuple[float, int], float] = {}
+
+
+@pytest.mark.parametrize("width", [1.0, 0.25])
+@pytest.mark.parametrize("batch", [1, 8, 64])
+def test_forward_throughput(benchmark, width, batch):
+    torch.manual_seed(0)
+    model = A2Mid2EJoint(ModelConfig(width=width)).eval()
+    spec = torch.randn(batch, 1, WINDOW_FRAMES, 149)
+
+    @torch.inference_mode()
+    def forward():
+        return model.forward_spectrogram(spec)
+
+    forward()  # warm-up
+    rounds = 1 if width * batch >= 32 else 3
+    benchmark.pedantic(forward, rounds=rounds, iterations=1)
+    per_second = batch / benchmark.stats.stats.min
+    RESULTS[(width, batch)] = per_second
+    benchmark.extra_info.update({"windows_per_second": per_second, "gmac_per_window": multiply_adds(width) / 1e9})
+    base = RESULTS.get((1.0, 1))
+    if base:
+        benchmark.extra_info["ratio_vs_paper_width_batch1"] = per_second / base
+    print(f"\nwidth {width} batch {batch}: {per_second:.2f} windows/s"
+          + (f" (x{per_second / base:.2f} of paper width at batch 1)" if base else ""))
