@@ -52,6 +52,10 @@ def test_frontend_vs_librosa(benchmark, clip):
     np.testing.assert_allclose(ours()[0].numpy(), ref, atol=2e-3)  # same representation
     baseline = best_of(lambda: librosa_log_spectrogram(clip, bank))
     benchmark(ours)
-    ratio = baseline / benchmark.stats.stats.min
-    benchmark.extra_info.update({"librosa_seconds": baseline, "speedup_vs_librosa": ratio})
-    print(f"\nfront end, 10 s clip: librosa+numpy {baseline * 1e3:.1f} ms, ours x{ratio:.2f} faster")
+    ours_seconds = benchmark.stats.stats.min
+    ratio = ours_seconds / baseline
+    benchmark.extra_info.update({"librosa_seconds": baseline, "time_ratio_vs_librosa": ratio})
+    # nnAudio computes the STFT as a convolution: slower than an FFT on a CPU, but it runs on the
+    # model's device inside the graph, where the GPU makes it cheap and no host round trip is needed.
+    print(f"\nfront end, 10 s clip: librosa+numpy {baseline * 1e3:.1f} ms, ours {ours_seconds * 1e3:.1f} ms "
+          f"(time ratio ours/librosa = {ratio:.2f})")
