@@ -192,8 +192,18 @@ def demo(out_dir, model_path):
     from twolevel.predict import TwoLevelModel
 
     path = Path(model_path) if model_path else default_model_path()
-    model = TwoLevelModel.load(path)
-    click.echo(f"model: {path} (version {model.model_version})")
+    if path.is_file() or model_path:
+        model = TwoLevelModel.load(path)
+        click.echo(f"model: {path} (version {model.model_version})")
+    else:
+        import torch
+
+        from twolevel.model import A2Mid2EJoint, ModelConfig
+
+        torch.manual_seed(0)
+        model = TwoLevelModel(A2Mid2EJoint(ModelConfig(width=0.25)).eval())
+        click.echo(f"WARNING: no trained model at {path}; running an UNTRAINED width-0.25 model "
+                   "to show the pipeline. Its numbers mean nothing.", err=True)
     out = Path(out_dir)
     for name in ("enemy-unknown.ogg", "awakening.ogg", "nebula.ogg"):
         result = model.predict(example_path(name)).to_dict()
