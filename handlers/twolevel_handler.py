@@ -1,0 +1,456 @@
+"""TorchServe handler for twolevel: request -> :mod:`twolevel` -> JSON.
+
+A thin shell: decoding, checks, the model and the explanations all live in ``twolevel``; this
+file only reads requests, calls it, and turns its deliberate errors into per-request HTTP
+statuses. TorchServe loads it as the archive's ``--handler``; the worker's Python environment
+must have ``twolevel`` installed (``pip install -e .``).
+
+Routes (TorchServe 0.12 frontend, verified against its InferenceRequestHandler):
+
+* ``POST /predictions/{model}`` and KServe ``/v1/models/{model}:predict``,
+  ``/v2/models/{model}/infer`` reach the worker with the request header ``explain: False``.
+* ``POST /explanations/{model}``, ``/v1/models/{model}:explain`` and
+  ``/v2/models/{model}/explain`` reach it with ``explain: True``. BaseHandler only looks at the
+  first request of a batch (``_is_explain``); requests of both kinds can share a batch, so this
+  handler reads the header of every request.
+* Query parameters are forwarded to the worker only on ``/invocations`` and the legacy
+  ``/{model}/predict`` routes (the frontend drops them on the routes above); there an
+  ``explain=true`` parameter selects the explain path.
+
+Input: the audio file as the raw body, as a multipart file field (any name; ``data``, ``file``
+or ``audio`` preferred), or base64 in JSON (``{"data": B64, "target": ...}``, KServe v1
+``{"instances": [{"data": B64, ...}]}``, KServe v2 ``{"inputs": [{"name": "audio", "data":
+[B64]}], "parameters": {...}}``). Options (``target``, ``samples``, ``ratio``, ``seed``,
+``offset`` (start of the explained 10 s window, s), ``include_audio``, and ``name``, the file name to report) come from JSON fields, multipart/query fields, or ``X-Twolevel-<option>``
+headers, in that order of precedence (JSON first).
+
+Output: the JSON of :meth:`twolevel.Prediction.to_dict` or :meth:`twolevel.explain.Explanation.to_dict`
+(wrapped in ``{"predictions": [...]}`` / ``{"explanations": [...]}`` for KServe v1 and in an
+``outputs`` list for v2). A refused request gets ``{"error": CODE, "message": TEXT}`` with a
+4xx status set for that request alone; the rest of its batch is answered normally.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from twolevel.audio import load_audio
+from twolevel.errors import OptionError, TwolevelError
+from twolevel.labels import TARGET_NAMES
+from twolevel.predict import TwoLevelModel
+
+logger = logging.getLogger(__name__)
+
+#: Defaults of the ``handler:`` section of model-config.yaml.
+DEFAULTS = {
+    "max_seconds": 600.0,          # longest audio accepted for /predictions, in seconds
+    "max_explain_seconds": 600.0,  # longest audio accepted for /explanations, in seconds
+    "default_samples": 1000,       # LIME perturbations when a request names none
+    "min_samples": 10,
+    "max_samples": 5000,           # the cap that bounds how long one explanation holds a worker
+    "default_target": "articulation",
+    "default_ratio": 1e-6,
+    "explain_batch_size": 64,      # perturbed spectrograms per forward pass
+    "griffin_lim_iters": 64,
+    "batch_windows": 16,           # 10 s windows per forward pass for predictions
+    "threads": 0,                  # torch threads in the worker; 0: $TWOLEVEL_THREADS or 1
+    "checkpoint": "",              # file in the archive; default: the manifest's serializedFile
+}
+
+#: HTTP status for each error code (anything else: 400).
+STATUS = {
+    "not_audio": 415,
+    "empty": 400,
+    "truncated": 400,
+    "silent": 422,
+    "non_finite": 422,
+    "bad_sample_rate": 422,
+    "too_long": 413,
+    "missing_audio": 400,
+    "malformed_json": 400,
+    "bad_base64": 400,
+    "bad_request": 400,
+    "unknown_target": 400,
+    "bad_samples": 400,
+    "bad_option": 400,
+    "explain_unavailable": 501,
+    "internal_error": 500,
+}
+
+AUDIO_KEYS = ("data", "audio", "file", "body")
+OPTION_KEYS = ("target", "samples", "ratio", "seed", "offset", "include_audio", "explain", "name")
+HEADER_PREFIX = "x-twolevel-"
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+# --- request parsing (module-level functions: TorchServe wants exactly one class here) ---
+
+def _text(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise OptionError("option values must be UTF-8 text", code="bad_option") from None
+    return str(value).strip()
+
+
+def _b64(value, what: str = "data") -> bytes:
+    if isinstance(value, dict) and "b64" in value:  # KServe v1 convention {"b64": ...}
+        value = value["b64"]
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("ascii", "replace")
+    if not isinstance(value, str):
+        raise TwolevelError(f"JSON field {what!r} must be the audio file as a base64 string", code="bad_base64")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise TwolevelError(f"JSON field {what!r} is not valid base64", code="bad_base64") from None
+
+
+def _parse_json_body(body: dict) -> tuple[bytes, dict, str | None]:
+    """Audio bytes, options and protocol (None, "v1", "v2") from a decoded JSON body."""
+    if "instances" in body:  # KServe v1
+        instances = body["instances"]
+        if not isinstance(instances, list) or len(instances) != 1:
+            raise TwolevelError("KServe v1: send exactly one entry in 'instances'", code="bad_request")
+        inst = instances[0]
+        if isinstance(inst, dict):
+            audio_key = next((k for k in ("data", "audio", "b64") if k in inst), None)
+            if audio_key is None:
+                raise TwolevelError("KServe v1 instance has no 'data' field with the audio", code="missing_audio")
+            raw = inst[audio_key] if audio_key != "b64" else {"b64": inst["b64"]}
+            options = {k: v for k, v in inst.items() if k in OPTION_KEYS}
+            options.update({k: v for k, v in (body.get("parameters") or {}).items() if k in OPTION_KEYS})
+            return _b64(raw, audio_key), options, "v1"
+        return _b64(inst, "instances[0]"), {}, "v1"
+    if "inputs" in body:  # KServe v2 (open inference protocol)
+        inputs = body["inputs"]
+        if not isinstance(inputs, list) or not inputs:
+            raise TwolevelError("KServe v2: 'inputs' must be a non-empty list", code="bad_request")
+        options = {k: v for k, v in (body.get("parameters") or {}).items() if k in OPTION_KEYS}
+        audio = None
+        for item in inputs:
+            if not isinstance(item, dict):
+                raise TwolevelError("KServe v2: each input must be an object", code="bad_request")
+            name, data = item.get("name"), item.get("data")
+            value = data[0] if isinstance(data, list) and len(data) == 1 else data
+            if name in OPTION_KEYS:
+                options[name] = value
+            elif audio is None:
+                audio = _b64(value, f"inputs[{name}]")
+        if audio is None:
+            raise TwolevelError("KServe v2: no input carries the audio", code="missing_audio")
+        return audio, options, "v2"
+    audio_key = next((k for k in ("data", "audio") if k in body), None)
+    if audio_key is None:
+        raise TwolevelError("JSON body has no 'data' field with the audio file (base64)", code="missing_audio")
+    return _b64(body[audio_key], audio_key), {k: v for k, v in body.items() if k in OPTION_KEYS}, None
+
+
+def _bool(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise OptionError(f"{name} must be true or false, not {text!r}", code="bad_option")
+
+
+def _body_content_type(headers: dict, key: str) -> str:
+    meta = headers.get(key)
+    if isinstance(meta, dict):
+        return str(meta.get("content-type") or "").lower()
+    return ""
+
+
+def parse_request(row: dict, headers: dict) -> dict:
+    """One TorchServe request -> ``{"audio_bytes", "options", "protocol", "explain"}``.
+
+    ``row`` maps request parameter names to values (the raw body is ``body``; multipart fields
+    and forwarded query parameters are named as sent). ``headers`` is the request's header dict
+    (``context.get_all_request_header``). Raises :class:`TwolevelError` for a bad request.
+    """
+    if not isinstance(row, dict):
+        row = {"body": row}
+    lower = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
+    options: dict = {}
+    for key in OPTION_KEYS:  # lowest precedence: X-Twolevel-* headers
+        if HEADER_PREFIX + key.replace("_", "-") in lower:
+            options[key] = lower[HEADER_PREFIX + key.replace("_", "-")]
+    for key in OPTION_KEYS:  # then form fields / query parameters
+        if key in row:
+            options[key] = row[key]
+    protocol = None
+    audio_key = next((k for k in AUDIO_KEYS if k in row), None)
+    if audio_key is None:  # a multipart file field with some other name
+        audio_key = next((k for k, v in row.items() if k not in OPTION_KEYS and isinstance(v, (bytes, bytearray, dict))), None)
+    if audio_key is None:
+        raise TwolevelError("no audio in the request: send the file as the body or a multipart file field",
+                            code="missing_audio")
+    value = row[audio_key]
+    ctype = _body_content_type(headers, audio_key)
+    if isinstance(value, str):  # text/* bodies arrive decoded
+        stripped = value.lstrip()
+        if stripped.startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise TwolevelError(f"malformed JSON body ({err.msg} at position {err.pos})", code="malformed_json") from None
+        else:
+            value = value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray)) and ("json" in ctype):
+        # TorchServe forwards JSON it could not decode as bytes.
+        try:
+            value = json.loads(bytes(value).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            detail = f"{err.msg} at position {err.pos}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
+            raise TwolevelError(f"malformed JSON body ({detail})", code="malformed_json") from None
+    if isinstance(value, dict):
+        audio, json_options, protocol = _parse_json_body(value)
+        options.update(json_options)
+    elif isinstance(value, list):
+        raise TwolevelError("a JSON body must be an object with a 'data' field", code="bad_request")
+    else:
+        audio = bytes(value)
+    explain = lower.get("explain") == "True"
+    if "explain" in options:
+        explain = explain or _bool(options.pop("explain"), "explain")
+    return {"audio_bytes": audio, "options": options, "protocol": protocol, "explain": explain}
+
+
+def explain_options(options: dict, cfg: dict) -> dict:
+    """Validate explanation options against the server's caps; returns keyword arguments."""
+    target = _text(options.get("target", cfg["default_target"]))
+    if target not in TARGET_NAMES:
+        raise OptionError(f"unknown target {target!r}: choose one of {', '.join(TARGET_NAMES)}",
+                          code="unknown_target")
+    raw = options.get("samples", cfg["default_samples"])
+    try:
+        samples = int(_text(raw)) if not isinstance(raw, int) else raw
+    except ValueError:
+        raise OptionError(f"samples must be a whole number, not {_text(raw)!r}", code="bad_samples") from None
+    lo, hi = int(cfg["min_samples"]), int(cfg["max_samples"])
+    if not lo <= samples <= hi:
+        raise OptionError(f"samples must be between {lo} and {hi} on this server, not {samples}", code="bad_samples")
+    raw = options.get("ratio", cfg["default_ratio"])
+    try:
+        ratio = float(_text(raw)) if not isinstance(raw, (int, float)) else float(raw)
+    except ValueError:
+        raise OptionError(f"ratio must be a number, not {_text(raw)!r}", code="bad_ratio") from None
+    if not (math.isfinite(ratio) and ratio > 0):
+        raise OptionError(f"ratio must be a positive number, not {ratio}", code="bad_ratio")
+    raw = options.get("seed", 0)
+    try:
+        seed = int(_text(raw)) if not isinstance(raw, int) else raw
+    except ValueError:
+        raise OptionError(f"seed must be a whole number, not {_text(raw)!r}", code="bad_seed") from None
+    if seed < 0:
+        raise OptionError(f"seed must be >= 0, not {seed}", code="bad_seed")
+    raw = options.get("offset", 0.0)
+    try:
+        offset = float(_text(raw)) if not isinstance(raw, (int, float)) else float(raw)
+    except ValueError:
+        raise OptionError(f"offset must be a number of seconds, not {_text(raw)!r}", code="bad_offset") from None
+    if not (math.isfinite(offset) and offset >= 0):
+        raise OptionError(f"offset must be >= 0 seconds, not {offset}", code="bad_offset")
+    include_audio = _bool(options.get("include_audio", False), "include_audio")
+    return {"target": target, "n_samples": samples, "ratio": ratio, "seed": seed, "offset": offset,
+            "include_audio": include_audio}
+
+
+def error_body(err: BaseException) -> tuple[int, dict]:
+    """HTTP status and JSON body for a refused request."""
+    if isinstance(err, TwolevelError):
+        code = err.code
+        return STATUS.get(code, 400), {"error": code, "message": err.message}
+    return 500, {"error": "internal_error", "message": f"internal error ({type(err).__name__}); see the model log"}
+
+
+class TwolevelHandler(BaseHandler):
+    """TorchServe handler: predictions in batches, explanations one by one, errors per request."""
+
+    def __init__(self):
+        super().__init__()
+        self.model: TwoLevelModel | None = None
+        self.config = dict(DEFAULTS)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def initialize(self, context):
+        """Load the checkpoint from the model dir; read ``handler:`` from model-config.yaml."""
+        self.context = context
+        self.manifest = context.manifest or {}
+        yaml_config = getattr(context, "model_yaml_config", None) or {}
+        self.config.update((yaml_config.get("handler") or {}))
+        threads = int(self.config.get("threads") or os.environ.get("TWOLEVEL_THREADS") or 1)
+        torch.set_num_threads(max(1, threads))
+        props = context.system_properties
+        model_dir = Path(props.get("model_dir") or ".")
+        name = self.config.get("checkpoint") or (self.manifest.get("model") or {}).get("serializedFile")
+        if name:
+            path = model_dir / name
+        else:
+            found = sorted(model_dir.glob("*.pt"))
+            if not found:
+                raise RuntimeError(f"no checkpoint (*.pt) in {model_dir}")
+            path = found[0]
+        gpu = props.get("gpu_id")
+        device = f"cuda:{gpu}" if gpu is not None and torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model = TwoLevelModel.load(path, device=device, batch_size=int(self.config["batch_windows"]),
+                                        max_seconds=float(self.config["max_seconds"]))
+        self.initialized = True
+        logger.info("twolevel model %s loaded from %s on %s (%d threads)", self.model.model_version, path,
+                    device, torch.get_num_threads())
+
+    # -- helpers --------------------------------------------------------------------------
+    def _headers(self, idx: int) -> dict:
+        try:
+            return self.context.get_all_request_header(idx) or {}
+        except (AttributeError, IndexError, TypeError):
+            return {}
+
+    def _is_explain_request(self, idx: int) -> bool:
+        try:
+            return self.context.get_request_header(idx, "explain") == "True"
+        except (AttributeError, IndexError, TypeError):
+            return False
+
+    def _fail(self, idx: int, err: BaseException) -> bytes:
+        status, body = error_body(err)
+        if status >= 500:
+            logger.error("request %d failed", idx, exc_info=err)
+        else:
+            logger.info("request %d refused: %s: %s", idx, body["error"], body["message"])
+        self._respond(idx, status, body["message"][:200])
+        return json.dumps(body).encode("utf-8")
+
+    def _respond(self, idx: int, status: int = 200, phrase: str = "") -> None:
+        if self.context is None or getattr(self.context, "request_processor", None) is None:
+            return
+        self.context.set_response_status(status, phrase, idx=idx)
+        self.context.set_response_content_type(idx, "application/json")
+
+    def _wrap(self, request: dict, result: dict, kind: str) -> dict:
+        protocol = request.get("protocol")
+        if protocol == "v1":
+            return {"predictions" if kind == "prediction" else "explanations": [result]}
+        if protocol == "v2":
+            return {"model_name": getattr(self.context, "model_name", "twolevel"),
+                    "outputs": [{"name": kind, "datatype": "BYTES", "shape": [1],
+                                 "parameters": {"content_type": "application/json"},
+                                 "data": [json.dumps(result, separators=(",", ":"))]}]}
+        return result
+
+    # -- TorchServe stages ----------------------------------------------------------------
+    def preprocess(self, data):
+        """Per request: decoded :class:`~twolevel.Audio` and options, or the error refusing it."""
+        out = []
+        for idx, row in enumerate(data):
+            try:
+                req = parse_request(row, self._headers(idx))
+                req["explain"] = req["explain"] or self._is_explain_request(idx)
+                limit = float(self.config["max_explain_seconds" if req["explain"] else "max_seconds"])
+                if req["explain"]:
+                    req["explain_options"] = explain_options(req["options"], self.config)
+                name = _text(req["options"].get("name") or "") or None
+                req["audio"] = load_audio(req.pop("audio_bytes"), max_seconds=limit, name=name and Path(name).name)
+                out.append(req)
+            except Exception as err:  # noqa: BLE001 -- every failure is answered per request
+                out.append(err)
+        return out
+
+    def inference(self, data, *args, **kwargs):
+        """Predictions for parsed requests (windows of all clips in one forward batch)."""
+        results: list = [None] * len(data)
+        ok = [i for i, r in enumerate(data) if isinstance(r, dict)]
+        for i, r in enumerate(data):
+            if not isinstance(r, dict):
+                results[i] = r
+        if not ok:
+            return results
+        try:
+            preds = self.model.predict_many([data[i]["audio"] for i in ok])
+            for i, p in zip(ok, preds):
+                results[i] = p.to_dict()
+        except Exception:  # noqa: BLE001 -- isolate the clip that broke the batch
+            logger.warning("batched prediction failed; retrying clip by clip", exc_info=True)
+            for i in ok:
+                try:
+                    results[i] = self.model.predict_audio(data[i]["audio"]).to_dict()
+                except Exception as err:  # noqa: BLE001
+                    results[i] = err
+        return results
+
+    def explain_handle(self, data_preprocess, raw_data):
+        """Explanations for parsed requests (each one explained, whatever its header says).
+
+        ``data_preprocess`` is :meth:`preprocess`'s list; returns one result (dict) or error per item.
+        """
+        try:
+            from twolevel.explain import explain
+        except ImportError as err:
+            return [OptionError(f"explanations are not available in this installation ({err})",
+                                code="explain_unavailable")] * len(data_preprocess)
+        results = []
+        for req in data_preprocess:
+            if not isinstance(req, dict):
+                results.append(req)
+                continue
+            if "explain_options" not in req:
+                try:
+                    req["explain_options"] = explain_options(req.get("options", {}), self.config)
+                except TwolevelError as err:
+                    results.append(err)
+                    continue
+            opts = dict(req["explain_options"])
+            include_audio = opts.pop("include_audio")
+            try:
+                exp = explain(self.model, req["audio"], batch_size=int(self.config["explain_batch_size"]),
+                              griffin_lim_iters=int(self.config["griffin_lim_iters"]),
+                              resynthesis=include_audio, progress=None, **opts)
+                results.append(exp.to_dict(include_audio=include_audio))
+            except Exception as err:  # noqa: BLE001
+                results.append(err)
+        return results
+
+    def postprocess(self, data):
+        return data
+
+    def handle(self, data, context):
+        """Route each request of the batch: predictions batched together, explanations one by one."""
+        start = time.time()
+        self.context = context
+        parsed = self.preprocess(data)
+        outputs: list = [None] * len(parsed)
+        predict_idx = [i for i, r in enumerate(parsed) if not (isinstance(r, dict) and r["explain"])]
+        explain_idx = [i for i, r in enumerate(parsed) if isinstance(r, dict) and r["explain"]]
+        if predict_idx:
+            for i, res in zip(predict_idx, self.inference([parsed[i] for i in predict_idx])):
+                outputs[i] = (res, "prediction")
+        if explain_idx:
+            for i, res in zip(explain_idx, self.explain_handle([parsed[i] for i in explain_idx], data)):
+                outputs[i] = (res, "explanation")
+        answers = []
+        for idx, (res, kind) in enumerate(outputs):
+            if isinstance(res, BaseException):
+                answers.append(self._fail(idx, res))
+            else:
+                self._respond(idx, 200)
+                body = self._wrap(parsed[idx], res, kind)
+                answers.append(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        metrics = getattr(context, "metrics", None)
+        if metrics is not None:
+            metrics.add_time("HandlerTime", round((time.time() - start) * 1000, 2), None, "ms")
+        return answers
