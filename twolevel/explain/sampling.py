@@ -1,0 +1,91 @@
+"""Perturbation sampling: switch segments on and off and run the network on every sample.
+
+Each sample is a 0/1 vector over segments (1 = the segment keeps its spectrogram values,
+0 = it is set to the hide value). The masks are built on the model's device by indexing the
+segment map with the 0/1 matrix (``keep = z[:, segment_map]``): one gather per batch, no Python
+loop per segment or per sample. All 7 mid-level and 8 emotion outputs come from the same passes.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+#: ``callable(done_samples, total_samples)``, called after every batch.
+ProgressCallback = Optional[Callable[[int, int], None]]
+
+
+def sample_switches(n_samples: int, n_segments: int, seed: int) -> np.ndarray:
+    """Uniform random 0/1 matrix ``(n_samples, n_segments)`` uint8; row 0 is all ones (the input itself).
+
+    Drawn from ``numpy.random.default_rng(seed)``, so the same seed gives the same matrix.
+    """
+    rng = np.random.default_rng(seed)
+    switches = rng.integers(0, 2, size=(n_samples, n_segments), dtype=np.uint8)
+    switches[0] = 1
+    return switches
+
+
+def perturbed_batch(spectrogram: torch.Tensor, segment_map: torch.Tensor, switches: torch.Tensor,
+                    hide_value: float) -> torch.Tensor:
+    """Build perturbed network inputs.
+
+    Args:
+        spectrogram: ``(frames, bands)`` normalised input, on the device.
+        segment_map: int64 ``(frames, bands)`` segment ids, on the device.
+        switches: bool ``(batch, n_segments)``, on the device.
+        hide_value: value of hidden cells (in the normalised input space).
+
+    Returns:
+        ``(batch, 1, frames, bands)`` float tensor.
+    """
+    keep = switches[:, segment_map]  # (batch, frames, bands) by advanced indexing
+    hidden = torch.full((), hide_value, dtype=spectrogram.dtype, device=spectrogram.device)
+    return torch.where(keep, spectrogram, hidden).unsqueeze(1)
+
+
+@torch.inference_mode()
+def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray, switches: np.ndarray,
+                      hide_value: float = 0.0, batch_size: int = 256,
+                      progress: ProgressCallback = None) -> np.ndarray:
+    """Network outputs for every perturbed sample.
+
+    Args:
+        network: module with ``forward_spectrogram((B, 1, frames, bands)) -> (mid (B, 7), emo (B, 8))``
+            and a ``.device`` (or parameters from which the device is read).
+        spectrogram: ``(frames, bands)`` normalised input.
+        segment_map: ``(frames, bands)`` segment ids from 0.
+        switches: ``(n_samples, n_segments)`` 0/1 matrix.
+        hide_value: value written into hidden segments.
+        batch_size: samples per forward pass.
+        progress: optional ``callable(done, total)``.
+
+    Returns:
+        float64 ``(n_samples, n_mid + n_emo)``: mid-levels then emotions, in label order.
+    """
+    device = network_device(network)
+    spec = torch.as_tensor(np.asarray(spectrogram, dtype=np.float32), device=device)
+    seg = torch.as_tensor(np.asarray(segment_map, dtype=np.int64), device=device)
+    total = len(switches)
+    outputs = None
+    for start in range(0, total, batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(switches[start:start + batch_size])).to(device).bool()
+        mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
+        both = torch.cat([mid, emo], dim=1).double().cpu().numpy()
+        if outputs is None:
+            outputs = np.empty((total, both.shape[1]), dtype=np.float64)
+        outputs[start:start + len(both)] = both
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    return outputs
+
+
+def network_device(network) -> torch.device:
+    """The device a module runs on: its ``.device`` attribute, else its first parameter's or buffer's."""
+    device = getattr(network, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    for tensor in list(network.parameters()) + list(network.buffers()):
+        return tensor.device
+    return torch.device("cpu")

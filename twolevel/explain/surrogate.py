@@ -1,0 +1,120 @@
+"""LIME's local surrogate: weighted least squares on the 0/1 switches, for all outputs at once.
+
+Model per output ``y = intercept + switches @ weights + noise``, fitted with sample weights
+``kernel(d) = sqrt(exp(-d**2 / width**2))`` where ``d`` is the cosine distance of each sample's
+switch vector to the all-ones vector (the unperturbed input), width 0.25 (LIME's image default).
+Standard errors and two-sided t-test p-values are those of the weighted fit (statsmodels' WLS:
+``sigma^2 = sum(w r^2) / (n - p)``, ``cov = sigma^2 (X' W X)^-1``), intercept kept apart from the
+segment coefficients so that no index is shifted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+from scipy import stats
+
+#: LIME's kernel width for images.
+KERNEL_WIDTH = 0.25
+
+
+def cosine_distance_to_ones(switches: np.ndarray) -> np.ndarray:
+    """Cosine distance of each 0/1 row to the all-ones vector, ``(n,)``.
+
+    For a row with ``m`` of ``k`` ones this is ``1 - sqrt(m / k)``; an all-zero row (undefined
+    angle) gets distance 1, as scikit-learn's ``pairwise_distances(metric="cosine")`` gives.
+    """
+    k = switches.shape[1]
+    on = np.asarray(switches, dtype=np.float64).sum(axis=1)
+    return 1.0 - np.sqrt(on / k)
+
+
+def lime_kernel(distances: np.ndarray, width: float = KERNEL_WIDTH) -> np.ndarray:
+    """LIME's exponential kernel ``sqrt(exp(-d^2 / width^2))``."""
+    return np.sqrt(np.exp(-(np.asarray(distances, dtype=np.float64) ** 2) / width ** 2))
+
+
+@dataclass(frozen=True)
+class SurrogateFit:
+    """Weighted linear fits of every output on the segment switches.
+
+    Shapes (``t`` outputs, ``k`` segments):
+        coef: ``(t, k)`` segment weights (the explanation); intercept: ``(t,)``;
+        stderr: ``(t, k)``; pvalues: ``(t, k)`` two-sided t-test of coef = 0;
+        intercept_stderr, intercept_pvalue: ``(t,)``;
+        r2: ``(t,)`` weighted R^2 (statsmodels' definition; NaN for a constant output);
+        n_samples, df_resid: sample count and residual degrees of freedom.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    stderr: np.ndarray
+    pvalues: np.ndarray
+    intercept_stderr: np.ndarray
+    intercept_pvalue: np.ndarray
+    r2: np.ndarray
+    n_samples: int
+    df_resid: int
+    kernel_width: float = KERNEL_WIDTH
+
+
+def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.ndarray | None = None,
+                  kernel_width: float = KERNEL_WIDTH) -> SurrogateFit:
+    """Fit the weighted linear surrogate for all outputs at once.
+
+    Args:
+        switches: ``(n, k)`` 0/1 matrix (row 0 all ones by convention, not required).
+        outputs: ``(n, t)`` model outputs, or ``(n,)`` for one output.
+        sample_weight: ``(n,)``; default LIME's kernel on the cosine distance to all-ones.
+        kernel_width: width of that kernel.
+
+    Returns:
+        :class:`SurrogateFit`. Needs ``n > k + 1``.
+    """
+    x = np.asarray(switches, dtype=np.float64)
+    y = np.asarray(outputs, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    n, k = x.shape
+    if n <= k + 1:
+        raise ValueError(f"{n} samples cannot fit {k} segment weights and an intercept")
+    w = lime_kernel(cosine_distance_to_ones(x), kernel_width) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    root_w = np.sqrt(w)
+    # Whitened design with the intercept as the LAST column: coefficient j is column j of the
+    # switches, with no shift; the intercept is read off the end.
+    design = np.empty((n, k + 1))
+    np.multiply(x, root_w[:, None], out=design[:, :k])
+    design[:, k] = root_w
+    target = y * root_w[:, None]
+    gram = design.T @ design
+    rhs = design.T @ target
+    try:
+        factor = scipy.linalg.cho_factor(gram, lower=False, check_finite=False)
+        beta = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
+        gram_inv_diag = np.diag(scipy.linalg.cho_solve(factor, np.eye(k + 1), check_finite=False))
+    except np.linalg.LinAlgError:  # rank-deficient design: fall back to the pseudo-inverse, as statsmodels does
+        gram_inv = np.linalg.pinv(gram)
+        beta = gram_inv @ rhs
+        gram_inv_diag = np.diag(gram_inv)
+    residual = target - design @ beta  # whitened residuals: sqrt(w) * (y - X beta)
+    df_resid = n - (k + 1)
+    ssr = np.einsum("nt,nt->t", residual, residual)
+    sigma2 = ssr / df_resid
+    stderr_all = np.sqrt(np.outer(gram_inv_diag, sigma2))  # (k + 1, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tvalues = beta / stderr_all
+        pvalues_all = 2.0 * stats.t.sf(np.abs(tvalues), df_resid)
+        weighted_mean = (w @ y) / w.sum()
+        centered_tss = w @ (y - weighted_mean) ** 2
+        r2 = 1.0 - ssr / centered_tss
+    # A perfect fit (zero residual) has infinite t: p = 0 for a non-zero coefficient, 1 for zero.
+    perfect = ~np.isfinite(tvalues)
+    pvalues_all = np.where(perfect, np.where(beta != 0, 0.0, 1.0), pvalues_all)
+    r2 = np.where(centered_tss > 0, r2, np.nan)
+    return SurrogateFit(
+        coef=beta[:k].T.copy(), intercept=beta[k].copy(),
+        stderr=stderr_all[:k].T.copy(), pvalues=pvalues_all[:k].T.copy(),
+        intercept_stderr=stderr_all[k].copy(), intercept_pvalue=pvalues_all[k].copy(),
+        r2=r2, n_samples=n, df_resid=df_resid, kernel_width=kernel_width,
+    )
