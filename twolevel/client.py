@@ -165,6 +165,11 @@ class TorchServeClient:
             return err.code, payload
         except urllib.error.URLError as err:
             reason = err.reason
+            if isinstance(reason, (ConnectionResetError, BrokenPipeError)):
+                hint = (f"; a {len(body) / 2**20:.1f} MiB request may be over the server's max_request_size"
+                        if body and len(body) > 2**20 else "")
+                raise TwolevelError(f"{self.endpoint} closed the connection before answering{hint}",
+                                    code="connection_lost") from None
             if isinstance(reason, (ConnectionRefusedError, FileNotFoundError)) or "refused" in str(reason).lower():
                 raise TwolevelError(f"no TorchServe answers at {self.endpoint} (connection refused); "
                                     f"start one with `twolevel-cli serve start`", code="server_down") from None
