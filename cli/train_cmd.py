@@ -1,0 +1,211 @@
+"""``train`` and ``evaluate``: learn A2Mid2E-Joint from Soundtracks ratings, and judge a model on them."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import click
+
+from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+
+from .common import device_option, echo_json, friendly_errors, json_option, model_option
+
+
+def _train_threads() -> None:
+    """Two torch threads by default (the shared CPU budget); BLAS stays single-threaded."""
+    import torch
+
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    torch.set_num_threads(max(1, int(os.environ.get("TWOLEVEL_THREADS", "2"))))
+
+
+def _parse_folds(text: str | None, k: int) -> list[int] | None:
+    if not text:
+        return None
+    from twolevel.errors import OptionError
+
+    try:
+        folds = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise OptionError(f"--only-folds {text!r}: give fold numbers like 0,1") from None
+    bad = [f for f in folds if not 0 <= f < k]
+    if bad:
+        raise OptionError(f"--only-folds: fold(s) {bad} outside 0..{k - 1}")
+    return folds
+
+
+@click.command()
+@click.argument("dataset_dir", type=click.Path())
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="archives/twolevel-default.pt",
+              show_default=True, help="Checkpoint to write (with --folds: the cross-validation report, .json).")
+@click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, crops, folds).")
+@click.option("--epochs", default=120, show_default=True, help="Epochs (the maximum when validating).")
+@click.option("--width", default=0.25, show_default=True, type=float,
+              help="Channel multiplier of the CNN (1.0 = the paper's network).")
+@device_option
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--lr", default=5e-4, show_default=True, type=float, help="Adam learning rate.")
+@click.option("--weight-decay", default=1e-4, show_default=True, type=float, help="Decoupled weight decay.")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
+              help="Learning-rate schedule over --epochs.")
+@click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
+@click.option("--val-fraction", default=0.0, show_default=True, type=float,
+              help="Hold out this share of the clips (stratified) to early-stop on; 0 trains on all for --epochs.")
+@click.option("--folds", default=0, show_default=True,
+              help="Run K-fold cross-validation instead of training one model (writes a JSON report to --out).")
+@click.option("--only-folds", default=None, metavar="LIST", help="With --folds: run only these folds, e.g. 0,1.")
+@click.option("--resume", is_flag=True, help="Continue from <out>.last (or skip finished folds with --folds).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Spectrogram and descriptor cache (default: cache/ in the project).")
+@click.option("--midlevel-annotations", type=click.Path(dir_okay=False), default=None,
+              help="annotations.csv of the human mid-level data set: learn the mid-level layer from it "
+                   "instead of from signal descriptors.")
+@click.option("--midlevel-audio", type=click.Path(file_okay=False), default=None,
+              help="Audio folder of that data set (default: audio/ beside annotations.csv).")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
+              help="Append one JSON line per epoch to this file.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, weight_decay, schedule, patience,
+          val_fraction, folds, only_folds, resume, cache_dir, midlevel_annotations, midlevel_audio, log_path, quiet):
+    """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
+
+    DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
+    signal descriptors (docs/midlevel-targets.md) unless --midlevel-annotations is given.
+    Each clip's spectrogram and descriptors are computed once and cached; training crops random
+    10 s windows from them. Loss 0.5 MSE(emotions) + 0.5 MSE(mid-levels), Adam.
+
+    \b
+    Examples:
+      twolevel-cli train ../shared/data/soundtracks-set1 --out archives/twolevel-default.pt
+      twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
+      twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
+    """
+    import numpy as np
+
+    from twolevel.data import load_midlevel_annotations, load_soundtracks
+    from twolevel.errors import OptionError
+    from twolevel.model import multiply_adds, pick_device
+    from twolevel.training import (TrainConfig, cross_validate, format_cv_table, save_trained,
+                                   soundtracks_training_set, stratified_folds, train as run_training,
+                                   with_annotations)
+
+    _train_threads()
+    if epochs < 1:
+        raise OptionError("--epochs must be at least 1")
+    if not 0 < width <= 4:
+        raise OptionError("--width must be in (0, 4]")
+    if not 0 <= val_fraction < 0.5:
+        raise OptionError("--val-fraction must be in [0, 0.5)")
+    dev = pick_device(device)
+    cache = Path(cache_dir) if cache_dir else None
+    progress = not quiet
+    ds = load_soundtracks(dataset_dir)
+    ann = load_midlevel_annotations(midlevel_annotations, midlevel_audio) if midlevel_annotations else None
+    data = soundtracks_training_set(ds, cache, progress, "none" if ann is not None else "descriptors")
+    extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
+    targets = "human annotations" if ann is not None else "signal descriptors (docs/midlevel-targets.md)"
+    cfg = TrainConfig(width=width, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                      schedule=schedule, patience=patience, seed=seed)
+    log_file = open(log_path, "a") if log_path else None
+
+    def log(line: str) -> None:
+        if log_file is not None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+    try:
+        if folds:
+            results = cross_validate(data, cfg, folds, _parse_folds(only_folds, folds), dev, Path(out_path),
+                                     progress, extra, log)
+            click.echo(format_cv_table(results))
+            click.echo(f"cross-validation report: {out_path}")
+            return
+        val = None
+        train_set = data
+        if val_fraction > 0:
+            parts = stratified_folds(data.categories, max(2, round(1 / val_fraction)), seed + 1000)
+            val = data.subset(parts[0])
+            train_set = data.subset(sorted(set(range(len(data))) - set(parts[0].tolist())))
+        if extra is not None:
+            train_set = extra(train_set)
+        started = time.time()
+        state = Path(str(out_path) + ".last")
+
+        def on_epoch(rec):
+            log(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rec.items()}))
+
+        model, summary = run_training(train_set, cfg, val, dev, state, resume, progress, on_epoch)
+        meta = {"dataset": str(Path(dataset_dir).name), "n_clips": len(ds), "midlevel_targets": targets,
+                "trained_seconds": time.time() - started, "device": str(dev)}
+        path = save_trained(model, Path(out_path), summary, meta)
+        click.echo(f"wrote {path} (width {width:g}, {multiply_adds(width) / 1e9:.3f} GMAC per 10 s window, "
+                   f"{summary['epochs_run']} epochs, {summary['seconds']:.0f} s; mid-level targets: {targets})")
+        if val is not None:
+            click.echo(f"best validation r {summary['best_val_r']:.3f} at epoch {summary['best_epoch']}")
+    finally:
+        if log_file is not None:
+            log_file.close()
+
+
+def _clean(x: float):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 4)
+
+
+@click.command()
+@click.argument("dataset_dir", type=click.Path())
+@model_option
+@device_option
+@json_option
+@click.option("--midlevel/--no-midlevel", default=False,
+              help="Also report mid-level r against descriptor targets (computed and cached; table output only).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Descriptor cache for --midlevel.")
+@friendly_errors
+def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir):
+    """Pearson r between a model's predictions and the ratings in DATASET_DIR.
+
+    DATASET_DIR has the layout of Soundtracks Set 1 (mean_ratings_set1.csv, audio/NNN.mp3),
+    any subset of excerpts. Each clip is predicted as `predict` does (mean over 10 s windows)
+    and compared with rating / 10. --json prints {"emotions": {name: r}, "average": r, "n": clips}.
+    """
+    import numpy as np
+
+    from twolevel.data import DataError, load_soundtracks
+    from twolevel.predict import TwoLevelModel
+    from twolevel.training import pearson
+
+    _train_threads()
+    ds = load_soundtracks(dataset_dir)
+    if len(ds) < 3:
+        raise DataError(f"{dataset_dir}: Pearson r needs at least 3 excerpts, got {len(ds)}", code="empty")
+    model = TwoLevelModel.load(model_path, device=device)
+    emo = np.zeros((len(ds), len(EMOTION_NAMES)))
+    mid = np.zeros((len(ds), len(MIDLEVEL_NAMES)))
+    for i, path in enumerate(ds.audio_paths):
+        p = model.predict(path)
+        emo[i] = p.emotion_vector
+        mid[i] = p.midlevel_vector
+    r = pearson(emo, ds.ratings)
+    finite = r[np.isfinite(r)]
+    average = float(finite.mean()) if len(finite) else float("nan")
+    if as_json:
+        echo_json({"emotions": {e: _clean(v) for e, v in zip(EMOTION_NAMES, r)}, "average": _clean(average),
+                   "n": len(ds)})
+        return
+    click.echo(f"{len(ds)} excerpts, model {model.model_version}")
+    for e, v in zip(EMOTION_NAMES, r):
+        click.echo(f"  {e:<18}r = {v:6.3f}")
+    click.echo(f"  {'average':<18}r = {average:6.3f}")
+    if midlevel:
+        from twolevel.targets import rank_map
+        from twolevel.training import cached_descriptors
+
+        targets = rank_map(cached_descriptors(ds.audio_paths, Path(cache_dir) if cache_dir else None))
+        rm = pearson(mid, targets)
+        click.echo("  mid-level r against descriptor targets (rank over these excerpts):")
+        for m, v in zip(MIDLEVEL_NAMES, rm):
+            click.echo(f"  {m:<18}r = {v:6.3f}")

@@ -1,0 +1,203 @@
+"""Training from cached spectrograms, resume, cross-validation folds, and the train/evaluate CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from twolevel.checkpoint import load_checkpoint
+from twolevel.data import MidlevelDataset
+from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from twolevel.training import (TrainConfig, TrainingSet, crop, masked_mse, pearson, save_trained,
+                               spectrogram_stats, stratified_folds, train, with_annotations)
+
+SR = 22050
+
+
+def synthetic_set(n=6, seed=0) -> TrainingSet:
+    rng = np.random.default_rng(seed)
+    specs = [rng.random((int(rng.integers(200, 420)), N_BANDS), dtype=np.float32) for _ in range(n)]
+    emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES)))
+    mid = rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES)))
+    return TrainingSet([f"{i:03d}" for i in range(n)], specs, emo, mid, ["A", "B"] * (n // 2))
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    base = dict(width=0.125, epochs=2, batch_size=3, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(model) -> list[torch.Tensor]:
+    return [v.detach().clone() for v in model.state_dict().values()]
+
+
+def test_crop_loop_pads_short_clips():
+    short = torch.arange(100, dtype=torch.float32)[:, None].repeat(1, 3)
+    out = crop(short, 0)
+    assert out.shape == (WINDOW_FRAMES, 3)
+    assert out[100, 0] == 0 and out[312, 0] == 12
+    long = torch.arange(500, dtype=torch.float32)[:, None]
+    assert crop(long, 150)[0, 0] == 150 and crop(long, 150).shape[0] == WINDOW_FRAMES
+
+
+def test_pearson_and_masked_loss():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((20, 3)), rng.random((20, 3))
+    expect = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(3)]
+    assert pearson(a, b) == pytest.approx(expect)
+    assert np.isnan(pearson(np.ones((5, 1)), b[:5, :1])[0])
+    pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    target = torch.tensor([[1.0, float("nan")], [4.0, float("nan")]])
+    assert float(masked_mse(pred, target)) == pytest.approx(0.5)
+    assert float(masked_mse(pred, torch.full_like(pred, float("nan")))) == 0.0
+
+
+def test_stratified_folds_partition():
+    cats = ["a"] * 10 + ["b"] * 5 + ["c"] * 5
+    folds = stratified_folds(cats, 5, seed=1)
+    joined = np.concatenate(folds)
+    assert sorted(joined.tolist()) == list(range(20))
+    assert all(len(f) == 4 for f in folds)
+    assert all(sum(cats[i] == "a" for i in f) == 2 for f in folds)
+    assert [f.tolist() for f in folds] == [f.tolist() for f in stratified_folds(cats, 5, seed=1)]
+
+
+def test_train_writes_loadable_checkpoint_with_statistics(tmp_path):
+    data = synthetic_set()
+    model, summary = train(data, tiny_cfg(), val_set=data.subset([0, 1, 2]))
+    assert summary["epochs_run"] == 2 and len(summary["history"]) == 2
+    assert all(np.isfinite(h["loss"]) and "val_r" in h for h in summary["history"])
+    path = save_trained(model, tmp_path / "m.pt", summary, {"midlevel_targets": "test"})
+    loaded = load_checkpoint(path, device="cpu")
+    mean, std = spectrogram_stats(data.specs)
+    assert float(loaded.frontend.mean) == pytest.approx(mean, rel=1e-5)
+    assert float(loaded.frontend.std) == pytest.approx(std, rel=1e-5)
+    assert loaded.metadata["midlevel_targets"] == "test"
+    assert loaded.config.width == 0.125
+
+
+def test_training_is_deterministic_and_resumes_exactly(tmp_path):
+    data = synthetic_set()
+    full, _ = train(data, tiny_cfg(epochs=2))
+    again, _ = train(data, tiny_cfg(epochs=2))
+    for a, b in zip(weights(full), weights(again)):
+        assert torch.equal(a, b)
+    state = tmp_path / "m.pt.last"
+    train(data, tiny_cfg(epochs=1), state_path=state)
+    assert state.is_file()
+    resumed, summary = train(data, tiny_cfg(epochs=2), state_path=state, resume=True)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    for a, b in zip(weights(full), weights(resumed)):
+        assert torch.allclose(a, b, atol=1e-6)
+    from twolevel.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="other settings"):
+        train(data, tiny_cfg(epochs=3, lr=1e-3), state_path=state, resume=True)
+
+
+def test_items_without_emotions_train_the_midlevel_layer_only():
+    data = synthetic_set()
+    data.emotions[3:] = np.nan
+    data.midlevels[:2] = np.nan
+    model, summary = train(data, tiny_cfg(epochs=1))
+    assert np.isfinite(summary["history"][0]["loss"])
+
+
+def test_with_annotations_links_and_excludes_held_out():
+    data = synthetic_set(4)  # ids 000..003
+    ann = MidlevelDataset(Path("."), ["s1", "s2", "s3"], np.full((3, 7), 0.4), [Path("s1.mp3"), Path("s2.mp3"),
+                          Path("s3.mp3")], {}, {"s1": "001", "s2": "150"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("twolevel.training.cached_spectrograms",
+                   lambda paths, *a, **k: [np.zeros((320, N_BANDS), np.float32) for _ in paths])
+        merged = with_annotations(data, ann)
+    # s1 -> excerpt 001 (in the set), s2 -> 150 (held out: dropped), s3 unlinked -> mid-only item
+    assert merged.ids == ["000", "001", "002", "003", "mid:s3"]
+    assert np.allclose(merged.midlevels[1], 0.4) and np.isnan(merged.midlevels[0]).all()
+    assert np.isnan(merged.emotions[4]).all() and np.allclose(merged.midlevels[4], 0.4)
+
+
+# --- CLI, end to end on clips written in the published layout -----------------------------------
+
+def _write_dataset(root: Path, n: int = 6) -> Path:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    (root / "audio").mkdir(parents=True)
+    rows = []
+    for k in range(n):
+        number = f"{k + 1:03d}"
+        t = np.arange(int(11.0 * SR)) / SR
+        f0 = 110 * 2 ** (k / 3)
+        y = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sign(np.sin(2 * np.pi * (1 + k) * t)))
+        y += 0.02 * rng.standard_normal(len(t))
+        sf.write(root / "audio" / f"{number}.mp3", y.astype(np.float32), SR, format="MP3")
+        ratings = ",".join(f"{v:.2f}" for v in rng.uniform(1, 9, 8))
+        rows.append(f"{number},{ratings},{'HAPPY' if k % 2 else 'SAD'}")
+    text = "\r\n".join(["number,valence,energy,tension,anger,fear,happy,sad,tender,TARGET", *rows]) + "\r\n"
+    (root / "mean_ratings_set1.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    pytest.importorskip("librosa")
+    from twolevel_cli.main import cli
+
+    base = tmp_path_factory.mktemp("train")
+    data = _write_dataset(base / "data")
+    out = base / "model.pt"
+    args = ["train", str(data), "--out", str(out), "--width", "0.125", "--epochs", "1", "--batch-size", "3",
+            "--cache-dir", str(base / "cache"), "--log", str(base / "log.jsonl"), "--quiet", "--device", "cpu"]
+    result = CliRunner().invoke(cli, args)
+    return cli, base, data, out, args, result
+
+
+def test_cli_train_writes_checkpoint_and_caches(cli_run):
+    cli, base, data, out, args, result = cli_run
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and Path(str(out) + ".last").is_file()
+    model = load_checkpoint(out, device="cpu")
+    assert "descriptors" in model.metadata["midlevel_targets"]
+    assert len(list((base / "cache" / "spec").glob("*.npy"))) == 6
+    assert len(list((base / "cache" / "desc").glob("*.npy"))) == 6
+    lines = [json.loads(x) for x in (base / "log.jsonl").read_text().splitlines()]
+    assert lines[0]["epoch"] == 1
+    # resume: one more epoch from <out>.last, the caches are reused (no new files)
+    again = CliRunner().invoke(cli, [*args[:7], "2", *args[8:], "--resume"])
+    assert again.exit_code == 0, again.output
+    lines = [json.loads(x) for x in (base / "log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2]
+    assert len(list((base / "cache" / "spec").glob("*.npy"))) == 6
+
+
+def test_cli_evaluate_json_has_exactly_the_keys(cli_run):
+    cli, base, data, out, args, result = cli_run
+    assert result.exit_code == 0, result.output
+    res = CliRunner().invoke(cli, ["evaluate", str(data), "--model", str(out), "--json", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert set(payload) == {"emotions", "average", "n"}
+    assert list(payload["emotions"]) == list(EMOTION_NAMES)
+    assert payload["n"] == 6
+    table = CliRunner().invoke(cli, ["evaluate", str(data), "--model", str(out), "--device", "cpu"])
+    assert table.exit_code == 0 and "average" in table.output
+
+
+def test_cli_evaluate_names_ids_without_audio(cli_run, tmp_path):
+    cli, base, data, out, args, result = cli_run
+    import shutil
+
+    copy = tmp_path / "subset"
+    shutil.copytree(data, copy)
+    (copy / "audio" / "004.mp3").unlink()
+    res = CliRunner().invoke(cli, ["evaluate", str(copy), "--model", str(out), "--json"])
+    assert res.exit_code != 0
+    assert "no audio for excerpt(s) 004" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--model", str(out)])
+    assert res.exit_code != 0 and "no such data set folder" in res.output

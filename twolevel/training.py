@@ -1,0 +1,548 @@
+"""Joint training of A2Mid2E-Joint from cached spectrograms, and k-fold cross-validation.
+
+Each clip's un-normalised log spectrogram is computed once, with the model's own
+:meth:`Frontend.log_spectrogram` over the whole clip, and cached on disk (``<cache>/spec/``);
+training draws a random 10 s crop (313 frames, loop-padded when shorter) from it every time
+the clip is seen, which is the paper's random-window augmentation without re-running the STFT.
+Descriptor targets are cached the same way (``<cache>/desc/``).
+
+Loss = 0.5 MSE(emotions) + 0.5 MSE(mid-levels), each over the targets an item has (items of
+the mid-level data set have no emotion ratings). Adam (lr 5e-4, decoupled weight decay),
+batch 8, cosine learning-rate decay, and the state with the best validation Pearson r (average
+over the 8 emotions) is kept, with early stopping after ``patience`` epochs without gain.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import load_audio, window_starts
+from .checkpoint import save_checkpoint
+from .data import MidlevelDataset, SoundtracksDataset
+from .errors import CheckpointError, OptionError
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from .model import A2Mid2EJoint, ModelConfig, multiply_adds
+
+#: Part of every spectrogram cache key; bump when the front end changes.
+SPEC_CACHE_VERSION = 1
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache"
+
+
+# --- caches -------------------------------------------------------------------------------------
+
+def _file_key(path: Path, *settings) -> str:
+    st = path.stat()
+    text = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, *settings])
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def cached_spectrograms(paths: Sequence[Path], cache_dir: Path | None = None,
+                        progress: bool = False) -> list[np.ndarray]:
+    """Un-normalised log spectrogram ``(frames, 149)`` float32 of each whole clip, computed once.
+
+    The key is the file's path, size and modification time plus the front-end settings, so a
+    changed file is recomputed.
+    """
+    from .frontend import Frontend
+    from .labels import HOP_LENGTH, N_FFT, SAMPLE_RATE
+
+    cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "spec"
+    frontend: Frontend | None = None
+    out = []
+    it = _progress(paths, "spectrograms", progress)
+    for p in it:
+        p = Path(p)
+        f = cache / f"{_file_key(p, SPEC_CACHE_VERSION, SAMPLE_RATE, N_FFT, HOP_LENGTH, N_BANDS)}.npy"
+        if f.is_file():
+            out.append(np.load(f))
+            continue
+        if frontend is None:
+            frontend = Frontend().eval()
+        audio = load_audio(p)
+        with torch.inference_mode():
+            spec = frontend.log_spectrogram(torch.from_numpy(audio.samples)[None])[0].numpy().astype(np.float32)
+        _save_npy(f, spec)
+        out.append(spec)
+    return out
+
+
+def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
+    """Raw descriptors ``(n, 7)`` of each clip (:func:`twolevel.targets.raw_descriptors`), computed once."""
+    from .targets import DESCRIPTOR_VERSION, raw_descriptors
+
+    cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "desc"
+    rows = []
+    for p in _progress(paths, "descriptors", progress):
+        p = Path(p)
+        f = cache / f"{_file_key(p, 'desc', DESCRIPTOR_VERSION)}.npy"
+        if f.is_file():
+            rows.append(np.load(f))
+            continue
+        raw = raw_descriptors(load_audio(p).samples)
+        _save_npy(f, raw)
+        rows.append(raw)
+    return np.stack(rows) if rows else np.zeros((0, len(MIDLEVEL_NAMES)))
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="clip", leave=False)
+
+
+# --- training data -------------------------------------------------------------------------------
+
+@dataclass
+class TrainingSet:
+    """Items for joint training: spectrograms with emotion and/or mid-level targets (NaN = none)."""
+
+    ids: list[str]
+    specs: list[np.ndarray]
+    emotions: np.ndarray  # (n, 8), NaN where an item has no ratings
+    midlevels: np.ndarray  # (n, 7), NaN where an item has no mid-level targets
+    categories: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, index) -> "TrainingSet":
+        index = [int(i) for i in index]
+        cats = [self.categories[i] for i in index] if self.categories else []
+        return TrainingSet([self.ids[i] for i in index], [self.specs[i] for i in index],
+                           self.emotions[index], self.midlevels[index], cats)
+
+    @staticmethod
+    def concat(a: "TrainingSet", b: "TrainingSet") -> "TrainingSet":
+        cats = (a.categories or [""] * len(a)) + (b.categories or [""] * len(b))
+        return TrainingSet(a.ids + b.ids, a.specs + b.specs, np.concatenate([a.emotions, b.emotions]),
+                           np.concatenate([a.midlevels, b.midlevels]), cats)
+
+
+def soundtracks_training_set(ds: SoundtracksDataset, cache_dir: Path | None = None, progress: bool = False,
+                             midlevel_targets: str = "descriptors") -> TrainingSet:
+    """Soundtracks clips with ratings/10 and (``descriptors``) rank-mapped descriptor targets.
+
+    With ``midlevel_targets="none"`` the mid-level targets are left NaN (filled from annotations).
+    """
+    from .targets import rank_map
+
+    specs = cached_spectrograms(ds.audio_paths, cache_dir, progress)
+    if midlevel_targets == "descriptors":
+        mid = rank_map(cached_descriptors(ds.audio_paths, cache_dir, progress))
+    else:
+        mid = np.full((len(ds), len(MIDLEVEL_NAMES)), np.nan)
+    return TrainingSet(list(ds.ids), specs, ds.ratings.copy(), mid, list(ds.categories))
+
+
+def with_annotations(st: TrainingSet, ann: MidlevelDataset, cache_dir: Path | None = None,
+                     progress: bool = False) -> TrainingSet:
+    """Soundtracks items get the human mid-level values of their linked song; unlinked songs become
+    mid-level-only items. Songs linked to Soundtracks excerpts *not* in ``st`` are left out, so
+    held-out excerpts never reach training through the mid-level data set."""
+    links = ann.soundtracks_ids  # song_id -> soundtracks number
+    pos = {s: i for i, s in enumerate(st.ids)}
+    mid = np.full_like(st.midlevels, np.nan)
+    extra = []
+    for row, song in enumerate(ann.ids):
+        if song in links:
+            if links[song] in pos:
+                mid[pos[links[song]]] = ann.values[row]
+            continue
+        extra.append(row)
+    merged = TrainingSet(list(st.ids), list(st.specs), st.emotions.copy(), mid, list(st.categories))
+    if extra:
+        specs = cached_spectrograms([ann.audio_paths[r] for r in extra], cache_dir, progress)
+        other = TrainingSet([f"mid:{ann.ids[r]}" for r in extra], specs,
+                            np.full((len(extra), len(EMOTION_NAMES)), np.nan), ann.values[extra],
+                            ["midlevel"] * len(extra))
+        merged = TrainingSet.concat(merged, other)
+    return merged
+
+
+def spectrogram_stats(specs: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One data-set-wide mean and standard deviation over all frames and bands."""
+    n = sum(s.size for s in specs)
+    total = sum(float(s.sum(dtype=np.float64)) for s in specs)
+    mean = total / n
+    var = sum(float(((s.astype(np.float64) - mean) ** 2).sum()) for s in specs) / n
+    return mean, math.sqrt(max(var, 1e-12))
+
+
+def crop(spec: torch.Tensor, start: int, frames: int = WINDOW_FRAMES) -> torch.Tensor:
+    """``frames`` consecutive frames from ``start`` (loop-padded when the clip is shorter)."""
+    n = spec.shape[0]
+    if n < frames:
+        reps = -(-frames // n)
+        return spec.repeat(reps, 1)[:frames]
+    return spec[start:start + frames]
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Pearson r per column (NaN where a column is constant or has < 2 finite pairs)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    out = np.full(pred.shape[1], np.nan)
+    for j in range(pred.shape[1]):
+        ok = np.isfinite(pred[:, j]) & np.isfinite(true[:, j])
+        if ok.sum() < 2:
+            continue
+        a = pred[ok, j] - pred[ok, j].mean()
+        b = true[ok, j] - true[ok, j].mean()
+        den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+        if den > 0:
+            out[j] = float((a * b).sum() / den)
+    return out
+
+
+@torch.inference_mode()
+def predict_spectrograms(model: A2Mid2EJoint, specs: Sequence[np.ndarray], batch_size: int = 32
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Clip-level ``(mid (n, 7), emo (n, 8))``: the mean over consecutive 10 s windows, as in predict."""
+    model.eval()
+    windows, owner = [], []
+    for i, s in enumerate(specs):
+        t = torch.from_numpy(np.asarray(s))
+        for start in window_starts(t.shape[0], WINDOW_FRAMES):
+            windows.append(crop(t, int(start)))
+            owner.append(i)
+    mids = []
+    for b in range(0, len(windows), batch_size):
+        x = torch.stack(windows[b:b + batch_size]).to(model.device)
+        x = model.frontend.normalise(x).unsqueeze(1)
+        mid, _ = model.forward_spectrogram(x)
+        mids.append(mid.double().cpu().numpy())
+    mid_w = np.concatenate(mids) if mids else np.zeros((0, len(MIDLEVEL_NAMES)))
+    owner_a = np.asarray(owner)
+    mid = np.stack([mid_w[owner_a == i].mean(axis=0) for i in range(len(specs))])
+    w = model.emotion.weight.detach().cpu().double().numpy()
+    b = model.emotion.bias.detach().cpu().double().numpy()
+    return mid, mid @ w.T + b
+
+
+def score(model: A2Mid2EJoint, data: TrainingSet) -> dict:
+    """Pearson r per emotion and mid-level output on ``data`` (clip level), plus the emotion average."""
+    mid, emo = predict_spectrograms(model, data.specs)
+    r_emo = pearson(emo, data.emotions)
+    r_mid = pearson(mid, data.midlevels)
+    return {"emotions": dict(zip(EMOTION_NAMES, map(float, r_emo))),
+            "midlevels": dict(zip(MIDLEVEL_NAMES, map(float, r_mid))),
+            "average": float(np.nanmean(r_emo)) if np.isfinite(r_emo).any() else float("nan"),
+            "midlevel_average": float(np.nanmean(r_mid)) if np.isfinite(r_mid).any() else float("nan")}
+
+
+# --- training ------------------------------------------------------------------------------------
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (saved in the checkpoint metadata)."""
+
+    width: float = 0.25
+    epochs: int = 120
+    batch_size: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # or "constant"
+    patience: int = 50
+    seed: int = 0
+    emotion_weight: float = 0.5
+    midlevel_weight: float = 0.5
+    dropout: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    ok = torch.isfinite(target)
+    if not bool(ok.any()):
+        return pred.sum() * 0.0
+    return ((pred - torch.nan_to_num(target)) ** 2)[ok].mean()
+
+
+def _set_seed(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    if cfg.schedule == "constant":
+        return 1.0
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(epoch, cfg.epochs) / max(cfg.epochs, 1)))
+
+
+#: Settings that may differ when resuming (train longer, wait longer).
+RESUMABLE_CHANGES = ("epochs", "patience")
+
+EpochCallback = Callable[[dict], None]
+
+
+def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None = None,
+          device: str | torch.device = "cpu", state_path: Path | None = None, resume: bool = False,
+          progress: bool = False, on_epoch: EpochCallback | None = None) -> tuple[A2Mid2EJoint, dict]:
+    """Train one model; returns ``(model, summary)``.
+
+    Args:
+        train_set: items to learn from.
+        cfg: hyper-parameters; ``cfg.epochs`` is the maximum number of epochs.
+        val_set: clips for early stopping (best average emotion r is kept). Without it the
+            state after the last epoch is returned.
+        state_path: where to write the resumable training state after every epoch.
+        resume: continue from ``state_path`` if it exists.
+        on_epoch: called with each epoch's record (epoch, losses, val r, seconds).
+    """
+    if cfg.batch_size < 2:
+        raise OptionError("batch size must be at least 2 (batch normalisation)")
+    if len(train_set) < 2:
+        raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+    device = torch.device(device)
+    gen = _set_seed(cfg.seed)
+    mean, std = spectrogram_stats(train_set.specs)
+    model = A2Mid2EJoint(ModelConfig(width=cfg.width, dropout=cfg.dropout), mean=mean, std=std)
+    with torch.no_grad():  # start the outputs at the targets' means
+        emo_mean = np.nan_to_num(np.nanmean(train_set.emotions, axis=0), nan=0.3) if np.isfinite(
+            train_set.emotions).any() else np.full(len(EMOTION_NAMES), 0.3)
+        mid_mean = np.nan_to_num(np.nanmean(train_set.midlevels, axis=0), nan=0.5) if np.isfinite(
+            train_set.midlevels).any() else np.full(len(MIDLEVEL_NAMES), 0.5)
+        model.midlevel.bias.copy_(torch.as_tensor(mid_mean, dtype=torch.float32))
+        model.emotion.bias.copy_(torch.as_tensor(emo_mean, dtype=torch.float32)
+                                 - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    specs = [torch.from_numpy(np.ascontiguousarray(s)) for s in train_set.specs]
+    emo_t = torch.as_tensor(train_set.emotions, dtype=torch.float32)
+    mid_t = torch.as_tensor(train_set.midlevels, dtype=torch.float32)
+    start_epoch, best_r, best_epoch, best_state, history = 0, -math.inf, -1, None, []
+    if resume and state_path is not None and Path(state_path).is_file():
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file is one message
+            raise CheckpointError(f"{state_path}: cannot resume ({str(err).splitlines()[0]})") from None
+        same = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+        old = {k: v for k, v in dict(st.get("config") or {}).items() if k not in RESUMABLE_CHANGES}
+        if old != same or st.get("n_train") != len(train_set):
+            raise CheckpointError(f"{state_path}: was written with other settings or data; "
+                                  "delete it or run without --resume")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        gen.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        start_epoch, best_r, best_epoch = st["epoch"], st["best_r"], st["best_epoch"]
+        best_state, history = st["best_state"], st["history"]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train w={cfg.width:g}", unit="epoch")
+    stale = 0 if best_epoch < 0 else start_epoch - 1 - best_epoch
+    n = len(train_set)
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(cfg, epoch)
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        sums = np.zeros(3)
+        batches = 0
+        for b in range(0, n, cfg.batch_size):
+            idx = order[b:b + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            xs = []
+            for i in idx.tolist():
+                frames = specs[i].shape[0]
+                start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
+                xs.append(crop(specs[i], start))
+            x = model.frontend.normalise(torch.stack(xs).to(device)).unsqueeze(1)
+            mid, emo = model.forward_spectrogram(x)
+            l_emo = masked_mse(emo, emo_t[idx].to(device))
+            l_mid = masked_mse(mid, mid_t[idx].to(device))
+            loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach())]
+            batches += 1
+        mean_loss = [float(v) / max(batches, 1) for v in sums]
+        rec = {"epoch": epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
+               "loss_midlevel": mean_loss[2], "lr": float(opt.param_groups[0]["lr"])}
+        improved = False
+        if val_set is not None and len(val_set):
+            s = score(model, val_set)
+            rec["val_r"] = float(s["average"])
+            rec["val_midlevel_r"] = float(s["midlevel_average"])
+            if np.isfinite(s["average"]) and s["average"] > best_r:
+                best_r, best_epoch, improved = float(s["average"]), epoch, True
+        else:
+            best_epoch, improved = epoch, True
+        if improved:
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            stale = 0
+        else:
+            stale += 1
+        rec["seconds"] = float(time.time() - t0)
+        history.append(rec)
+        if bar is not None:
+            post = {"loss": f"{rec['loss']:.4f}", "emo": f"{rec['loss_emotion']:.4f}", "mid": f"{rec['loss_midlevel']:.4f}"}
+            if "val_r" in rec:
+                post["val_r"] = f"{rec['val_r']:.3f}"
+                post["best"] = f"{best_r:.3f}@{best_epoch + 1}"
+            bar.set_postfix(post)
+            bar.update(1)
+        if on_epoch is not None:
+            on_epoch(rec)
+        if state_path is not None:
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                     "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_r": best_r,
+                     "best_epoch": best_epoch, "best_state": best_state, "history": history,
+                     "config": cfg.to_dict(), "n_train": len(train_set)}
+            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(str(state_path) + ".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, state_path)
+        if val_set is not None and len(val_set) and stale >= cfg.patience:
+            break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    summary = {"config": cfg.to_dict(), "epochs_run": len(history), "best_epoch": best_epoch + 1,
+               "best_val_r": best_r if val_set is not None else None, "normalisation": {"mean": mean, "std": std},
+               "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
+               "seconds": float(sum(h["seconds"] for h in history)), "history": history,
+               "multiply_adds": multiply_adds(cfg.width)}
+    return model, summary
+
+
+def save_trained(model: A2Mid2EJoint, path: Path, summary: dict, extra: dict | None = None,
+                 model_version: str | None = None) -> Path:
+    """Checkpoint with the training summary (history shortened) as metadata."""
+    meta = {k: v for k, v in summary.items() if k != "history"}
+    meta["final_epoch"] = summary["history"][-1] if summary.get("history") else None
+    meta.update(extra or {})
+    version = model_version or f"a2mid2e-joint-w{model.config.width:g}-seed{summary['config']['seed']}"
+    return save_checkpoint(model, path, model_version=version, metadata=meta)
+
+
+# --- cross-validation ----------------------------------------------------------------------------
+
+def stratified_folds(categories: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """Indices of ``k`` folds, each category spread evenly (deterministic for a seed)."""
+    if k < 2:
+        raise OptionError("cross-validation needs at least 2 folds")
+    if k > len(categories):
+        raise OptionError(f"{k} folds need at least {k} clips, got {len(categories)}")
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for cat in sorted(set(categories)):
+        idx = [i for i, c in enumerate(categories) if c == cat]
+        idx = list(rng.permutation(idx))
+        for j, i in enumerate(idx):
+            folds[(j + offset) % k].append(int(i))
+        offset += len(idx)
+    return [np.array(sorted(f)) for f in folds]
+
+
+def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run: Sequence[int] | None = None,
+                   device: str | torch.device = "cpu", results_path: Path | None = None, progress: bool = False,
+                   extra_train: Callable[[TrainingSet], TrainingSet] | None = None,
+                   log: Callable[[str], None] | None = None) -> dict:
+    """k-fold CV: per fold, the test fold is held out, 1/(k-1)... of the rest validates early stopping.
+
+    For each fold the remaining clips are split again (stratified) into ``k - 1`` parts, one of
+    which is the validation set; r is reported on the test fold for the best-validation state
+    and for the state after the last epoch. Results are written to ``results_path`` after every
+    fold, and folds already there are not run again.
+    """
+    cats = data.categories or [""] * len(data)
+    folds = stratified_folds(cats, k, cfg.seed)
+    results = {"k": k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width), "folds": {}}
+    if results_path is not None and Path(results_path).is_file():
+        old = json.loads(Path(results_path).read_text())
+        if old.get("config") == cfg.to_dict() and old.get("k") == k:
+            results["folds"] = old.get("folds", {})
+    for f in (folds_to_run if folds_to_run is not None else range(k)):
+        if str(f) in results["folds"]:
+            continue
+        test_idx = folds[f]
+        rest = np.array(sorted(set(range(len(data))) - set(test_idx.tolist())))
+        inner = stratified_folds([cats[i] for i in rest], k - 1, cfg.seed + 1000 + f)
+        val_idx = rest[inner[0]]
+        train_idx = np.array(sorted(set(rest.tolist()) - set(val_idx.tolist())))
+        train_set = data.subset(train_idx)
+        if extra_train is not None:
+            train_set = extra_train(train_set)
+
+        def on_epoch(rec, f=f):
+            if log is not None:
+                log(json.dumps({"fold": f, **{k2: (round(v, 5) if isinstance(v, float) else v)
+                                                for k2, v in rec.items()}}))
+
+        model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
+                               on_epoch=on_epoch)
+        best = score(model, data.subset(test_idx))
+        results["folds"][str(f)] = {"test_ids": [data.ids[i] for i in test_idx], "best_epoch": summary["best_epoch"],
+                                    "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
+                                    "test": best, "seconds": summary["seconds"],
+                                    "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
+        if log is not None:
+            log(json.dumps({"fold": f, "test_average": best["average"], "best_epoch": summary["best_epoch"]}))
+        if results_path is not None:
+            Path(results_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(results_path).write_text(json.dumps(results, indent=1))
+    results["summary"] = summarise_cv(results)
+    if results_path is not None:
+        Path(results_path).write_text(json.dumps(results, indent=1))
+    return results
+
+
+def summarise_cv(results: dict) -> dict:
+    """Mean and sd over finished folds of each emotion's test r and of the average."""
+    folds = list(results.get("folds", {}).values())
+    out: dict = {"n_folds": len(folds)}
+    if not folds:
+        return out
+    for name in (*EMOTION_NAMES, "average"):
+        vals = np.array([f["test"]["emotions"][name] if name != "average" else f["test"]["average"] for f in folds])
+        out[name] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+    mids = np.array([f["test"]["midlevel_average"] for f in folds])
+    out["midlevel_average"] = {"mean": float(np.nanmean(mids)), "sd": float(np.nanstd(mids, ddof=1)) if len(mids) > 1 else 0.0}
+    out["best_epochs"] = [f["best_epoch"] for f in folds]
+    out["epoch_seconds"] = float(np.mean([f["epoch_seconds"] for f in folds]))
+    return out
+
+
+def format_cv_table(results: dict) -> str:
+    s = results.get("summary") or summarise_cv(results)
+    if not s.get("n_folds"):
+        return "no finished folds"
+    head = "  ".join(f"{e[:5]:>11}" for e in (*EMOTION_NAMES, "average"))
+    row = "  ".join(f"{s[e]['mean']:.3f}±{s[e]['sd']:.3f}" for e in (*EMOTION_NAMES, "average"))
+    return (f"width {results['config']['width']:g}, {s['n_folds']}/{results['k']} folds, "
+            f"{results['multiply_adds'] / 1e9:.3f} GMAC per 10 s window\n{head}\n{row}")
