@@ -94,18 +94,23 @@ def spectrogram_figure(spec, labels, band_hz, duration, path: Path, title: str) 
 
 
 def explanation_figure(spec, labels, selection: dict, band_hz, duration, path: Path) -> Path:
-    """Positive and negative explanation: the selected segments in colour over the greyed input."""
+    """Positive and negative explanation: the selected segments at full contrast, the rest faded out."""
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), sharey=True)
     vmin, vmax = float(np.min(spec)), float(np.max(spec))
-    for ax, side, cmap in ((axes[0], "positive", "Blues"), (axes[1], "negative", "Reds")):
+    edges = _boundaries(labels)
+    for ax, side, colour in ((axes[0], "positive", POSITIVE), (axes[1], "negative", NEGATIVE)):
         ids = selection[side]
         chosen = np.zeros(int(labels.max()) + 1, dtype=bool)
         chosen[np.asarray(ids, dtype=np.int64)] = True
         mask = chosen[labels]
-        _show_spec(ax, spec, duration, cmap="gray_r", alpha=0.25, vmin=vmin, vmax=vmax)
-        if mask.any():
-            _show_spec(ax, np.where(mask, spec, np.nan), duration, cmap=cmap, vmin=vmin, vmax=vmax)
-            _show_spec(ax, np.where(_boundaries(labels) & mask, 1.0, np.nan), duration, cmap="gray", vmin=0, vmax=1)
+        _show_spec(ax, spec, duration, cmap="magma", vmin=vmin, vmax=vmax)
+        # Fade what is not selected with a white veil, and outline the selected segments in colour.
+        veil = np.zeros(spec.shape + (4,))
+        veil[~mask] = (1.0, 1.0, 1.0, 0.82)
+        rgb = matplotlib.colors.to_rgb(colour)
+        veil[edges & mask] = (*rgb, 1.0)
+        ax.imshow(np.transpose(veil, (1, 0, 2)), origin="lower", aspect="auto", interpolation="nearest",
+                  extent=(0, duration, -0.5, spec.shape[1] - 0.5))
         word = "raise" if side == "positive" else "lower"
         note = f"{len(ids)} segments that {word} it" if ids else "no segment selected (empty selection)"
         ax.set_title(f"{_pretty(selection['output'])}: {side} explanation - {note}", fontsize=10)

@@ -3,7 +3,8 @@
 Each sample is a 0/1 vector over segments (1 = the segment keeps its spectrogram values,
 0 = it is set to the hide value). The masks are built on the model's device by indexing the
 segment map with the 0/1 matrix (``keep = z[:, segment_map]``): one gather per batch, no Python
-loop per segment or per sample. All 7 mid-level and 8 emotion outputs come from the same passes.
+loop per segment or per sample (``torch.index_select`` on the flattened map, the same lookup).
+All 7 mid-level and 8 emotion outputs come from the same passes.
 """
 from __future__ import annotations
 
@@ -34,15 +35,20 @@ def perturbed_batch(spectrogram: torch.Tensor, segment_map: torch.Tensor, switch
     Args:
         spectrogram: ``(frames, bands)`` normalised input, on the device.
         segment_map: int64 ``(frames, bands)`` segment ids, on the device.
-        switches: bool ``(batch, n_segments)``, on the device.
+        switches: ``(batch, n_segments)`` 0/1 (bool, integer or float), on the device.
         hide_value: value of hidden cells (in the normalised input space).
 
     Returns:
-        ``(batch, 1, frames, bands)`` float tensor.
+        ``(batch, 1, frames, bands)`` float tensor: the input where a cell's segment is on,
+        ``hide_value`` where it is off.
     """
-    keep = switches[:, segment_map]  # (batch, frames, bands) by advanced indexing
-    hidden = torch.full((), hide_value, dtype=spectrogram.dtype, device=spectrogram.device)
-    return torch.where(keep, spectrogram, hidden).unsqueeze(1)
+    frames, bands = segment_map.shape
+    # One gather per batch: column j of the result is the switch of cell j's segment. index_select
+    # on a flat map is several times faster on CPU than z[:, segment_map] followed by torch.where.
+    keep = torch.index_select(switches.to(spectrogram.dtype), 1, segment_map.reshape(-1))
+    # keep * (x - hide) + hide: x where on, hide where off, in two in-place passes.
+    keep.mul_((spectrogram - hide_value).reshape(1, -1)).add_(hide_value)
+    return keep.view(-1, 1, frames, bands)
 
 
 @torch.inference_mode()
@@ -70,7 +76,7 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     total = len(switches)
     outputs = None
     for start in range(0, total, batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(switches[start:start + batch_size])).to(device).bool()
+        chunk = torch.from_numpy(np.ascontiguousarray(switches[start:start + batch_size])).to(device)
         mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
         both = torch.cat([mid, emo], dim=1).double().cpu().numpy()
         if outputs is None:

@@ -1,0 +1,89 @@
+"""Segmentation and perturbation sampling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from twolevel.explain.planted import PlantedModel, planted_audio
+from twolevel.explain.sampling import perturbed_batch, run_perturbations, sample_switches
+from twolevel.explain.segments import consecutive_labels, segment_spectrogram
+
+
+@pytest.fixture(scope="module")
+def planted_input():
+    audio, frames, bands = planted_audio()
+    model = PlantedModel(frames=frames, bands=bands)
+    with torch.inference_mode():
+        spec = model.network.frontend(torch.from_numpy(audio.samples)[None])[0, 0, :313].numpy()
+    return model, spec
+
+
+def test_segments_start_at_zero_without_gaps(planted_input):
+    _, spec = planted_input
+    seg = segment_spectrogram(spec)
+    assert seg.labels.shape == (313, 149)
+    assert seg.labels.min() == 0
+    assert set(np.unique(seg.labels)) == set(range(seg.n_segments))
+    assert seg.sizes().sum() == 313 * 149 and seg.sizes().min() >= 1
+    assert 20 < seg.n_segments < 1000
+    assert seg.mask([]).sum() == 0
+    assert seg.mask([0]).sum() == seg.sizes()[0]
+
+
+def test_segmentation_of_a_real_clip_has_about_the_papers_count(tiny_model, example_clip):
+    audio = tiny_model.load_audio(example_clip)
+    with torch.inference_mode():
+        spec = tiny_model.network.frontend(torch.from_numpy(audio.samples[:220500])[None])[0, 0, :313].numpy()
+    n = segment_spectrogram(spec).n_segments
+    assert 100 <= n <= 600  # the paper: about 300 for 10 s
+
+
+def test_consecutive_labels():
+    labels = np.array([[5, 5, 9], [2, 9, 9]])
+    out = consecutive_labels(labels)
+    assert out.min() == 0 and out.max() == 2
+    assert (out == out[0, 0]).sum() == 2
+
+
+def test_switches_first_row_all_ones_and_seeded():
+    a = sample_switches(100, 30, seed=3)
+    assert a.shape == (100, 30) and a.dtype == np.uint8
+    assert a[0].all()
+    assert set(np.unique(a[1:])) == {0, 1}
+    assert 0.4 < a[1:].mean() < 0.6
+    np.testing.assert_array_equal(a, sample_switches(100, 30, seed=3))
+    assert not np.array_equal(a, sample_switches(100, 30, seed=4))
+
+
+def test_masks_match_a_slow_reference():
+    rng = np.random.default_rng(0)
+    spec = rng.normal(size=(13, 7)).astype(np.float32)
+    seg = rng.integers(0, 5, size=(13, 7))
+    switches = sample_switches(6, 5, seed=1)
+    for hide in (0.0, -1.5):
+        fast = perturbed_batch(torch.from_numpy(spec), torch.from_numpy(seg), torch.from_numpy(switches), hide)
+        assert fast.shape == (6, 1, 13, 7)
+        slow = np.empty((6, 13, 7), dtype=np.float32)
+        for i in range(6):  # reference: one sample, one cell at a time
+            for r in range(13):
+                for c in range(7):
+                    slow[i, r, c] = spec[r, c] if switches[i, seg[r, c]] else hide
+        np.testing.assert_allclose(fast[:, 0].numpy(), slow, atol=1e-6)
+
+
+def test_run_perturbations_outputs_and_progress(planted_input):
+    model, spec = planted_input
+    seg = segment_spectrogram(spec)
+    switches = sample_switches(50, seg.n_segments, seed=0)
+    calls = []
+    out = run_perturbations(model.network, spec, seg.labels, switches, batch_size=16,
+                            progress=lambda done, total: calls.append((done, total)))
+    assert out.shape == (50, 15) and out.dtype == np.float64
+    assert calls[-1] == (50, 50) and len(calls) == 4
+    with torch.inference_mode():
+        mid, emo = model.network.forward_spectrogram(torch.from_numpy(spec)[None, None])
+    np.testing.assert_allclose(out[0], torch.cat([mid, emo], 1)[0].double().numpy(), rtol=1e-5)
+    # the same outputs whatever the batch size
+    np.testing.assert_allclose(out, run_perturbations(model.network, spec, seg.labels, switches, batch_size=7),
+                               rtol=1e-5, atol=1e-6)
