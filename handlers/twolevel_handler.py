@@ -62,7 +62,7 @@ DEFAULTS = {
     "explain_batch_size": 64,      # perturbed spectrograms per forward pass
     "griffin_lim_iters": 64,
     "batch_windows": 16,           # 10 s windows per forward pass for predictions
-    "threads": 0,                  # torch threads in the worker; 0: $TWOLEVEL_THREADS or 1
+    "threads": 1,                  # torch threads in the worker ($TWOLEVEL_THREADS overrides)
     "checkpoint": "",              # file in the archive; default: the manifest's serializedFile
 }
 
@@ -293,7 +293,7 @@ class TwolevelHandler(BaseHandler):
         self.manifest = context.manifest or {}
         yaml_config = getattr(context, "model_yaml_config", None) or {}
         self.config.update((yaml_config.get("handler") or {}))
-        threads = int(self.config.get("threads") or os.environ.get("TWOLEVEL_THREADS") or 1)
+        threads = int(os.environ.get("TWOLEVEL_THREADS") or self.config.get("threads") or 1)
         torch.set_num_threads(max(1, threads))
         props = context.system_properties
         model_dir = Path(props.get("model_dir") or ".")
