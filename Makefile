@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-serve test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,34 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# make demo: package the shipped model, start TorchServe (loopback, its own run folder), explain the
+# shipped example through the endpoint into out/, print where report.html is, and stop the server,
+# also when a step fails or is interrupted. Without Java or a shipped model: the local demo.
+DEMO_RUN     ?= runs/demo-serve
+DEMO_SAMPLES ?= 1000
+DEMO_CLIP    ?= twolevel/examples/enemy-unknown.ogg
+
 demo: install
-	$(BIN)/twolevel-cli demo --out out
+	@if ! $(BIN)/python -c "import sys; from twolevel.checkpoint import default_model_path as p; sys.exit(not p().is_file())"; then \
+	  echo "demo: no trained model shipped yet: running the local demo instead"; \
+	  $(BIN)/twolevel-cli demo --out out; \
+	elif ! command -v java >/dev/null 2>&1 && [ ! -x "$$JAVA_HOME/bin/java" ]; then \
+	  echo "demo: Java is not installed, so TorchServe cannot run: running the local demo instead"; \
+	  $(BIN)/twolevel-cli demo --out out; \
+	else \
+	  $(MAKE) --no-print-directory demo-serve; \
+	fi
+
+demo-serve: install
+	@set -e; \
+	trap '$(BIN)/twolevel-cli serve stop --run-dir $(DEMO_RUN)' EXIT; \
+	trap 'exit 130' INT TERM; \
+	$(BIN)/twolevel-cli package --out $(DEMO_RUN)/model_store; \
+	$(BIN)/twolevel-cli serve start --run-dir $(DEMO_RUN) --model-store $(DEMO_RUN)/model_store; \
+	endpoint=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_RUN)/server.json'))['inference_address'])"); \
+	TWOLEVEL_RUN_DIR=$(DEMO_RUN) $(BIN)/twolevel-cli explain $(DEMO_CLIP) --endpoint $$endpoint \
+	  --target articulation --samples $(DEMO_SAMPLES) --out out; \
+	echo; echo "report: $$(pwd)/out/report.html (explained through TorchServe at $$endpoint)"
 
 test: install
 	$(BIN)/python -m pytest -q tests
