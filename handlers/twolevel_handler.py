@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 import torch
@@ -333,10 +334,11 @@ class TwolevelHandler(BaseHandler):
             logger.error("request %d failed", idx, exc_info=err)
         else:
             logger.info("request %d refused: %s: %s", idx, body["error"], body["message"])
-        self._respond(idx, status, body["message"][:200])
+        # The reason phrase is the standard one (ASCII, no user text); the message is in the JSON body.
+        self._respond(idx, status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error")
         return json.dumps(body).encode("utf-8")
 
-    def _respond(self, idx: int, status: int = 200, phrase: str = "") -> None:
+    def _respond(self, idx: int, status: int = 200, phrase: str = "OK") -> None:
         if self.context is None or getattr(self.context, "request_processor", None) is None:
             return
         self.context.set_response_status(status, phrase, idx=idx)
