@@ -286,6 +286,41 @@ def test_worker_killed_mid_request_is_restarted(server, client, example_bytes):
     assert new_pids and new_pids[0] != pids[0]
 
 
+def test_cli_endpoint_gives_the_local_outputs(server, tiny_checkpoint, example_clip, tmp_path, monkeypatch):
+    """``predict --endpoint`` and ``explain --endpoint`` against the same commands run locally."""
+    pytest.importorskip("twolevel.explain")
+    from click.testing import CliRunner
+
+    from twolevel_cli.main import cli
+
+    monkeypatch.setenv("TWOLEVEL_TOKEN", server["token"])
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    runner = CliRunner()
+    remote = runner.invoke(cli, ["predict", "--json", "--endpoint", server["inference_address"], str(example_clip), str(bad)])
+    local = runner.invoke(cli, ["predict", "--json", "--model", str(tiny_checkpoint), str(example_clip), str(bad)])
+    assert remote.exit_code == 0 and local.exit_code == 0, remote.output + local.output
+    r, l = json.loads(remote.stdout), json.loads(local.stdout)
+    assert [e["error"] for e in r["errors"]] == [e["error"] for e in l["errors"]] == ["not_audio"]
+    assert r["predictions"][0]["name"] == l["predictions"][0]["name"]
+    for k, v in l["predictions"][0]["emotions"].items():
+        assert r["predictions"][0]["emotions"][k] == pytest.approx(v, rel=1e-4, abs=1e-5)
+
+    args = [str(example_clip), "--target", "tension", "--samples", "500", "--seed", "4", "--iterations", "8"]
+    remote = runner.invoke(cli, ["explain", *args, "--endpoint", server["inference_address"], "--out", str(tmp_path / "remote")])
+    local = runner.invoke(cli, ["explain", *args, "--model", str(tiny_checkpoint), "--out", str(tmp_path / "local")])
+    assert remote.exit_code == 0 and local.exit_code == 0, remote.output + local.output
+    for side in ("remote", "local"):
+        assert (tmp_path / side / "report.html").is_file()
+    r = json.loads((tmp_path / "remote" / "explanation.json").read_text())
+    l = json.loads((tmp_path / "local" / "explanation.json").read_text())
+    assert r["name"] == l["name"] == Path(example_clip).name
+    assert r["target"] == l["target"] == "tension"
+    assert [s["positive"] for s in r["selections"]] == [s["positive"] for s in l["selections"]]
+    assert [s["negative"] for s in r["selections"]] == [s["negative"] for s in l["selections"]]
+    assert sorted(r["files"]["audio"]) == sorted(l["files"]["audio"])
+
+
 def test_metrics_are_prometheus(server):
     with urllib.request.urlopen(f"{server['metrics_address']}/metrics", timeout=10) as resp:
         text = resp.read().decode()
