@@ -334,7 +334,10 @@ def start(run, model_store, mar, port, management_port, metrics_port, config, th
     click.echo(f"  inference:  {info['inference_address']}   e.g. twolevel-cli predict --endpoint "
                f"{info['inference_address']} song.mp3")
     click.echo(f"  management: {info['management_address']}   metrics: {info['metrics_address']}/metrics")
-    click.echo(f"  inference token: in {info['key_file']} (\"inference\" -> \"key\"); the CLI finds it there")
+    found = Path(info["run_dir"]) == default_run_dir().resolve()
+    click.echo(f"  inference token: in {info['key_file']} (\"inference\" -> \"key\"); "
+               + ("the CLI finds it there" if found else
+                  f"the CLI finds it with TWOLEVEL_RUN_DIR={info['run_dir']} (or pass --token)"))
     click.echo(f"  logs: {info['log_dir']}")
     click.echo(f"  stop with: twolevel-cli serve stop{' --run-dir ' + run if run else ''}")
 

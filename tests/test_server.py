@@ -321,6 +321,18 @@ def test_cli_endpoint_gives_the_local_outputs(server, tiny_checkpoint, example_c
     assert sorted(r["files"]["audio"]) == sorted(l["files"]["audio"])
 
 
+def test_second_start_in_the_same_run_folder_is_refused_and_status_reports(server):
+    from click.testing import CliRunner
+
+    from twolevel_cli.main import cli
+
+    with pytest.raises(TwolevelError) as err:
+        start_server(server["run"], Path(server["model_store"]), wait=5)
+    assert err.value.code == "already_running"
+    result = CliRunner().invoke(cli, ["serve", "status", "--run-dir", str(server["run"])])
+    assert result.exit_code == 0 and "model ready" in result.output and server["inference_address"] in result.output
+
+
 def test_metrics_are_prometheus(server):
     with urllib.request.urlopen(f"{server['metrics_address']}/metrics", timeout=10) as resp:
         text = resp.read().decode()
