@@ -111,6 +111,9 @@ def explanation_figure(spec, labels, selection: dict, band_hz, duration, path: P
         veil[edges & mask] = (*rgb, 1.0)
         ax.imshow(np.transpose(veil, (1, 0, 2)), origin="lower", aspect="auto", interpolation="nearest",
                   extent=(0, duration, -0.5, spec.shape[1] - 0.5))
+        if not ids:
+            ax.text(duration / 2, spec.shape[1] / 2, "empty selection:\nno segment passed the threshold",
+                    ha="center", va="center", fontsize=12, color="#444444")
         word = "raise" if side == "positive" else "lower"
         note = f"{len(ids)} segments that {word} it" if ids else "no segment selected (empty selection)"
         ax.set_title(f"{_pretty(selection['output'])}: {side} explanation - {note}", fontsize=10)
@@ -331,8 +334,12 @@ def _render(d: dict, files: dict, effects_png: str, spec_png: str, per_output: l
         rows = []
         for what, text in AUDIO_KINDS.items():
             row = [e(text)]
+            empty_side = (what == "enhanced" and sel["empty"]) or (what in ("positive", "negative") and not sel[what])
             for method in METHODS:
                 key = f"{out}.{what}.{method}"
+                if empty_side:
+                    row.append("<span class='note'>nothing selected: no audio</span>")
+                    continue
                 row.append(_player(files, key, audio_format)
                            + (f"<br><span class='note'>spectral convergence {_fmt(conv.get(key), 3)}</span>"
                               if key in conv else ""))

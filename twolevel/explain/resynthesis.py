@@ -51,8 +51,24 @@ def stft(audio: torch.Tensor) -> torch.Tensor:
 
 
 def istft(spec: torch.Tensor, length: int) -> torch.Tensor:
-    """Inverse of :func:`stft` (least-squares overlap-add): ``(B, 1025, frames)`` -> ``(B, length)``."""
-    return torch.istft(spec, N_FFT, HOP_LENGTH, window=_window(spec.device), center=True, length=length)
+    """Inverse of :func:`stft` (least-squares overlap-add): ``(B, 1025, frames)`` -> ``(B, length)``.
+
+    Equivalent to ``torch.istft(..., center=True)`` (to float precision) but written as
+    irfft + ``fold`` with a window envelope, which is about a third faster on CPU, and Griffin-Lim
+    spends half its time here.
+    """
+    window = _window(spec.device)
+    frames = torch.fft.irfft(spec.transpose(1, 2), n=N_FFT) * window  # (B, frames, n_fft)
+    n_frames = frames.shape[1]
+    total = N_FFT + HOP_LENGTH * (n_frames - 1)
+    fold = dict(output_size=(1, total), kernel_size=(1, N_FFT), stride=(1, HOP_LENGTH))
+    signal = torch.nn.functional.fold(frames.transpose(1, 2), **fold)[:, 0, 0]
+    envelope = torch.nn.functional.fold((window ** 2).expand(1, n_frames, N_FFT).transpose(1, 2), **fold)[0, 0, 0]
+    start = N_FFT // 2  # undo the centring pad of the forward STFT
+    signal = signal[:, start:start + length] / envelope[start:start + length].clamp_min(1e-11)
+    if signal.shape[-1] < length:  # asked for more than the frames cover: zeros, as torch.istft gives
+        signal = torch.nn.functional.pad(signal, (0, length - signal.shape[-1]))
+    return signal
 
 
 def spectral_convergence(target_magnitude: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
@@ -88,9 +104,9 @@ def griffin_lim(magnitude: torch.Tensor, n_iter: int = 64, momentum: float = DEF
         # Project onto consistent spectrograms (ISTFT then STFT) ...
         projected = stft(istft(mag * phase, length))
         # ... then extrapolate along the last step (the "fast" part) and keep only the phase.
-        accelerated = projected + momentum * (projected - previous)
+        accelerated = torch.add(projected, projected - previous, alpha=momentum)
         previous = projected
-        phase = accelerated / accelerated.abs().clamp_min(1e-16)
+        phase = torch.sgn(accelerated)  # z / |z| (0 where z is 0)
     audio = istft(mag * phase, length)
     return audio[0] if squeeze else audio
 
@@ -126,7 +142,8 @@ class Resynthesis:
     Attributes:
         audio: name -> float32 ``(samples,)`` at 22,050 Hz. Names: ``input`` (the window as
             heard), ``original.griffinlim``, and for every explained output ``OUT``
-            ``OUT.{enhanced,positive,negative}.{griffinlim,originalphase}``.
+            ``OUT.{enhanced,positive,negative}.{griffinlim,originalphase}``, leaving out the side
+            of an empty selection (silence) and ``enhanced`` when both sides are empty.
         spectral_convergence: name -> float, for every name but ``input``.
         gain: the common gain applied to keep all peaks under :data:`PEAK`.
         iterations, momentum: Griffin-Lim settings.
@@ -169,10 +186,20 @@ def resynthesise(window: np.ndarray, band_masks: dict, filterbank: np.ndarray, n
     magnitude, phase = spec.abs(), torch.polar(torch.ones_like(spec.real), spec.angle())
     names, targets = ["original"], [magnitude]
     for output, (positive, negative) in band_masks.items():
+        # An empty side would be silence, and with both sides empty "enhanced" is the original:
+        # neither is worth inverting (the report says so instead of playing them).
+        has_positive, has_negative = bool(np.any(positive)), bool(np.any(negative))
         p = torch.as_tensor(linear_mask(positive, filterbank, spec.shape[-1]), dtype=torch.float32, device=device)
         n = torch.as_tensor(linear_mask(negative, filterbank, spec.shape[-1]), dtype=torch.float32, device=device)
-        names += [f"{output}.enhanced", f"{output}.positive", f"{output}.negative"]
-        targets += [magnitude * (1.0 + p - n).clamp_min(0.0), magnitude * p, magnitude * n]
+        if has_positive or has_negative:
+            names.append(f"{output}.enhanced")
+            targets.append(magnitude * (1.0 + p - n).clamp_min(0.0))
+        if has_positive:
+            names.append(f"{output}.positive")
+            targets.append(magnitude * p)
+        if has_negative:
+            names.append(f"{output}.negative")
+            targets.append(magnitude * n)
     targets = torch.stack(targets)
     with torch.inference_mode():
         by_griffin_lim = griffin_lim(targets, n_iter, momentum, length, seed)
