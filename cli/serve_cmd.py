@@ -193,12 +193,19 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
         d.mkdir(parents=True, exist_ok=True)
     (run / "key_file.json").unlink(missing_ok=True)
     ports = [p or free_port() for p in (port, management_port, metrics_port)]
+    # TorchServe 0.12 always opens its two gRPC ports too (no switch turns them off): give them
+    # free ports of their own so that two servers never collide, and keep them on loopback.
+    grpc_ports = [free_port(), free_port()]
     base = Path(config) if config else project_file("archives", "config.properties")
     props = dict(_read_properties(base))
     props.update({
         "inference_address": f"http://127.0.0.1:{ports[0]}",
         "management_address": f"http://127.0.0.1:{ports[1]}",
         "metrics_address": f"http://127.0.0.1:{ports[2]}",
+        "grpc_inference_address": "127.0.0.1",
+        "grpc_management_address": "127.0.0.1",
+        "grpc_inference_port": str(grpc_ports[0]),
+        "grpc_management_port": str(grpc_ports[1]),
         "model_store": str(store),
         "load_models": f"{model_name}={mar}",
     })

@@ -111,6 +111,42 @@ def test_server_runs_in_its_own_dirs_on_loopback(server):
     assert (run / "logs" / "ts_log.log").is_file()
     status = server_status(run)
     assert status["running"] and status["ready"]
+    listening = _listening_addresses(int(server["pid"]))
+    # HTTP inference, management, metrics, and TorchServe's two gRPC ports: all on loopback.
+    assert len(listening) >= 5, listening
+    assert all(host == "127.0.0.1" for host, _ in listening), listening
+
+
+def _listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """(host, port) of every TCP socket in LISTEN state owned by ``pid``, read from /proc."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:  # 0A = LISTEN
+                    continue
+                addr_hex, port_hex = local.split(":")
+                if len(addr_hex) == 8:
+                    host = ".".join(str(int(addr_hex[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                elif addr_hex == "0000000000000000FFFF0000" + "0100007F":
+                    host = "127.0.0.1"  # IPv4-mapped loopback
+                else:
+                    host = addr_hex
+                found.append((host, int(port_hex, 16)))
+    return found
 
 
 def test_predict_happy_path(client, example_clip, example_bytes, tiny_model):
