@@ -67,6 +67,19 @@ def test_too_few_samples_names_the_minimum(tiny_model, example_clip):
     assert err.value.code == "bad_offset"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    """The CLI runs in this process and calls set_threads(): keep it (and later tests) at one thread.
+
+    On 2 shared, busy cores two torch threads spin against each other and everything after the
+    CLI test ran many times slower.
+    """
+    monkeypatch.setenv("TWOLEVEL_THREADS", "1")
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def _cli():
     from twolevel_cli.main import cli
 

@@ -32,9 +32,10 @@ def peaks(signal: np.ndarray, n: int) -> list[float]:
 
 
 def test_spectral_convergence_falls_with_iterations():
-    x = torch.from_numpy(tones(220.0, 660.0) + 0.01 * np.random.default_rng(0).standard_normal(44100).astype(np.float32))
+    x = tones(220.0, 660.0)[:22050] + 0.01 * np.random.default_rng(0).standard_normal(22050).astype(np.float32)
+    x = torch.from_numpy(x.astype(np.float32))
     mag = stft(x[None]).abs()
-    errors = [float(spectral_convergence(mag, griffin_lim(mag, n, length=x.shape[-1]))[0]) for n in (2, 8, 32, 96)]
+    errors = [float(spectral_convergence(mag, griffin_lim(mag, n, length=x.shape[-1]))[0]) for n in (2, 8, 32)]
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.5 * errors[0]
 
