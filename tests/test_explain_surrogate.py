@@ -96,3 +96,15 @@ def test_jaccard_and_stability():
     s = selection_stability(runs)
     assert s["pairs"] == 3
     assert s["positive"] == pytest.approx((1 + 0.5 + 0.5) / 3)
+
+
+def test_block_accumulation_gives_the_same_fit(monkeypatch):
+    import twolevel.explain.surrogate as surrogate
+
+    z, y = _problem(n=1000, k=30, seed=2)
+    whole = fit_surrogate(z, y)
+    monkeypatch.setattr(surrogate, "ROW_BLOCK", 97)  # many uneven blocks
+    blocked = fit_surrogate(z, y)
+    np.testing.assert_allclose(blocked.coef, whole.coef, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(blocked.pvalues, whole.pvalues, rtol=1e-8, atol=1e-300)
+    np.testing.assert_allclose(blocked.r2, whole.r2, rtol=1e-10)

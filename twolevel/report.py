@@ -258,7 +258,7 @@ def _player(files: dict, audio_name: str, audio_format: str) -> str:
     if not file:
         return "<span class='note'>not available</span>"
     src = html.escape(file)
-    return (f'<audio controls preload="none" src="{src}" type="{AUDIO_MIME[audio_format]}"></audio>'
+    return (f'<audio controls preload="none"><source src="{src}" type="{AUDIO_MIME[audio_format]}"></audio>'
             f'<br><a href="{src}"><code>{src}</code></a>')
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..effects import Effects
-from ..labels import EMOTION_NAMES, HOP_LENGTH, MIDLEVEL_NAMES, SAMPLE_RATE, TARGET_NAMES
+from ..labels import EMOTION_NAMES, HOP_LENGTH, MIDLEVEL_NAMES, SAMPLE_RATE, TARGET_NAMES, WINDOW_SECONDS
 from .resynthesis import Resynthesis, audio_from_base64, audio_to_base64
 from .segments import Segmentation
 from .selection import Selection
@@ -136,7 +136,7 @@ class Explanation:
             "model_version": self.model_version,
             "target": self.target,
             "target_kind": self.target_kind,
-            "window": {"offset": self.offset, "duration": self.spectrogram.shape[0] * HOP_LENGTH / SAMPLE_RATE,
+            "window": {"offset": self.offset, "duration": WINDOW_SECONDS,
                        "loop_padded": self.loop_padded, "frames": int(self.spectrogram.shape[0]),
                        "bands": int(self.spectrogram.shape[1]), "frame_rate": SAMPLE_RATE / HOP_LENGTH},
             "parameters": self.parameters,

@@ -17,6 +17,8 @@ from scipy import stats
 
 #: LIME's kernel width for images.
 KERNEL_WIDTH = 0.25
+#: Rows of the design matrix handled at once.
+ROW_BLOCK = 8192
 
 
 def cosine_distance_to_ones(switches: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
     Returns:
         :class:`SurrogateFit`. Needs ``n > k + 1``.
     """
-    x = np.asarray(switches, dtype=np.float64)
+    x = np.asarray(switches)
     y = np.asarray(outputs, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
@@ -81,14 +83,25 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         raise ValueError(f"{n} samples cannot fit {k} segment weights and an intercept")
     w = lime_kernel(cosine_distance_to_ones(x), kernel_width) if sample_weight is None else np.asarray(sample_weight, np.float64)
     root_w = np.sqrt(w)
-    # Whitened design with the intercept as the LAST column: coefficient j is column j of the
-    # switches, with no shift; the intercept is read off the end.
-    design = np.empty((n, k + 1))
-    np.multiply(x, root_w[:, None], out=design[:, :k])
-    design[:, k] = root_w
-    target = y * root_w[:, None]
-    gram = design.T @ design
-    rhs = design.T @ target
+
+    def whitened(rows: slice) -> np.ndarray:
+        # Whitened design with the intercept as the LAST column: coefficient j is column j of the
+        # switches, with no shift; the intercept is read off the end.
+        block = np.empty((len(root_w[rows]), k + 1))
+        np.multiply(x[rows], root_w[rows, None], out=block[:, :k])
+        block[:, k] = root_w[rows]
+        return block
+
+    # Normal equations accumulated over row blocks, so that memory stays at one block of the
+    # float64 design (50,000 x 300 would be 120 MB at once); float64 keeps them accurate to ~1e-12
+    # for these well-conditioned 0/1 designs.
+    blocks = [slice(i, min(i + ROW_BLOCK, n)) for i in range(0, n, ROW_BLOCK)]
+    gram = np.zeros((k + 1, k + 1))
+    rhs = np.zeros((k + 1, y.shape[1]))
+    for rows in blocks:
+        block = whitened(rows)
+        gram += block.T @ block
+        rhs += block.T @ (y[rows] * root_w[rows, None])
     try:
         factor = scipy.linalg.cho_factor(gram, lower=False, check_finite=False)
         beta = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
@@ -97,9 +110,11 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         gram_inv = np.linalg.pinv(gram)
         beta = gram_inv @ rhs
         gram_inv_diag = np.diag(gram_inv)
-    residual = target - design @ beta  # whitened residuals: sqrt(w) * (y - X beta)
+    ssr = np.zeros(y.shape[1])
+    for rows in blocks:  # weighted residual sum of squares, sum_i w_i (y_i - x_i beta)^2
+        residual = y[rows] * root_w[rows, None] - whitened(rows) @ beta
+        ssr += np.einsum("nt,nt->t", residual, residual)
     df_resid = n - (k + 1)
-    ssr = np.einsum("nt,nt->t", residual, residual)
     sigma2 = ssr / df_resid
     stderr_all = np.sqrt(np.outer(gram_inv_diag, sigma2))  # (k + 1, t)
     with np.errstate(divide="ignore", invalid="ignore"):
