@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from ..audio import Audio, loop_pad
+from ..audio import Audio, load_audio, loop_pad
 from ..effects import Effects
 from ..errors import OptionError
 from ..frontend import band_centre_frequencies
@@ -123,7 +123,8 @@ def explain(model, audio: Audio, target: str = "articulation", n_samples: int = 
     Args:
         model: a :class:`twolevel.predict.TwoLevelModel` (or any object whose ``.network`` has
             ``forward_spectrogram`` and ``.frontend``).
-        audio: decoded :class:`twolevel.audio.Audio` (22,050 Hz mono).
+        audio: decoded :class:`twolevel.audio.Audio` (22,050 Hz mono); a path or file bytes are
+            decoded first.
         target: a mid-level or emotion name. For an emotion, the ``top_midlevels`` mid-levels with
             the largest |effect| on it for this window are traced too (same passes).
         n_samples: perturbation samples (paper: 50,000); at least 2 x (segments + 1).
@@ -147,8 +148,13 @@ def explain(model, audio: Audio, target: str = "articulation", n_samples: int = 
     if not _is_int(seed) or seed < 0:
         raise OptionError(f"seed must be a non-negative whole number, got {seed!r}", code="bad_seed")
     network, frontend = _network_and_frontend(model)
+    if not isinstance(audio, Audio):  # a path or file bytes: decode with the model's own limits
+        audio = model.load_audio(audio) if hasattr(model, "load_audio") else load_audio(audio)
     device = network_device(network)
     window, loop_padded = explain_window(audio.samples, offset)
+    # Dropout or batch statistics would make every sample random: explain the network in eval mode.
+    if network.training:
+        network.eval()
     timings = {}
 
     t = time.perf_counter()
