@@ -23,7 +23,6 @@ import torch
 from twolevel import example_path
 from twolevel.explain import explain
 from twolevel.explain.resynthesis import griffin_lim, stft
-from twolevel.explain.sampling import sample_switches
 from twolevel.explain.segments import segment_spectrogram
 from twolevel.labels import SAMPLE_RATE, TARGET_NAMES, WINDOW_FRAMES, WINDOW_SAMPLES
 from twolevel.model import A2Mid2EJoint, ModelConfig, pick_device
