@@ -121,20 +121,24 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
 
         model = TwoLevelModel.load(model_path, device=device)
         audio = model.load_audio(file)
-        first = None
         for k, s in enumerate(seeds):
-            with tqdm(total=samples, unit="sample", unit_scale=True, dynamic_ncols=True, leave=True,
-                      desc=f"{target} (seed {s})") as bar:
-                def progress(done, total, bar=bar):
-                    bar.update(done - bar.n)
-                    if done >= total:  # stop the clock: the rate shown is the sampling rate alone
-                        bar.close()
+            bars = []  # opened at the first batch, so that refused options print no empty bar
 
+            def progress(done, total, bars=bars, seed=s):
+                if not bars:
+                    bars.append(tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True,
+                                     desc=f"{target} (seed {seed})"))
+                bars[0].update(done - bars[0].n)
+                if done >= total:  # stop the clock: the rate shown is the sampling rate alone
+                    bars[0].close()
+
+            try:
                 exp = run_explain(model, audio, target=target, n_samples=samples, ratio=ratio, seed=s,
                                   batch_size=batch_size, offset=offset, resynthesis=(k == 0),
                                   griffin_lim_iters=iterations, progress=progress)
-            if first is None:
-                first = exp
+            finally:
+                for bar in bars:
+                    bar.close()
             runs.append(exp.to_dict(include_audio=(k == 0)))
     data = runs[0]
     if repeats > 1:
