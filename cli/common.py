@@ -12,10 +12,15 @@ from twolevel.errors import TwolevelError
 
 
 def set_threads() -> None:
-    """Use the cores we have for torch, and keep BLAS single-threaded beside it (no oversubscription)."""
+    """Give torch half the cores (at least one), or ``$TWOLEVEL_THREADS``.
+
+    Decoding, BLAS and the other processes of a small shared machine need the rest: on 2 shared
+    cores, 2 torch threads made an explanation 3x slower than 1 (Griffin-Lim 15x), because the
+    threads kept waiting for each other.
+    """
     import torch
 
-    n = int(os.environ.get("TWOLEVEL_THREADS", os.cpu_count() or 1))
+    n = int(os.environ.get("TWOLEVEL_THREADS") or max(1, (os.cpu_count() or 2) // 2))
     torch.set_num_threads(max(1, n))
 
 

@@ -62,8 +62,9 @@ def _print_human(data: dict, report: Path) -> None:
               help="Mid-level feature or emotion to explain: " + ", ".join(MIDLEVEL_NAMES + EMOTION_NAMES) + ".")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out", show_default=True,
               help="Folder for report.html, its pictures and audio, and explanation.json.")
-@click.option("--samples", type=int, default=50_000, show_default=True,
-              help="Perturbation samples (the paper's 50,000; at least 2 x (segments + 1)).")
+@click.option("--samples", type=int, default=None,
+              help="Perturbation samples, at least 2 x (segments + 1). Default: the paper's 50,000 "
+                   "locally; with --endpoint, the server's default (its cap bounds a request).")
 @click.option("--ratio", type=float, default=1e-6, show_default=True, help="Keep segments with p / |weight| < RATIO.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (samples, Griffin-Lim).")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Perturbed spectrograms per forward pass.")
@@ -115,6 +116,10 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
     else:
         set_threads()
         from tqdm import tqdm
+
+        from twolevel.explain import DEFAULT_SAMPLES
+
+        samples = DEFAULT_SAMPLES if samples is None else samples
 
         from twolevel.explain import explain as run_explain
         from twolevel.predict import TwoLevelModel

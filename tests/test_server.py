@@ -356,6 +356,13 @@ def test_cli_endpoint_gives_the_local_outputs(server, tiny_checkpoint, example_c
     assert [s["negative"] for s in r["selections"]] == [s["negative"] for s in l["selections"]]
     assert sorted(r["files"]["audio"]) == sorted(l["files"]["audio"])
 
+    # Without --samples, a remote explanation takes the server's default (500 here), not the
+    # local default of 50,000 that the server's cap would refuse.
+    default = runner.invoke(cli, ["explain", str(example_clip), "--target", "tension", "--iterations", "8",
+                                  "--endpoint", server["inference_address"], "--out", str(tmp_path / "default")])
+    assert default.exit_code == 0, default.output
+    assert json.loads((tmp_path / "default" / "explanation.json").read_text())["parameters"]["n_samples"] == 500
+
 
 def test_second_start_in_the_same_run_folder_is_refused_and_status_reports(server):
     from click.testing import CliRunner
