@@ -28,6 +28,8 @@ install: $(VENV)/.installed
 DEMO_RUN     ?= runs/demo-serve
 DEMO_SAMPLES ?= 1000
 DEMO_CLIP    ?= twolevel/examples/enemy-unknown.ogg
+# An emotion, so the demo shows both levels: energy <- its strongest mid-levels <- spectrogram segments.
+DEMO_TARGET  ?= energy
 
 demo: install
 	@if ! $(BIN)/python -c "import sys; from twolevel.checkpoint import default_model_path as p; sys.exit(not p().is_file())"; then \
@@ -47,8 +49,9 @@ demo-serve: install
 	$(BIN)/twolevel-cli package --out $(DEMO_RUN)/model_store; \
 	$(BIN)/twolevel-cli serve start --run-dir $(DEMO_RUN) --model-store $(DEMO_RUN)/model_store; \
 	endpoint=$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_RUN)/server.json'))['inference_address'])"); \
+	TWOLEVEL_RUN_DIR=$(DEMO_RUN) $(BIN)/twolevel-cli predict $(DEMO_CLIP) --endpoint $$endpoint --effects out; \
 	TWOLEVEL_RUN_DIR=$(DEMO_RUN) $(BIN)/twolevel-cli explain $(DEMO_CLIP) --endpoint $$endpoint \
-	  --target articulation --samples $(DEMO_SAMPLES) --out out; \
+	  --target $(DEMO_TARGET) --samples $(DEMO_SAMPLES) --out out; \
 	echo; echo "report: $$(pwd)/out/report.html (explained through TorchServe at $$endpoint)"
 
 test: install
