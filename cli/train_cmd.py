@@ -40,10 +40,10 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 
 @click.command()
 @click.argument("dataset_dir", type=click.Path())
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="archives/twolevel-default.pt",
-              show_default=True, help="Checkpoint to write (with --folds: the cross-validation report, .json).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Checkpoint to write (with --folds: the cross-validation report, .json).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, crops, folds).")
-@click.option("--epochs", default=120, show_default=True, help="Epochs (the maximum when validating).")
+@click.option("--epochs", default=80, show_default=True, help="Epochs (the maximum when validating).")
 @click.option("--width", default=0.25, show_default=True, type=float,
               help="Channel multiplier of the CNN (1.0 = the paper's network).")
 @device_option

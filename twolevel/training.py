@@ -259,7 +259,7 @@ class TrainConfig:
     """Hyper-parameters of one training run (saved in the checkpoint metadata)."""
 
     width: float = 0.25
-    epochs: int = 120
+    epochs: int = 80
     batch_size: int = 8
     lr: float = 5e-4
     weight_decay: float = 1e-4

@@ -1,0 +1,39 @@
+"""Markdown table of cross-validation reports written by ``twolevel-cli train --folds K``.
+
+    python benchmarks/cv_report.py runs/cv-w0.125.json runs/cv-w0.25.json
+
+Prints, per report: width, folds finished, multiply-adds per 10 s window, mean +- sd over folds
+of the test Pearson r of each emotion and of their average, the mean epoch time and best epochs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from twolevel.labels import EMOTION_NAMES
+from twolevel.training import summarise_cv
+
+
+def rows(paths: list[str]) -> list[str]:
+    short = {"valence": "val", "energy": "ener", "tension": "tens", "anger": "ang", "fear": "fear",
+             "happy": "hap", "sad": "sad", "tender": "tend"}
+    out = ["| width | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
+           + " | **avg** | mid-level r | s / epoch | best epochs |",
+           "|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 4)]
+    for p in paths:
+        res = json.load(open(p))
+        s = summarise_cv(res)
+        if not s.get("n_folds"):
+            out.append(f"| {res['config']['width']:g} | 0/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | (no fold finished) |")
+            continue
+        cells = [f"{s[e]['mean']:.2f} ± {s[e]['sd']:.2f}" for e in EMOTION_NAMES]
+        avg = s["average"]
+        out.append(f"| {res['config']['width']:g} | {s['n_folds']}/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | "
+                   + " | ".join(cells) + f" | **{avg['mean']:.3f} ± {avg['sd']:.3f}** | "
+                   f"{s['midlevel_average']['mean']:.2f} | {s['epoch_seconds']:.1f} | "
+                   f"{', '.join(map(str, s['best_epochs']))} |")
+    return out
+
+
+if __name__ == "__main__":
+    print("\n".join(rows(sys.argv[1:])))
