@@ -164,8 +164,11 @@ def _clean(x: float):
 @click.option("--midlevel/--no-midlevel", default=False,
               help="Also report mid-level r against descriptor targets (computed and cached; table output only).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Descriptor cache for --midlevel.")
+@click.option("--midlevel-annotations", type=click.Path(dir_okay=False), default=None,
+              help="annotations.csv (+ metadata.csv beside it) of the human mid-level data set: also report "
+                   "mid-level r on the excerpts it annotates (table output only).")
 @friendly_errors
-def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir):
+def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midlevel_annotations):
     """Pearson r between a model's predictions and the ratings in DATASET_DIR.
 
     DATASET_DIR has the layout of Soundtracks Set 1 (mean_ratings_set1.csv, audio/NNN.mp3),
@@ -200,6 +203,19 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir):
     for e, v in zip(EMOTION_NAMES, r):
         click.echo(f"  {e:<18}r = {v:6.3f}")
     click.echo(f"  {'average':<18}r = {average:6.3f}")
+    if midlevel_annotations:
+        from twolevel.data import load_midlevel_annotations
+
+        ann = load_midlevel_annotations(midlevel_annotations, require_audio=False)
+        rows = ann.by_soundtracks_id()
+        have = [i for i, ident in enumerate(ds.ids) if ident in rows]
+        if len(have) < 3:
+            click.echo(f"  mid-level: only {len(have)} of these excerpts are annotated in {midlevel_annotations}")
+        else:
+            rm = pearson(mid[have], ann.values[[rows[ds.ids[i]] for i in have]])
+            click.echo(f"  mid-level r against the human annotations ({len(have)} excerpts):")
+            for m, v in zip(MIDLEVEL_NAMES, rm):
+                click.echo(f"  {m:<18}r = {v:6.3f}")
     if midlevel:
         from twolevel.targets import rank_map
         from twolevel.training import cached_descriptors

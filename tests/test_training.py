@@ -201,3 +201,21 @@ def test_cli_evaluate_names_ids_without_audio(cli_run, tmp_path):
     assert "no audio for excerpt(s) 004" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--model", str(out)])
     assert res.exit_code != 0 and "no such data set folder" in res.output
+
+
+def test_cli_evaluate_reports_midlevel_r(cli_run, tmp_path):
+    cli, base, data, out, args, result = cli_run
+    ann = tmp_path / "annotations.csv"
+    header = "song_id,melody,articulation,rhythm_complexity,rhythm_stability,dissonance,tonal_stability,minorness"
+    rng = np.random.default_rng(5)
+    rows = [",".join([str(100 + k)] + [str(int(v)) for v in rng.integers(1, 11, 7)]) for k in range(6)]
+    ann.write_text("\r\n".join([header, *rows]) + "\r\n")
+    meta = ["song id;Source;ID at file source;Artist"] + [f"{100 + k};soundtracks;{k + 1:03d};x" for k in range(6)]
+    (tmp_path / "metadata.csv").write_text("\r\n".join(meta) + "\r\n")
+    res = CliRunner().invoke(cli, ["evaluate", str(data), "--model", str(out), "--device", "cpu",
+                                   "--midlevel-annotations", str(ann), "--midlevel",
+                                   "--cache-dir", str(base / "cache")])
+    assert res.exit_code == 0, res.output
+    assert "against the human annotations (6 excerpts)" in res.output
+    assert "against descriptor targets" in res.output
+    assert all(m in res.output for m in MIDLEVEL_NAMES)
