@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .effects import Effects  # noqa: E402
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES  # noqa: E402
@@ -51,6 +52,7 @@ def effects_plot(effects: Effects, path: str | os.PathLike, title: str = "") -> 
         ax.axhline(1.5, color="#bbbbbb", lw=0.6, ls="--")
         ax.set_yticks(y, labels if i % 4 == 0 else [""] * len(labels))
         ax.set_xlim(-lim * 1.15, lim * 1.15)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))  # no labels colliding between panels
         ax.set_title(f"{_pretty(emotion)} = {effects.totals[i]:.3f}")
         ax.grid(axis="x", alpha=0.3)
     for ax in axes[1]:
