@@ -1,6 +1,7 @@
 """``predict``, ``effects`` and ``demo``: level 1 (emotion <- mid-level) from the command line."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -149,7 +150,7 @@ def effects_cmd(model_path, device, as_json, out_dir, corpus):
         mids, used = [], []
         from twolevel.errors import AudioError
 
-        with click.progressbar(paths, label="clips", file=click.get_text_stream("stderr")) as bar:
+        with click.progressbar(paths, label="clips", file=sys.stderr) as bar:
             for p in bar:
                 try:
                     mids.append(model.predict(p).midlevel_vector)
