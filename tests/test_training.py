@@ -97,7 +97,7 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     from twolevel.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="other settings"):
-        train(data, tiny_cfg(epochs=3, lr=1e-3), state_path=state, resume=True)
+        train(data, tiny_cfg(epochs=3, lr=3e-3), state_path=state, resume=True)
 
 
 def test_items_without_emotions_train_the_midlevel_layer_only():
