@@ -44,7 +44,7 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
               help="Checkpoint to write (with --folds: the cross-validation report, .json).")
 @click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, crops, folds).")
 @click.option("--epochs", default=80, show_default=True, help="Epochs (the maximum when validating).")
-@click.option("--width", default=0.25, show_default=True, type=float,
+@click.option("--width", default=0.125, show_default=True, type=float,
               help="Channel multiplier of the CNN (1.0 = the paper's network).")
 @device_option
 @click.option("--batch-size", default=8, show_default=True)

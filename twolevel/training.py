@@ -258,7 +258,7 @@ def score(model: A2Mid2EJoint, data: TrainingSet) -> dict:
 class TrainConfig:
     """Hyper-parameters of one training run (saved in the checkpoint metadata)."""
 
-    width: float = 0.25
+    width: float = 0.125
     epochs: int = 80
     batch_size: int = 8
     lr: float = 1e-3
