@@ -27,7 +27,7 @@ pytest.importorskip("ts", reason="torchserve is not installed")
 sf = pytest.importorskip("soundfile")
 
 from twolevel.client import TorchServeClient  # noqa: E402
-from twolevel_cli.serve_cmd import build_archive, java_available, start_server, stop_server  # noqa: E402
+from twolevel_cli.serve_cmd import java_available, temporary_server  # noqa: E402
 
 SR = 22_050
 N_CLIPS = 16
@@ -94,13 +94,9 @@ def local_model(checkpoint):
 def server(tmp_path_factory, checkpoint):
     if not java_available():
         pytest.skip("java is not installed: TorchServe needs Java 11+")
-    root = tmp_path_factory.mktemp("bench_serve")
-    config = root / "model-config.yaml"
-    config.write_text(MODEL_CONFIG)
-    build_archive(checkpoint, root / "model_store", config)
-    info = start_server(root / "run", root / "model_store", threads=THREADS, wait=300)
-    yield info
-    stop_server(root / "run")
+    with temporary_server(tmp_path_factory.mktemp("bench_serve"), checkpoint, MODEL_CONFIG, threads=THREADS,
+                          wait=300) as info:
+        yield info
 
 
 def test_in_process(benchmark, local_model, clips):

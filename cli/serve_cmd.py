@@ -8,6 +8,7 @@ servers with different run folders never share a pid file or a port.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -290,6 +291,29 @@ def stop_server(run: str | os.PathLike | None = None, timeout: float = 60.0) -> 
     for leftover in (Path(info.get("tmpdir", run / "tmp")) / ".model_server.pid", run / "key_file.json", state):
         leftover.unlink(missing_ok=True)
     return was_running
+
+
+@contextlib.contextmanager
+def temporary_server(root: str | os.PathLike, checkpoint: str | os.PathLike, model_config: str,
+                     threads: int = 1, wait: float = 240, extra_properties: dict | None = None):
+    """Package ``checkpoint`` with the ``model_config`` YAML text, serve it from ``root``, stop it on exit.
+
+    For tests, benchmarks and embedders that need a real TorchServe for a while. Yields the
+    :func:`start_server` info, with ``run`` (the run folder) added.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "model-config.yaml"
+    config.write_text(model_config)
+    store = root / "model_store"
+    build_archive(checkpoint, store, config)
+    run = root / "run"
+    info = start_server(run, store, threads=threads, wait=wait, extra_properties=extra_properties)
+    info["run"] = run
+    try:
+        yield info
+    finally:
+        stop_server(run)
 
 
 def server_status(run: str | os.PathLike | None = None) -> dict:

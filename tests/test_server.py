@@ -25,8 +25,8 @@ sf = pytest.importorskip("soundfile")
 
 from twolevel.client import TorchServeClient  # noqa: E402
 from twolevel.errors import AudioError, OptionError, TwolevelError  # noqa: E402
-from twolevel_cli.serve_cmd import (build_archive, java_available, read_key_file,  # noqa: E402
-                                    server_status, start_server, stop_server)
+from twolevel_cli.serve_cmd import (java_available, read_key_file,  # noqa: E402
+                                    server_status, start_server, stop_server, temporary_server)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -68,16 +68,9 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
 def server(tmp_path_factory, tiny_checkpoint):
     if not java_available():
         pytest.skip("java is not installed: TorchServe's frontend needs Java 11+ (set JAVA_HOME or put java on PATH)")
-    root = tmp_path_factory.mktemp("torchserve")
-    config = root / "model-config.yaml"
-    config.write_text(TEST_MODEL_CONFIG)
-    store = root / "model_store"
-    build_archive(tiny_checkpoint, store, config)
-    run = root / "run"
-    info = start_server(run, store, threads=1, wait=240, extra_properties={"max_request_size": MAX_REQUEST})
-    info["run"] = run
-    yield info
-    stop_server(run)
+    with temporary_server(tmp_path_factory.mktemp("torchserve"), tiny_checkpoint, TEST_MODEL_CONFIG, threads=1,
+                          wait=240, extra_properties={"max_request_size": MAX_REQUEST}) as info:
+        yield info
 
 
 @pytest.fixture(scope="module")
