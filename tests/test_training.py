@@ -164,6 +164,12 @@ def test_cli_train_writes_checkpoint_and_caches(cli_run):
     assert out.is_file() and Path(str(out) + ".last").is_file()
     model = load_checkpoint(out, device="cpu")
     assert "descriptors" in model.metadata["midlevel_targets"]
+    from twolevel.checkpoint import weights_digest
+
+    # The version names width, learning rate, seed and the weights themselves.
+    cfg = model.metadata["config"]
+    assert model.model_version == (f"a2mid2e-joint-w{cfg['width']:g}-lr{cfg['lr']:g}-seed{cfg['seed']}-"
+                                   f"{weights_digest(model.state_dict())}")
     assert len(list((base / "cache" / "spec").glob("*.npy"))) == 6
     assert len(list((base / "cache" / "desc").glob("*.npy"))) == 6
     lines = [json.loads(x) for x in (base / "log.jsonl").read_text().splitlines()]

@@ -31,6 +31,17 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "archives" / DEFAULT_MODEL_FILE
 
 
+def weights_digest(state_dict: dict) -> str:
+    """First 8 hex digits of a SHA-256 over the tensors in key order: tells two checkpoints apart."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        digest.update(key.encode())
+        digest.update(state_dict[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:8]
+
+
 def save_checkpoint(model: A2Mid2EJoint, path: str | os.PathLike, model_version: str = "untrained",
                     metadata: dict | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (a temp file renamed into place)."""

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .audio import load_audio, window_starts
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
@@ -445,7 +445,9 @@ def save_trained(model: A2Mid2EJoint, path: Path, summary: dict, extra: dict | N
     meta = {k: v for k, v in summary.items() if k != "history"}
     meta["final_epoch"] = summary["history"][-1] if summary.get("history") else None
     meta.update(extra or {})
-    version = model_version or f"a2mid2e-joint-w{model.config.width:g}-seed{summary['config']['seed']}"
+    # Width, learning rate, seed and a digest of the weights: two different checkpoints never share a version.
+    version = model_version or (f"a2mid2e-joint-w{model.config.width:g}-lr{summary['config']['lr']:g}"
+                                f"-seed{summary['config']['seed']}-{weights_digest(model.state_dict())}")
     return save_checkpoint(model, path, model_version=version, metadata=meta)
 
 
