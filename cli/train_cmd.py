@@ -86,7 +86,6 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
       twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
       twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
     """
-    import numpy as np
 
     from twolevel.data import load_midlevel_annotations, load_soundtracks
     from twolevel.errors import OptionError

@@ -13,7 +13,6 @@ over the 8 emotions) is kept, with early stopping after ``patience`` epochs with
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -25,7 +24,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from .audio import load_audio, window_starts
 from .checkpoint import save_checkpoint, weights_digest
