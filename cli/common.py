@@ -11,8 +11,8 @@ import click
 from twolevel.errors import TwolevelError
 
 
-def set_threads() -> None:
-    """Give torch half the cores (at least one), or ``$TWOLEVEL_THREADS``.
+def set_threads(default: int | None = None) -> None:
+    """Give torch ``$TWOLEVEL_THREADS`` threads, else ``default``, else half the cores (at least one).
 
     Decoding, BLAS and the other processes of a small shared machine need the rest: on 2 shared
     cores, 2 torch threads made an explanation 3x slower than 1 (Griffin-Lim 15x), because the
@@ -20,7 +20,7 @@ def set_threads() -> None:
     """
     import torch
 
-    n = int(os.environ.get("TWOLEVEL_THREADS") or max(1, (os.cpu_count() or 2) // 2))
+    n = int(os.environ.get("TWOLEVEL_THREADS") or default or max(1, (os.cpu_count() or 2) // 2))
     torch.set_num_threads(max(1, n))
 
 

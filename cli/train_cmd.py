@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -11,16 +10,7 @@ import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
-from .common import device_option, echo_json, friendly_errors, json_option, model_option
-
-
-def _train_threads() -> None:
-    """Two torch threads by default (the shared CPU budget); BLAS stays single-threaded."""
-    import torch
-
-    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    torch.set_num_threads(max(1, int(os.environ.get("TWOLEVEL_THREADS", "2"))))
+from .common import device_option, echo_json, friendly_errors, json_option, model_option, set_threads
 
 
 def _parse_folds(text: str | None, k: int) -> list[int] | None:
@@ -94,7 +84,7 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
                                    soundtracks_training_set, stratified_folds, train as run_training,
                                    with_annotations)
 
-    _train_threads()
+    set_threads(default=2)  # training: two torch threads unless TWOLEVEL_THREADS says otherwise
     if epochs < 1:
         raise OptionError("--epochs must be at least 1")
     if not 0 < width <= 4:
@@ -181,7 +171,7 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
     from twolevel.predict import TwoLevelModel
     from twolevel.training import pearson
 
-    _train_threads()
+    set_threads(default=2)  # training: two torch threads unless TWOLEVEL_THREADS says otherwise
     ds = load_soundtracks(dataset_dir)
     if len(ds) < 3:
         raise DataError(f"{dataset_dir}: Pearson r needs at least 3 excerpts, got {len(ds)}", code="empty")

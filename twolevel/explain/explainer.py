@@ -55,7 +55,7 @@ def minimum_samples(n_segments: int) -> int:
 
 def _check_options(target, n_samples, ratio, batch_size, hide_value, griffin_lim_iters, top_midlevels):
     try:
-        kind, index = target_index(target) if isinstance(target, str) else target_index(str(target))
+        kind, index = target_index(str(target))
     except ValueError as err:
         raise OptionError(str(err), code="unknown_target") from None
     if not _is_int(n_samples) or not (1 <= n_samples <= MAX_SAMPLES):
