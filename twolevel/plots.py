@@ -20,14 +20,16 @@ from .labels import EMOTION_NAMES, MIDLEVEL_NAMES  # noqa: E402
 POSITIVE, NEGATIVE, NEUTRAL = "#2f7ed8", "#d9534f", "#7f7f7f"
 
 
-def _pretty(name: str) -> str:
+def pretty_label(name: str) -> str:
+    """``rhythm_stability`` -> ``rhythm stability`` for axis labels and titles."""
     return name.replace("_", " ")
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (creating the folder), close it, and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -41,7 +43,7 @@ def effects_plot(effects: Effects, path: str | os.PathLike, title: str = "") -> 
         title: e.g. the clip's name.
     """
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex=True)
-    labels = [_pretty(m) for m in MIDLEVEL_NAMES] + ["bias", "= total"]
+    labels = [pretty_label(m) for m in MIDLEVEL_NAMES] + ["bias", "= total"]
     lim = max(1e-6, float(np.max(np.abs(np.concatenate([effects.contributions.ravel(), effects.bias, effects.totals])))))
     for i, (ax, emotion) in enumerate(zip(axes.ravel(), EMOTION_NAMES)):
         values = np.concatenate([effects.contributions[i], [effects.bias[i], effects.totals[i]]])
@@ -53,13 +55,13 @@ def effects_plot(effects: Effects, path: str | os.PathLike, title: str = "") -> 
         ax.set_yticks(y, labels if i % 4 == 0 else [""] * len(labels))
         ax.set_xlim(-lim * 1.15, lim * 1.15)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))  # no labels colliding between panels
-        ax.set_title(f"{_pretty(emotion)} = {effects.totals[i]:.3f}")
+        ax.set_title(f"{pretty_label(emotion)} = {effects.totals[i]:.3f}")
         ax.grid(axis="x", alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("effect on emotion (weight x mid-level value)")
     fig.suptitle(f"Why these emotions: mid-level effects{' - ' + title if title else ''}", fontsize=13)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def weights_heatmap(weight: np.ndarray, bias: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
@@ -68,8 +70,8 @@ def weights_heatmap(weight: np.ndarray, bias: np.ndarray, path: str | os.PathLik
     lim = float(np.max(np.abs(data))) or 1.0
     fig, ax = plt.subplots(figsize=(9, 6))
     im = ax.imshow(data, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_xticks(range(len(EMOTION_NAMES)), [_pretty(e) for e in EMOTION_NAMES], rotation=30, ha="right")
-    ax.set_yticks(range(len(MIDLEVEL_NAMES) + 1), [_pretty(m) for m in MIDLEVEL_NAMES] + ["bias"])
+    ax.set_xticks(range(len(EMOTION_NAMES)), [pretty_label(e) for e in EMOTION_NAMES], rotation=30, ha="right")
+    ax.set_yticks(range(len(MIDLEVEL_NAMES) + 1), [pretty_label(m) for m in MIDLEVEL_NAMES] + ["bias"])
     ax.axhline(len(MIDLEVEL_NAMES) - 0.5, color="black", lw=1)
     for (r, c), v in np.ndenumerate(data):
         ax.text(c, r, f"{v:+.2f}", ha="center", va="center", fontsize=8,
@@ -77,7 +79,7 @@ def weights_heatmap(weight: np.ndarray, bias: np.ndarray, path: str | os.PathLik
     fig.colorbar(im, ax=ax, label="weight (emotion per unit of mid-level)")
     ax.set_title(title or "Mid-level -> emotion weights of the explainable layer")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def corpus_effects_plot(effects: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
@@ -89,10 +91,10 @@ def corpus_effects_plot(effects: np.ndarray, path: str | os.PathLike, title: str
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex=True, sharey=True)
     for i, (ax, emotion) in enumerate(zip(axes.ravel(), EMOTION_NAMES)):
         ax.boxplot([effects[:, i, j] for j in range(len(MIDLEVEL_NAMES))], orientation="horizontal",
-                   tick_labels=[_pretty(m) for m in MIDLEVEL_NAMES])
+                   tick_labels=[pretty_label(m) for m in MIDLEVEL_NAMES])
         ax.axvline(0, color="black", lw=0.6)
-        ax.set_title(_pretty(emotion))
+        ax.set_title(pretty_label(emotion))
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title or f"Effects over {effects.shape[0]} clips", fontsize=13)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -25,7 +25,7 @@ from .effects import Effects  # noqa: E402
 from .explain.explanation import decode_array, json_safe  # noqa: E402
 from .explain.resynthesis import decode_audio, encode_audio  # noqa: E402
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES  # noqa: E402
-from .plots import NEGATIVE, POSITIVE, effects_plot  # noqa: E402
+from .plots import NEGATIVE, POSITIVE, effects_plot, pretty_label, save_figure  # noqa: E402
 
 AUDIO_FORMATS = ("wav", "flac")
 AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac"}
@@ -42,14 +42,8 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "file"
 
 
-def _pretty(name: str) -> str:
-    return name.replace("_", " ")
-
-
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _freq_axis(ax, band_hz: np.ndarray, n_bands: int) -> None:
@@ -116,7 +110,7 @@ def explanation_figure(spec, labels, selection: dict, band_hz, duration, path: P
                     ha="center", va="center", fontsize=12, color="#444444")
         word = "raise" if side == "positive" else "lower"
         note = f"{len(ids)} segments that {word} it" if ids else "no segment selected (empty selection)"
-        ax.set_title(f"{_pretty(selection['output'])}: {side} explanation - {note}", fontsize=10)
+        ax.set_title(f"{pretty_label(selection['output'])}: {side} explanation - {note}", fontsize=10)
         ax.set_xlabel("time (s)")
     _freq_axis(axes[0], band_hz, spec.shape[1])
     fig.tight_layout()
@@ -142,7 +136,7 @@ def scatter_figure(weights, pvalues, selection: dict, ratio: float, path: Path) 
     ax.set_ylim(0, max(float(score.max()) * 1.08 if len(score) else 1.0, 1.0))
     ax.set_xlabel("surrogate weight (output change when the segment is present)")
     ax.set_ylabel("-log10 p-value")
-    ax.set_title(f"{_pretty(selection['output'])}: segments above the dashed curve are selected", fontsize=10)
+    ax.set_title(f"{pretty_label(selection['output'])}: segments above the dashed curve are selected", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -272,7 +266,7 @@ def _render(d: dict, files: dict, effects_png: str, spec_png: str, per_output: l
     conv = (d.get("resynthesis") or {}).get("spectral_convergence", {})
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>Two-level explanation: {e(target)} - {e(d.get('name', ''))}</title><style>{CSS}</style></head><body>"]
-    parts.append(f"<h1>Why does the model hear <i>{e(_pretty(target))}</i> in {e(d.get('name', ''))}?</h1>")
+    parts.append(f"<h1>Why does the model hear <i>{e(pretty_label(target))}</i> in {e(d.get('name', ''))}?</h1>")
     parts.append(f"<p class='note'>Window {window['offset']:.2f} s to {window['offset'] + window['duration']:.2f} s"
                  f"{' (clip loop-padded to 10 s)' if window.get('loop_padded') else ''}; model "
                  f"<code>{e(str(d.get('model_version')))}</code>; {params['n_samples']:,} LIME samples over "
@@ -287,7 +281,7 @@ def _render(d: dict, files: dict, effects_png: str, spec_png: str, per_output: l
             if i < len(names):
                 n = names[i]
                 mark = " <b>(target)</b>" if n == target else ""
-                row += [e(_pretty(n)) + mark, f"{values[n]:.3f} {_bar(values[n])}"]
+                row += [e(pretty_label(n)) + mark, f"{values[n]:.3f} {_bar(values[n])}"]
             else:
                 row += ["", ""]
         rows.append(row)
@@ -298,9 +292,9 @@ def _render(d: dict, files: dict, effects_png: str, spec_png: str, per_output: l
                  f"<img src='{e(effects_png)}' alt='effects plot'>")
     if kind == "emotion":
         traced = [s for s, _, _ in per_output if s["role"] == "via_midlevel"]
-        parts.append(f"<p>For <b>{e(_pretty(target))}</b> the explanation follows the two levels: the mid-levels "
+        parts.append(f"<p>For <b>{e(pretty_label(target))}</b> the explanation follows the two levels: the mid-levels "
                      "with the largest effects on it for this window, each traced to its segments below: "
-                     + ", ".join(f"<b>{e(_pretty(s['output']))}</b> (effect {s['effect']:+.3f})" for s in traced)
+                     + ", ".join(f"<b>{e(pretty_label(s['output']))}</b> (effect {s['effect']:+.3f})" for s in traced)
                      + ". The emotion's own surrogate is shown first.</p>")
 
     # Level 2
@@ -319,9 +313,9 @@ def _render(d: dict, files: dict, effects_png: str, spec_png: str, per_output: l
     for sel, expl_png, scatter_png in per_output:
         out = sel["output"]
         role = ("the target" if sel["role"] == "target"
-                else f"traced for {e(_pretty(target))} (effect {sel['effect']:+.3f})")
+                else f"traced for {e(pretty_label(target))} (effect {sel['effect']:+.3f})")
         r2 = sur["r2"].get(out)
-        parts.append(f"<h2>{e(_pretty(out))} <span class='note'>({role})</span></h2>")
+        parts.append(f"<h2>{e(pretty_label(out))} <span class='note'>({role})</span></h2>")
         parts.append(f"<p>Surrogate R&sup2; = {_fmt(r2, 4)}, intercept = {_fmt(sur['intercept'].get(out), 4)}; "
                      f"selected with p / |weight| &lt; {params['ratio']:g}: <b>{len(sel['positive'])}</b> positive, "
                      f"<b>{len(sel['negative'])}</b> negative segments.</p>")
