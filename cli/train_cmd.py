@@ -43,6 +43,14 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.option("--weight-decay", default=1e-4, show_default=True, type=float, help="Decoupled weight decay.")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="Learning-rate schedule over --epochs.")
+@click.option("--loss-scale", type=click.Choice(["raw", "variance"]), default="raw", show_default=True,
+              help="raw: 0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper; variance: each output's "
+                   "error divided by its target's variance, so neither task dominates by the spread of its targets.")
+@click.option("--ema", default=0.0, show_default=True, type=float,
+              help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
+@click.option("--freq-shift", default=0, show_default=True, type=int,
+              help="Augmentation: shift each training crop by up to this many bands (24 per octave).")
+@click.option("--dropout", default=0.3, show_default=True, type=float, help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
 @click.option("--val-fraction", default=0.0, show_default=True, type=float,
               help="Hold out this share of the clips (stratified) to early-stop on; 0 trains on all for --epochs.")
@@ -61,7 +69,8 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
               help="Append one JSON line per epoch to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, weight_decay, schedule, patience,
+def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, weight_decay, schedule, loss_scale,
+          ema, freq_shift, dropout, patience,
           val_fraction, folds, only_folds, resume, cache_dir, midlevel_annotations, midlevel_audio, log_path, quiet):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
@@ -89,6 +98,12 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
         raise OptionError("--epochs must be at least 1")
     if not 0 < width <= 4:
         raise OptionError("--width must be in (0, 4]")
+    if not 0 <= ema < 1:
+        raise OptionError("--ema must be in [0, 1)")
+    if not 0 <= freq_shift <= 24:
+        raise OptionError("--freq-shift must be in 0..24 bands")
+    if not 0 <= dropout < 1:
+        raise OptionError("--dropout must be in [0, 1)")
     if not 0 <= val_fraction < 0.5:
         raise OptionError("--val-fraction must be in [0, 0.5)")
     dev = pick_device(device)
@@ -100,7 +115,8 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
     extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
     targets = "human annotations" if ann is not None else "signal descriptors (docs/midlevel-targets.md)"
     cfg = TrainConfig(width=width, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      schedule=schedule, patience=patience, seed=seed)
+                      schedule=schedule, patience=patience, seed=seed, loss_scale=loss_scale, ema=ema,
+                      freq_shift=freq_shift, dropout=dropout)
     log_file = open(log_path, "a") if log_path else None
 
     def log(line: str) -> None:

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
-from twolevel.training import (TrainConfig, TrainingSet, crop, masked_mse, pearson, save_trained,
-                               spectrogram_stats, stratified_folds, train, with_annotations)
+from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, masked_mse, pearson, save_trained,
+                               shift_bands, spectrogram_stats, stratified_folds, train, with_annotations)
 
 SR = 22050
 
@@ -55,6 +55,44 @@ def test_pearson_and_masked_loss():
     target = torch.tensor([[1.0, float("nan")], [4.0, float("nan")]])
     assert float(masked_mse(pred, target)) == pytest.approx(0.5)
     assert float(masked_mse(pred, torch.full_like(pred, float("nan")))) == 0.0
+
+
+def test_variance_scaled_loss_weighs_each_output_by_its_spread():
+    targets = np.array([[0.0, 0.5], [1.0, 0.5], [2.0, np.nan]])
+    scale = _target_scale(targets, "variance")
+    # column 0 has variance 2/3; column 1 is constant, so it keeps a divisor of 1 instead of dividing by 0
+    assert scale.tolist() == pytest.approx([2 / 3, 1.0])
+    assert _target_scale(targets, "raw") is None
+    pred = torch.tensor([[1.0, 0.5], [1.0, 1.5]])
+    target = torch.tensor([[0.0, 0.5], [1.0, 0.5]])
+    assert float(masked_mse(pred, target, scale)) == pytest.approx((1 / (2 / 3) + 1.0) / 4)
+    from twolevel.errors import OptionError
+
+    with pytest.raises(OptionError, match="loss_scale"):
+        _target_scale(targets, "zscore")
+
+
+def test_shift_bands_moves_the_spectrum_and_repeats_the_edge():
+    x = torch.arange(5, dtype=torch.float32)[None].repeat(2, 1)  # 2 frames x 5 bands: 0 1 2 3 4
+    assert shift_bands(x, 2)[0].tolist() == [0, 0, 0, 1, 2]
+    assert shift_bands(x, -1)[0].tolist() == [1, 2, 3, 4, 4]
+    assert torch.equal(shift_bands(x, 0), x)
+
+
+def test_ema_and_augmentation_train_deterministically_and_resume(tmp_path):
+    data = synthetic_set()
+    cfg = dict(epochs=2, ema=0.5, freq_shift=3, loss_scale="variance")
+    plain, _ = train(data, tiny_cfg(epochs=2))
+    full, summary = train(data, tiny_cfg(**cfg), val_set=data.subset([0, 1]))
+    again, _ = train(data, tiny_cfg(**cfg), val_set=data.subset([0, 1]))
+    assert summary["config"]["ema"] == 0.5 and summary["config"]["loss_scale"] == "variance"
+    assert all(torch.equal(a, b) for a, b in zip(weights(full), weights(again)))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(full), weights(plain)))
+    state = tmp_path / "ema.last"
+    train(data, tiny_cfg(**{**cfg, "epochs": 1}), val_set=data.subset([0, 1]), state_path=state)
+    resumed, _ = train(data, tiny_cfg(**cfg), val_set=data.subset([0, 1]), state_path=state, resume=True)
+    for a, b in zip(weights(full), weights(resumed)):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_stratified_folds_partition():

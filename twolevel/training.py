@@ -267,16 +267,50 @@ class TrainConfig:
     emotion_weight: float = 0.5
     midlevel_weight: float = 0.5
     dropout: float = 0.3
+    #: "raw": MSE on the targets as they are; "variance": each output's squared error divided by
+    #: that target's variance over the training set, so 0.5/0.5 weighs the two tasks equally
+    #: (rank-mapped descriptor targets spread ~2.4x more than ratings/10 and would dominate).
+    loss_scale: str = "raw"
+    #: Decay of an exponential moving average of the weights (0 = off); the average is what is
+    #: validated and kept.
+    ema: float = 0.0
+    #: Random shift of each training crop by up to this many filterbank bands (0 = off).
+    freq_shift: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over the finite targets; ``scale`` (per output) divides each column's error."""
     ok = torch.isfinite(target)
     if not bool(ok.any()):
         return pred.sum() * 0.0
-    return ((pred - torch.nan_to_num(target)) ** 2)[ok].mean()
+    err = (pred - torch.nan_to_num(target)) ** 2
+    if scale is not None:
+        err = err / scale
+    return err[ok].mean()
+
+
+def _target_scale(targets: np.ndarray, how: str) -> torch.Tensor | None:
+    """Per-output divisor of the squared error: None for raw MSE, the training-set variance otherwise."""
+    if how == "raw":
+        return None
+    if how != "variance":
+        raise OptionError(f"loss_scale {how!r}: use 'raw' or 'variance'")
+    with np.errstate(all="ignore"):
+        var = np.nanvar(targets, axis=0) if np.isfinite(targets).any() else np.ones(targets.shape[1])
+    var = np.where(np.isfinite(var) & (var > 1e-8), var, 1.0)
+    return torch.as_tensor(var, dtype=torch.float32)
+
+
+def shift_bands(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Move ``(frames, bands)`` up (shift > 0) or down by ``shift`` bands, repeating the edge band."""
+    if shift == 0:
+        return x
+    if shift > 0:
+        return torch.cat([x[:, :1].expand(-1, shift), x[:, :-shift]], dim=1)
+    return torch.cat([x[:, -shift:], x[:, -1:].expand(-1, -shift)], dim=1)
 
 
 def _set_seed(seed: int) -> torch.Generator:
@@ -331,6 +365,15 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                                  - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    emo_scale = _target_scale(train_set.emotions, cfg.loss_scale)
+    mid_scale = _target_scale(train_set.midlevels, cfg.loss_scale)
+    emo_scale = emo_scale.to(device) if emo_scale is not None else None
+    mid_scale = mid_scale.to(device) if mid_scale is not None else None
+    ema_model = None
+    if cfg.ema > 0:
+        import copy
+
+        ema_model = copy.deepcopy(model)
     specs = [torch.from_numpy(np.ascontiguousarray(s)) for s in train_set.specs]
     emo_t = torch.as_tensor(train_set.emotions, dtype=torch.float32)
     mid_t = torch.as_tensor(train_set.midlevels, dtype=torch.float32)
@@ -346,6 +389,8 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
             raise CheckpointError(f"{state_path}: was written with other settings or data; "
                                   "delete it or run without --resume")
         model.load_state_dict(st["model"])
+        if ema_model is not None:
+            ema_model.load_state_dict(st["ema"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         torch.set_rng_state(st["torch_rng"])
@@ -374,23 +419,30 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
             for i in idx.tolist():
                 frames = specs[i].shape[0]
                 start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
-                xs.append(crop(specs[i], start))
+                window = crop(specs[i], start)
+                if cfg.freq_shift:
+                    window = shift_bands(window, int(torch.randint(-cfg.freq_shift, cfg.freq_shift + 1, (1,),
+                                                                   generator=gen)))
+                xs.append(window)
             x = model.frontend.normalise(torch.stack(xs).to(device)).unsqueeze(1)
             mid, emo = model.forward_spectrogram(x)
-            l_emo = masked_mse(emo, emo_t[idx].to(device))
-            l_mid = masked_mse(mid, mid_t[idx].to(device))
+            l_emo = masked_mse(emo, emo_t[idx].to(device), emo_scale)
+            l_mid = masked_mse(mid, mid_t[idx].to(device), mid_scale)
             loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema_model is not None:
+                _ema_update(ema_model, model, cfg.ema)
             sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach())]
             batches += 1
         mean_loss = [float(v) / max(batches, 1) for v in sums]
         rec = {"epoch": epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
                "loss_midlevel": mean_loss[2], "lr": float(opt.param_groups[0]["lr"])}
         improved = False
+        kept = ema_model if ema_model is not None else model
         if val_set is not None and len(val_set):
-            s = score(model, val_set)
+            s = score(kept, val_set)
             rec["val_r"] = float(s["average"])
             rec["val_midlevel_r"] = float(s["midlevel_average"])
             if np.isfinite(s["average"]) and s["average"] > best_r:
@@ -398,7 +450,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
         else:
             best_epoch, improved = epoch, True
         if improved:
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
             stale = 0
         else:
             stale += 1
@@ -418,6 +470,8 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                      "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_r": best_r,
                      "best_epoch": best_epoch, "best_state": best_state, "history": history,
                      "config": cfg.to_dict(), "n_train": len(train_set)}
+            if ema_model is not None:
+                state["ema"] = ema_model.state_dict()
             Path(state_path).parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(str(state_path) + ".tmp")
             torch.save(state, tmp)
@@ -435,6 +489,16 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                "seconds": float(sum(h["seconds"] for h in history)), "history": history,
                "multiply_adds": multiply_adds(cfg.width)}
     return model, summary
+
+
+@torch.no_grad()
+def _ema_update(ema_model: A2Mid2EJoint, model: A2Mid2EJoint, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * current, for weights and batch-norm statistics."""
+    for e, m in zip(ema_model.state_dict().values(), model.state_dict().values()):
+        if e.is_floating_point():
+            e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+        else:
+            e.copy_(m)
 
 
 def save_trained(model: A2Mid2EJoint, path: Path, summary: dict, extra: dict | None = None,
@@ -472,27 +536,30 @@ def stratified_folds(categories: Sequence[str], k: int, seed: int) -> list[np.nd
 def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run: Sequence[int] | None = None,
                    device: str | torch.device = "cpu", results_path: Path | None = None, progress: bool = False,
                    extra_train: Callable[[TrainingSet], TrainingSet] | None = None,
-                   log: Callable[[str], None] | None = None) -> dict:
+                   log: Callable[[str], None] | None = None, inner_folds: int | None = None) -> dict:
     """k-fold CV: per fold, the test fold is held out, 1/(k-1)... of the rest validates early stopping.
 
     For each fold the remaining clips are split again (stratified) into ``k - 1`` parts, one of
     which is the validation set; r is reported on the test fold for the best-validation state
-    and for the state after the last epoch. Results are written to ``results_path`` after every
+    and for the state after the last epoch. ``inner_folds`` (default ``k - 1``) sets the size of
+    that validation part: 1/inner_folds of the non-test clips. Results are written to ``results_path`` after every
     fold, and folds already there are not run again.
     """
     cats = data.categories or [""] * len(data)
     folds = stratified_folds(cats, k, cfg.seed)
-    results = {"k": k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width), "folds": {}}
+    inner_k = inner_folds or k - 1
+    results = {"k": k, "inner_folds": inner_k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width),
+               "folds": {}}
     if results_path is not None and Path(results_path).is_file():
         old = json.loads(Path(results_path).read_text())
-        if old.get("config") == cfg.to_dict() and old.get("k") == k:
+        if old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k:
             results["folds"] = old.get("folds", {})
     for f in (folds_to_run if folds_to_run is not None else range(k)):
         if str(f) in results["folds"]:
             continue
         test_idx = folds[f]
         rest = np.array(sorted(set(range(len(data))) - set(test_idx.tolist())))
-        inner = stratified_folds([cats[i] for i in rest], k - 1, cfg.seed + 1000 + f)
+        inner = stratified_folds([cats[i] for i in rest], inner_k, cfg.seed + 1000 + f)
         val_idx = rest[inner[0]]
         train_idx = np.array(sorted(set(rest.tolist()) - set(val_idx.tolist())))
         train_set = data.subset(train_idx)
