@@ -53,7 +53,9 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.option("--dropout", default=0.3, show_default=True, type=float, help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
 @click.option("--val-fraction", default=0.0, show_default=True, type=float,
-              help="Hold out this share of the clips (stratified) to early-stop on; 0 trains on all for --epochs.")
+              help="Hold out this share of the clips (stratified) to early-stop on; 0 trains on all for --epochs. "
+                   "With --folds: the share of all clips that validates inside each fold (0: a quarter of "
+                   "the non-test clips; 0.1: the paper's 80/10/10 split).")
 @click.option("--folds", default=0, show_default=True,
               help="Run K-fold cross-validation instead of training one model (writes a JSON report to --out).")
 @click.option("--only-folds", default=None, metavar="LIST", help="With --folds: run only these folds, e.g. 0,1.")
@@ -126,8 +128,9 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
 
     try:
         if folds:
+            inner = max(2, round((1 - 1 / folds) / val_fraction)) if val_fraction > 0 else None
             results = cross_validate(data, cfg, folds, _parse_folds(only_folds, folds), dev, Path(out_path),
-                                     progress, extra, log)
+                                     progress, extra, log, inner_folds=inner)
             click.echo(format_cv_table(results))
             click.echo(f"cross-validation report: {out_path}")
             return

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
-from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, masked_mse, pearson, save_trained,
+from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, masked_mse, pearson, save_trained,
                                shift_bands, spectrogram_stats, stratified_folds, train, with_annotations)
 
 SR = 22050
@@ -93,6 +93,27 @@ def test_ema_and_augmentation_train_deterministically_and_resume(tmp_path):
     resumed, _ = train(data, tiny_cfg(**cfg), val_set=data.subset([0, 1]), state_path=state, resume=True)
     for a, b in zip(weights(full), weights(resumed)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_cross_validation_partitions_clips_and_resumes(tmp_path):
+    data = synthetic_set(n=20)
+    out = tmp_path / "cv.json"
+    res = cross_validate(data, tiny_cfg(epochs=1), k=5, folds_to_run=[0, 1], results_path=out, inner_folds=8)
+    assert sorted(res["folds"]) == ["0", "1"] and res["inner_folds"] == 8
+    for fold in res["folds"].values():
+        assert len(fold["test_ids"]) == 4 and fold["n_val"] == 2 and fold["n_train"] == 14
+        assert set(fold["test"]["emotions"]) == set(EMOTION_NAMES)
+    assert not set(res["folds"]["0"]["test_ids"]) & set(res["folds"]["1"]["test_ids"])
+    assert res["summary"]["n_folds"] == 2 and "mean" in res["summary"]["average"]
+    saved = json.loads(out.read_text())
+    assert saved["folds"]["0"]["test_ids"] == res["folds"]["0"]["test_ids"]
+    # finished folds are kept, not re-run; the rest of the folds complete the partition
+    res2 = cross_validate(data, tiny_cfg(epochs=1), k=5, results_path=out, inner_folds=8)
+    assert res2["folds"]["0"] == res["folds"]["0"]
+    assert sorted(i for f in res2["folds"].values() for i in f["test_ids"]) == sorted(data.ids)
+    # another validation size is another experiment: nothing is reused
+    res3 = cross_validate(data, tiny_cfg(epochs=1), k=5, folds_to_run=[0], results_path=out)
+    assert res3["inner_folds"] == 4 and res3["folds"]["0"]["n_val"] == 4
 
 
 def test_stratified_folds_partition():

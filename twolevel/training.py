@@ -574,7 +574,8 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
         model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
                                on_epoch=on_epoch)
         best = score(model, data.subset(test_idx))
-        results["folds"][str(f)] = {"test_ids": [data.ids[i] for i in test_idx], "best_epoch": summary["best_epoch"],
+        results["folds"][str(f)] = {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
+                                    "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
                                     "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
                                     "test": best, "seconds": summary["seconds"],
                                     "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
