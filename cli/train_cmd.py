@@ -43,9 +43,10 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.option("--weight-decay", default=1e-4, show_default=True, type=float, help="Decoupled weight decay.")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="Learning-rate schedule over --epochs.")
-@click.option("--loss-scale", type=click.Choice(["raw", "variance"]), default="raw", show_default=True,
-              help="raw: 0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper; variance: each output's "
-                   "error divided by its target's variance, so neither task dominates by the spread of its targets.")
+@click.option("--loss-scale", type=click.Choice(["variance", "raw"]), default="variance", show_default=True,
+              help="variance: each output's squared error is divided by its target's variance over the "
+                   "training clips, so neither task dominates by the spread of its targets; raw: plain "
+                   "0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper.")
 @click.option("--ema", default=0.0, show_default=True, type=float,
               help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
 @click.option("--freq-shift", default=0, show_default=True, type=int,
@@ -79,12 +80,13 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
     DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
     signal descriptors (docs/midlevel-targets.md) unless --midlevel-annotations is given.
     Each clip's spectrogram and descriptors are computed once and cached; training crops random
-    10 s windows from them. Loss 0.5 MSE(emotions) + 0.5 MSE(mid-levels), Adam, cosine schedule.
+    10 s windows from them. Loss 0.5 MSE(emotions) + 0.5 MSE(mid-levels), each output's error
+    scaled by its target's variance (--loss-scale), AdamW, cosine schedule.
 
     \b
     Examples:
       twolevel-cli train ../shared/data/soundtracks-set1 --out archives/twolevel-default.pt
-      twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
+      twolevel-cli train DATA --folds 5 --val-fraction 0.1 --width 0.125 --out runs/cv-w0.125.json
       twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
     """
 

@@ -7,7 +7,11 @@ the clip is seen, which is the paper's random-window augmentation without re-run
 Descriptor targets are cached the same way (``<cache>/desc/``).
 
 Loss = 0.5 MSE(emotions) + 0.5 MSE(mid-levels), each over the targets an item has (items of
-the mid-level data set have no emotion ratings). Adam (lr 4e-3 by default; the paper's 5e-4
+the mid-level data set have no emotion ratings), with each output's squared error divided by the
+variance of its target over the training set (``loss_scale="variance"``, the default): the
+rank-mapped descriptor targets spread about 2.4x more than ratings/10, so plain MSE let the
+mid-level task dominate; scaled, the emotion r rose from 0.711 to 0.746 in cross-validation.
+``loss_scale="raw"`` is the paper's plain MSE. Adam (lr 4e-3 by default; the paper's 5e-4
 under-fitted in 80 epochs here), decoupled weight decay, batch 8, cosine learning-rate decay, and the state with the best validation Pearson r (average
 over the 8 emotions) is kept, with early stopping after ``patience`` epochs without gain.
 """
@@ -270,7 +274,7 @@ class TrainConfig:
     #: "raw": MSE on the targets as they are; "variance": each output's squared error divided by
     #: that target's variance over the training set, so 0.5/0.5 weighs the two tasks equally
     #: (rank-mapped descriptor targets spread ~2.4x more than ratings/10 and would dominate).
-    loss_scale: str = "raw"
+    loss_scale: str = "variance"
     #: Decay of an exponential moving average of the weights (0 = off); the average is what is
     #: validated and kept.
     ema: float = 0.0
