@@ -2,7 +2,7 @@
 
     python benchmarks/cv_report.py runs/cv-w0.125.json runs/cv-w0.25.json
 
-Prints, per report: width, learning rate, loss scaling, clips that train / validate per fold, epochs, folds finished, multiply-adds per 10 s window, mean +- sd over folds
+Prints, per report: width, learning rate, loss scaling, seed (initialisation and folds), clips that train / validate per fold, epochs, folds finished, multiply-adds per 10 s window, mean +- sd over folds
 of the test Pearson r of each emotion and of their average, the mean epoch time and best epochs.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from twolevel.training import summarise_cv
 def rows(paths: list[str]) -> list[str]:
     short = {"valence": "val", "energy": "ener", "tension": "tens", "anger": "ang", "fear": "fear",
              "happy": "hap", "sad": "sad", "tender": "tend"}
-    out = ["| width | lr | loss | train / val | epochs | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
+    out = ["| width | lr | loss | seed | train / val | epochs | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
            + " | **avg** | mid-level r | s / epoch | best epochs |",
-           "|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 4)]
+           "|---|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 4)]
     for p in paths:
         res = json.load(open(p))
         s = summarise_cv(res)
@@ -31,12 +31,12 @@ def rows(paths: list[str]) -> list[str]:
         n_val = fold.get("n_val", (n - n // res["k"]) // inner)
         sizes = f"{n - n // res['k'] - n_val} / {n_val}"
         if not s.get("n_folds"):
-            out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {sizes} | {cfg['epochs']} | 0/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | (no fold finished) |")
+            out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {cfg['seed']} | {sizes} | {cfg['epochs']} | 0/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | (no fold finished) |")
             continue
         one = s["n_folds"] == 1
         cells = [f"{s[e]['mean']:.2f}" + ("" if one else f" ± {s[e]['sd']:.2f}") for e in EMOTION_NAMES]
         avg = s["average"]
-        out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {sizes} | {cfg['epochs']} | {s['n_folds']}/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | "
+        out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {cfg['seed']} | {sizes} | {cfg['epochs']} | {s['n_folds']}/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | "
                    + " | ".join(cells) + f" | **{avg['mean']:.3f}" + ("" if one else f" ± {avg['sd']:.3f}") + "** | "
                    f"{s['midlevel_average']['mean']:.2f} | {s['epoch_seconds']:.1f} | "
                    f"{', '.join(map(str, s['best_epochs']))} |")
