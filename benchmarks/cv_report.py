@@ -3,7 +3,8 @@
     python benchmarks/cv_report.py runs/cv-w0.125.json runs/cv-w0.25.json
 
 Prints, per report: width, learning rate, loss scaling, seed (initialisation and folds), clips that train / validate per fold, epochs, folds finished, multiply-adds per 10 s window, mean +- sd over folds
-of the test Pearson r of each emotion and of their average, the mean epoch time and best epochs.
+of the test Pearson r of each emotion and of their average (for the best-validation state and
+for the state after the last epoch, which is what a final model trained on all clips is), the mean epoch time and best epochs.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def rows(paths: list[str]) -> list[str]:
     short = {"valence": "val", "energy": "ener", "tension": "tens", "anger": "ang", "fear": "fear",
              "happy": "hap", "sad": "sad", "tender": "tend"}
     out = ["| width | lr | loss | seed | train / val | epochs | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
-           + " | **avg** | mid-level r | s / epoch | best epochs |",
-           "|---|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 4)]
+           + " | **avg** | avg, last epoch | mid-level r | s / epoch | best epochs |",
+           "|---|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 5)]
     for p in paths:
         res = json.load(open(p))
         s = summarise_cv(res)
@@ -36,8 +37,10 @@ def rows(paths: list[str]) -> list[str]:
         one = s["n_folds"] == 1
         cells = [f"{s[e]['mean']:.2f}" + ("" if one else f" ± {s[e]['sd']:.2f}") for e in EMOTION_NAMES]
         avg = s["average"]
+        last = s.get("average_last")
+        last_cell = "" if last is None else f"{last['mean']:.3f}" + ("" if one else f" ± {last['sd']:.3f}")
         out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {cfg['seed']} | {sizes} | {cfg['epochs']} | {s['n_folds']}/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | "
-                   + " | ".join(cells) + f" | **{avg['mean']:.3f}" + ("" if one else f" ± {avg['sd']:.3f}") + "** | "
+                   + " | ".join(cells) + f" | **{avg['mean']:.3f}" + ("" if one else f" ± {avg['sd']:.3f}") + f"** | {last_cell} | "
                    f"{s['midlevel_average']['mean']:.2f} | {s['epoch_seconds']:.1f} | "
                    f"{', '.join(map(str, s['best_epochs']))} |")
     return out

@@ -103,8 +103,11 @@ def test_cross_validation_partitions_clips_and_resumes(tmp_path):
     for fold in res["folds"].values():
         assert len(fold["test_ids"]) == 4 and fold["n_val"] == 2 and fold["n_train"] == 14
         assert set(fold["test"]["emotions"]) == set(EMOTION_NAMES)
+        assert set(fold["test_last"]["emotions"]) == set(EMOTION_NAMES)
     assert not set(res["folds"]["0"]["test_ids"]) & set(res["folds"]["1"]["test_ids"])
     assert res["summary"]["n_folds"] == 2 and "mean" in res["summary"]["average"]
+    # one epoch: the best-validation state is the last one, so both scores agree
+    assert res["summary"]["average_last"]["mean"] == pytest.approx(res["summary"]["average"]["mean"])
     saved = json.loads(out.read_text())
     assert saved["folds"]["0"]["test_ids"] == res["folds"]["0"]["test_ids"]
     # finished folds are kept, not re-run; the rest of the folds complete the partition

@@ -350,6 +350,9 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
         state_path: where to write the resumable training state after every epoch.
         resume: continue from ``state_path`` if it exists.
         on_epoch: called with each epoch's record (epoch, losses, val r, seconds).
+
+    ``summary`` holds the run's settings, history and timings, and ``last_state``: the weights
+    after the last epoch (the same as the model's when there is no ``val_set``).
     """
     if cfg.batch_size < 2:
         raise OptionError("batch size must be at least 2 (batch normalisation)")
@@ -484,6 +487,9 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
             break
     if bar is not None:
         bar.close()
+    # The final model of a run without validation is the last epoch's: keep it beside the best, so
+    # cross-validation can score both (the shipped model trains on everything, so it is a "last").
+    last_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -491,7 +497,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                "best_val_r": best_r if val_set is not None else None, "normalisation": {"mean": mean, "std": std},
                "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
                "seconds": float(sum(h["seconds"] for h in history)), "history": history,
-               "multiply_adds": multiply_adds(cfg.width)}
+               "multiply_adds": multiply_adds(cfg.width), "last_state": last_state}
     return model, summary
 
 
@@ -508,7 +514,7 @@ def _ema_update(ema_model: A2Mid2EJoint, model: A2Mid2EJoint, decay: float) -> N
 def save_trained(model: A2Mid2EJoint, path: Path, summary: dict, extra: dict | None = None,
                  model_version: str | None = None) -> Path:
     """Checkpoint with the training summary (history shortened) as metadata."""
-    meta = {k: v for k, v in summary.items() if k != "history"}
+    meta = {k: v for k, v in summary.items() if k not in ("history", "last_state")}
     meta["final_epoch"] = summary["history"][-1] if summary.get("history") else None
     meta.update(extra or {})
     # Width, learning rate, seed and a digest of the weights: two different checkpoints never share a version.
@@ -578,13 +584,16 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
         model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
                                on_epoch=on_epoch)
         best = score(model, data.subset(test_idx))
+        model.load_state_dict(summary["last_state"])
+        last = score(model, data.subset(test_idx))
         results["folds"][str(f)] = {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
                                     "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
                                     "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
-                                    "test": best, "seconds": summary["seconds"],
+                                    "test": best, "test_last": last, "seconds": summary["seconds"],
                                     "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
         if log is not None:
-            log(json.dumps({"fold": f, "test_average": best["average"], "best_epoch": summary["best_epoch"]}))
+            log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
+                            "best_epoch": summary["best_epoch"]}))
         if results_path is not None:
             Path(results_path).parent.mkdir(parents=True, exist_ok=True)
             Path(results_path).write_text(json.dumps(results, indent=1))
@@ -603,6 +612,10 @@ def summarise_cv(results: dict) -> dict:
     for name in (*EMOTION_NAMES, "average"):
         vals = np.array([f["test"]["emotions"][name] if name != "average" else f["test"]["average"] for f in folds])
         out[name] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+    # The state after the last epoch: what training on all clips for --epochs ships (older reports lack it).
+    lasts = [f["test_last"]["average"] for f in folds if "test_last" in f]
+    if len(lasts) == len(folds):
+        out["average_last"] = {"mean": float(np.mean(lasts)), "sd": float(np.std(lasts, ddof=1)) if len(lasts) > 1 else 0.0}
     mids = np.array([f["test"]["midlevel_average"] for f in folds])
     out["midlevel_average"] = {"mean": float(np.nanmean(mids)), "sd": float(np.nanstd(mids, ddof=1)) if len(mids) > 1 else 0.0}
     out["best_epochs"] = [f["best_epoch"] for f in folds]
