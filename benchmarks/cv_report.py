@@ -1,6 +1,7 @@
 """Markdown table of cross-validation reports written by ``twolevel-cli train --folds K``.
 
     python benchmarks/cv_report.py runs/cv-w0.125.json runs/cv-w0.25.json
+    python benchmarks/cv_report.py --pool runs/cv-*.json   # plus one row per configuration over all its seeds
 
 Prints, per report: width, learning rate, loss scaling, seed (initialisation and folds), clips that train / validate per fold, epochs, folds finished, multiply-adds per 10 s window, mean +- sd over folds
 of the test Pearson r of each emotion and of their average (for the best-validation state and
@@ -15,22 +16,23 @@ from twolevel.labels import EMOTION_NAMES
 from twolevel.training import summarise_cv
 
 
-def rows(paths: list[str]) -> list[str]:
+def rows(paths: list) -> list[str]:
     short = {"valence": "val", "energy": "ener", "tension": "tens", "anger": "ang", "fear": "fear",
              "happy": "hap", "sad": "sad", "tender": "tend"}
     out = ["| width | lr | loss | seed | train / val | epochs | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
            + " | **avg** | avg, last epoch | mid-level r | s / epoch | best epochs |",
            "|---|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 5)]
     for p in paths:
-        res = json.load(open(p))
+        res = json.load(open(p)) if isinstance(p, str) else p
         s = summarise_cv(res)
         cfg = res["config"]
         extras = [cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift") if cfg.get(k)]
         fold = next(iter(res["folds"].values()), {})
-        n = sum(len(f["test_ids"]) for f in res["folds"].values()) * res["k"] // max(len(res["folds"]), 1)
-        inner = res.get("inner_folds", res["k"] - 1)
-        n_val = fold.get("n_val", (n - n // res["k"]) // inner)
-        sizes = f"{n - n // res['k'] - n_val} / {n_val}"
+        n = res.get("n_clips") or sum(len(f["test_ids"]) for f in res["folds"].values()) * res["k"] // max(len(res["folds"]), 1)
+        k = res.get("k_per_seed", res["k"])
+        inner = res.get("inner_folds", k - 1)
+        n_val = fold.get("n_val", (n - n // k) // inner)
+        sizes = f"{n - n // k - n_val} / {n_val}"
         if not s.get("n_folds"):
             out.append(f"| {cfg['width']:g} | {cfg['lr']:g} | {', '.join(extras)} | {cfg['seed']} | {sizes} | {cfg['epochs']} | 0/{res['k']} | {res['multiply_adds'] / 1e9:.3f} | (no fold finished) |")
             continue
@@ -46,5 +48,28 @@ def rows(paths: list[str]) -> list[str]:
     return out
 
 
+def pooled(paths: list[str]) -> list[dict]:
+    """One report per configuration run with several seeds: the folds of all its seeds together."""
+    groups: dict[str, list[dict]] = {}
+    for p in paths:
+        res = json.load(open(p))
+        key = json.dumps({**res["config"], "seed": None, "k": res["k"], "inner": res.get("inner_folds")}, sort_keys=True)
+        groups.setdefault(key, []).append(res)
+    out = []
+    for reports in groups.values():
+        if len(reports) < 2:
+            continue
+        first = reports[0]
+        folds = {f"{r['config']['seed']}:{name}": fold for r in reports for name, fold in r["folds"].items()}
+        n_clips = sum(len(f["test_ids"]) for f in first["folds"].values()) * first["k"] // max(len(first["folds"]), 1)
+        seeds = "+".join(str(r["config"]["seed"]) for r in reports)
+        out.append({**first, "config": {**first["config"], "seed": seeds}, "k": sum(r["k"] for r in reports),
+                    "folds": folds, "n_clips": n_clips, "k_per_seed": first["k"]})
+    return out
+
+
 if __name__ == "__main__":
-    print("\n".join(rows(sys.argv[1:])))
+    args = sys.argv[1:]
+    pool = "--pool" in args
+    args = [a for a in args if a != "--pool"]
+    print("\n".join(rows(args + (pooled(args) if pool else []))))
