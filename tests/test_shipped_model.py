@@ -31,7 +31,9 @@ def test_shipped_checkpoint_fits_the_archive_and_names_its_training(shipped):
     path, model = shipped
     assert path.stat().st_size <= 25e6
     meta = model.metadata
-    assert meta["n_train"] == 300 and "descriptors" in meta["midlevel_targets"]
+    # All 300 excerpts: trained on, or (10 %) validating the choice of epoch.
+    assert meta["n_clips"] == 300 and meta["n_train"] + meta["n_val"] == 300
+    assert "descriptors" in meta["midlevel_targets"]
     cfg = meta["config"]
     assert model.config.width == cfg["width"]
     # The version is stamped from the weights: a swapped file would not match.
