@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -204,10 +205,13 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
     model = TwoLevelModel.load(model_path, device=device)
     emo = np.zeros((len(ds), len(EMOTION_NAMES)))
     mid = np.zeros((len(ds), len(MIDLEVEL_NAMES)))
-    for i, path in enumerate(ds.audio_paths):
-        p = model.predict(path)
-        emo[i] = p.emotion_vector
-        mid[i] = p.midlevel_vector
+    # A bar on stderr for people at a terminal; nothing for pipes, logs and --json consumers.
+    with click.progressbar(ds.audio_paths, label=f"predicting {len(ds)} excerpts", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        for i, path in enumerate(bar):
+            p = model.predict(path)
+            emo[i] = p.emotion_vector
+            mid[i] = p.midlevel_vector
     r = pearson(emo, ds.ratings)
     finite = r[np.isfinite(r)]
     average = float(finite.mean()) if len(finite) else float("nan")
