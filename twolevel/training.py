@@ -13,8 +13,11 @@ rank-mapped descriptor targets spread about 2.4x more than ratings/10, so plain 
 mid-level task dominate; scaled, the cross-validated emotion r rose from 0.711 to 0.746.
 ``loss_scale="raw"`` is the paper's plain MSE. Adam (lr 6e-3 by default; the paper's 5e-4
 under-fitted in 80 epochs here), decoupled weight decay, batch 8, cosine learning-rate decay,
-and the state with the best validation Pearson r (average over the 8 emotions) is kept, with
-early stopping after ``patience`` epochs without gain. archives/MODEL_CARD.md has the numbers.
+and, given validation clips, the state with the best validation Pearson r (average over the 8
+emotions) is kept, with early stopping after ``patience`` epochs without gain; without them the
+state after the last epoch (how the shipped model is made: in cross-validation it scored as well
+as the best-validation state, without its occasional early, lucky pick).
+archives/MODEL_CARD.md has the numbers.
 """
 from __future__ import annotations
 
