@@ -15,9 +15,8 @@ mid-level task dominate; scaled, the cross-validated emotion r rose from 0.711 t
 under-fitted in 80 epochs here), decoupled weight decay, batch 8, cosine learning-rate decay,
 and, given validation clips, the state with the best validation Pearson r (average over the 8
 emotions) is kept, with early stopping after ``patience`` epochs without gain; without them the
-state after the last epoch (how the shipped model is made: in cross-validation it scored as well
-as the best-validation state, without its occasional early, lucky pick).
-archives/MODEL_CARD.md has the numbers.
+state after the last epoch (in cross-validation the two scored alike on average, but the
+validation pick can keep an early, lucky epoch). archives/MODEL_CARD.md has the numbers.
 """
 from __future__ import annotations
 
