@@ -16,19 +16,23 @@ from twolevel.labels import EMOTION_NAMES
 from twolevel.training import summarise_cv
 
 
-def rows(paths: list) -> list[str]:
+def _n_clips(res: dict) -> int:
+    """Clips the report's folds partition (from the finished folds' test sets)."""
+    return sum(len(f["test_ids"]) for f in res["folds"].values()) * res["k"] // max(len(res["folds"]), 1)
+
+
+def rows(reports: list[dict]) -> list[str]:
     short = {"valence": "val", "energy": "ener", "tension": "tens", "anger": "ang", "fear": "fear",
              "happy": "hap", "sad": "sad", "tender": "tend"}
     out = ["| width | lr | loss | seed | train / val | epochs | folds | GMAC / 10 s | " + " | ".join(short[e] for e in EMOTION_NAMES)
            + " | **avg** | avg, last epoch | mid-level r | s / epoch | best epochs |",
            "|---|---|---|---|---|---|---|---|" + "---|" * (len(EMOTION_NAMES) + 5)]
-    for p in paths:
-        res = json.load(open(p)) if isinstance(p, str) else p
+    for res in reports:
         s = summarise_cv(res)
         cfg = res["config"]
         extras = [cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift") if cfg.get(k)]
         fold = next(iter(res["folds"].values()), {})
-        n = res.get("n_clips") or sum(len(f["test_ids"]) for f in res["folds"].values()) * res["k"] // max(len(res["folds"]), 1)
+        n = res.get("n_clips") or _n_clips(res)
         k = res.get("k_per_seed", res["k"])
         inner = res.get("inner_folds", k - 1)
         n_val = fold.get("n_val", (n - n // k) // inner)
@@ -48,11 +52,10 @@ def rows(paths: list) -> list[str]:
     return out
 
 
-def pooled(paths: list[str]) -> list[dict]:
+def pooled(reports: list[dict]) -> list[dict]:
     """One report per configuration run with several seeds: the folds of all its seeds together."""
     groups: dict[str, list[dict]] = {}
-    for p in paths:
-        res = json.load(open(p))
+    for res in reports:
         key = json.dumps({**res["config"], "seed": None, "k": res["k"], "inner": res.get("inner_folds")}, sort_keys=True)
         groups.setdefault(key, []).append(res)
     out = []
@@ -61,7 +64,7 @@ def pooled(paths: list[str]) -> list[dict]:
             continue
         first = reports[0]
         folds = {f"{r['config']['seed']}:{name}": fold for r in reports for name, fold in r["folds"].items()}
-        n_clips = sum(len(f["test_ids"]) for f in first["folds"].values()) * first["k"] // max(len(first["folds"]), 1)
+        n_clips = _n_clips(first)
         seeds = "+".join(str(r["config"]["seed"]) for r in reports)
         out.append({**first, "config": {**first["config"], "seed": seeds}, "k": sum(r["k"] for r in reports),
                     "folds": folds, "n_clips": n_clips, "k_per_seed": first["k"]})
@@ -71,5 +74,5 @@ def pooled(paths: list[str]) -> list[dict]:
 if __name__ == "__main__":
     args = sys.argv[1:]
     pool = "--pool" in args
-    args = [a for a in args if a != "--pool"]
-    print("\n".join(rows(args + (pooled(args) if pool else []))))
+    reports = [json.load(open(a)) for a in args if a != "--pool"]
+    print("\n".join(rows(reports + (pooled(reports) if pool else []))))

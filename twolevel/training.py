@@ -490,8 +490,8 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
             break
     if bar is not None:
         bar.close()
-    # The final model of a run without validation is the last epoch's: keep it beside the best, so
-    # cross-validation can score both (the shipped model trains on everything, so it is a "last").
+    # A run without validation clips (--val-fraction 0) ends with the last epoch's state: keep it
+    # beside the best, so cross-validation can score both ways of picking the epoch.
     last_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -606,6 +606,12 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     return results
 
 
+def _mean_sd(values: Sequence[float]) -> dict:
+    """``{"mean", "sd"}`` over folds (sd with ddof 1; 0 for a single fold)."""
+    vals = np.asarray(values, dtype=float)
+    return {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
+
+
 def summarise_cv(results: dict) -> dict:
     """Mean and sd over finished folds of each emotion's test r and of the average."""
     folds = list(results.get("folds", {}).values())
@@ -613,12 +619,10 @@ def summarise_cv(results: dict) -> dict:
     if not folds:
         return out
     for name in (*EMOTION_NAMES, "average"):
-        vals = np.array([f["test"]["emotions"][name] if name != "average" else f["test"]["average"] for f in folds])
-        out[name] = {"mean": float(np.mean(vals)), "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0}
-    # The state after the last epoch: what training on all clips for --epochs ships (older reports lack it).
-    lasts = [f["test_last"]["average"] for f in folds if "test_last" in f]
-    if len(lasts) == len(folds):
-        out["average_last"] = {"mean": float(np.mean(lasts)), "sd": float(np.std(lasts, ddof=1)) if len(lasts) > 1 else 0.0}
+        out[name] = _mean_sd([f["test"]["emotions"][name] if name != "average" else f["test"]["average"] for f in folds])
+    # The state after the last epoch: what training without validation clips gives (older reports lack it).
+    if all("test_last" in f for f in folds):
+        out["average_last"] = _mean_sd([f["test_last"]["average"] for f in folds])
     mids = np.array([f["test"]["midlevel_average"] for f in folds])
     out["midlevel_average"] = {"mean": float(np.nanmean(mids)), "sd": float(np.nanstd(mids, ddof=1)) if len(mids) > 1 else 0.0}
     out["best_epochs"] = [f["best_epoch"] for f in folds]
