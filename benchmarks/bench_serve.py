@@ -27,7 +27,7 @@ pytest.importorskip("ts", reason="torchserve is not installed")
 sf = pytest.importorskip("soundfile")
 
 from twolevel.client import TorchServeClient  # noqa: E402
-from twolevel_cli.serve_cmd import java_available, temporary_server  # noqa: E402
+from twolevel.serving.torchserve import java_available, temporary_server  # noqa: E402
 
 SR = 22_050
 N_CLIPS = 16

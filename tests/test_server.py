@@ -23,10 +23,10 @@ import pytest
 pytest.importorskip("ts", reason="torchserve is not installed")
 sf = pytest.importorskip("soundfile")
 
-from twolevel.client import TorchServeClient  # noqa: E402
+from twolevel.client import TorchServeClient, read_key_file  # noqa: E402
 from twolevel.errors import AudioError, OptionError, TwolevelError  # noqa: E402
-from twolevel_cli.serve_cmd import (java_available, read_key_file,  # noqa: E402
-                                    server_status, start_server, stop_server, temporary_server)
+from twolevel.serving.torchserve import (java_available, server_status, start_server,  # noqa: E402
+                                         stop_server, temporary_server)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
