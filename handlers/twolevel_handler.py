@@ -17,22 +17,19 @@ Routes (TorchServe 0.12 frontend, verified against its InferenceRequestHandler):
   ``/{model}/predict`` routes (the frontend drops them on the routes above); there an
   ``explain=true`` parameter selects the explain path.
 
-Input: the audio file as the raw body, as a multipart file field (any name; ``data``, ``file``
-or ``audio`` preferred), or base64 in JSON (``{"data": B64, "target": ...}``, KServe v1
-``{"instances": [{"data": B64, ...}]}``, KServe v2 ``{"inputs": [{"name": "audio", "data":
-[B64]}], "parameters": {...}}``). Options (``target``, ``samples``, ``ratio``, ``seed``,
-``offset`` (start of the explained 10 s window, s), ``include_audio``, and ``name``, the file name to report) come from JSON fields, multipart/query fields, or ``X-Twolevel-<option>``
-headers, in that order of precedence (JSON first).
+Input: parsed by :func:`twolevel.serving.requests.parse_request`: the audio file as the raw body,
+a multipart file field, or base64 in JSON (plain, KServe v1 or v2); options (``target``,
+``samples``, ``ratio``, ``seed``, ``offset`` (start of the explained 10 s window, s),
+``include_audio``, and ``name``, the file name to report) from JSON fields, multipart/query
+fields, or ``X-Twolevel-<option>`` headers, in that order of precedence (JSON first).
 
 Output: the JSON of :meth:`twolevel.Prediction.to_dict` or :meth:`twolevel.explain.Explanation.to_dict`
-(wrapped in ``{"predictions": [...]}`` / ``{"explanations": [...]}`` for KServe v1 and in an
+(by :mod:`twolevel.serving.responses`: wrapped in ``{"predictions": [...]}`` / ``{"explanations": [...]}`` for KServe v1 and in an
 ``outputs`` list for v2). A refused request gets ``{"error": CODE, "message": TEXT}`` with a
 4xx status set for that request alone; the rest of its batch is answered normally.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import math
@@ -46,8 +43,12 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from twolevel.audio import load_audio
 from twolevel.errors import OptionError, TwolevelError
+from twolevel.explain import explain
 from twolevel.labels import TARGET_NAMES
+from twolevel.model import pick_device
 from twolevel.predict import TwoLevelModel
+from twolevel.serving.requests import option_bool as _bool, option_text as _text, parse_request
+from twolevel.serving.responses import error_body, wrap_result
 
 logger = logging.getLogger(__name__)
 
@@ -66,170 +67,6 @@ DEFAULTS = {
     "threads": 1,                  # torch threads in the worker ($TWOLEVEL_THREADS overrides)
     "checkpoint": "",              # file in the archive; default: the manifest's serializedFile
 }
-
-#: HTTP status for each error code (anything else: 400).
-STATUS = {
-    "not_audio": 415,
-    "empty": 400,
-    "truncated": 400,
-    "silent": 422,
-    "non_finite": 422,
-    "bad_sample_rate": 422,
-    "too_long": 413,
-    "missing_audio": 400,
-    "malformed_json": 400,
-    "bad_base64": 400,
-    "bad_request": 400,
-    "unknown_target": 400,
-    "bad_samples": 400,
-    "bad_option": 400,
-    "explain_unavailable": 501,
-    "internal_error": 500,
-}
-
-AUDIO_KEYS = ("data", "audio", "file", "body")
-OPTION_KEYS = ("target", "samples", "ratio", "seed", "offset", "include_audio", "explain", "name")
-HEADER_PREFIX = "x-twolevel-"
-TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off", ""}
-
-
-# --- request parsing (module-level functions: TorchServe wants exactly one class here) ---
-
-def _text(value) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            return bytes(value).decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise OptionError("option values must be UTF-8 text", code="bad_option") from None
-    return str(value).strip()
-
-
-def _b64(value, what: str = "data") -> bytes:
-    if isinstance(value, dict) and "b64" in value:  # KServe v1 convention {"b64": ...}
-        value = value["b64"]
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("ascii", "replace")
-    if not isinstance(value, str):
-        raise TwolevelError(f"JSON field {what!r} must be the audio file as a base64 string", code="bad_base64")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise TwolevelError(f"JSON field {what!r} is not valid base64", code="bad_base64") from None
-
-
-def _parse_json_body(body: dict) -> tuple[bytes, dict, str | None]:
-    """Audio bytes, options and protocol (None, "v1", "v2") from a decoded JSON body."""
-    if "instances" in body:  # KServe v1
-        instances = body["instances"]
-        if not isinstance(instances, list) or len(instances) != 1:
-            raise TwolevelError("KServe v1: send exactly one entry in 'instances'", code="bad_request")
-        inst = instances[0]
-        if isinstance(inst, dict):
-            audio_key = next((k for k in ("data", "audio", "b64") if k in inst), None)
-            if audio_key is None:
-                raise TwolevelError("KServe v1 instance has no 'data' field with the audio", code="missing_audio")
-            raw = inst[audio_key] if audio_key != "b64" else {"b64": inst["b64"]}
-            options = {k: v for k, v in inst.items() if k in OPTION_KEYS}
-            options.update({k: v for k, v in (body.get("parameters") or {}).items() if k in OPTION_KEYS})
-            return _b64(raw, audio_key), options, "v1"
-        return _b64(inst, "instances[0]"), {}, "v1"
-    if "inputs" in body:  # KServe v2 (open inference protocol)
-        inputs = body["inputs"]
-        if not isinstance(inputs, list) or not inputs:
-            raise TwolevelError("KServe v2: 'inputs' must be a non-empty list", code="bad_request")
-        options = {k: v for k, v in (body.get("parameters") or {}).items() if k in OPTION_KEYS}
-        audio = None
-        for item in inputs:
-            if not isinstance(item, dict):
-                raise TwolevelError("KServe v2: each input must be an object", code="bad_request")
-            name, data = item.get("name"), item.get("data")
-            value = data[0] if isinstance(data, list) and len(data) == 1 else data
-            if name in OPTION_KEYS:
-                options[name] = value
-            elif audio is None:
-                audio = _b64(value, f"inputs[{name}]")
-        if audio is None:
-            raise TwolevelError("KServe v2: no input carries the audio", code="missing_audio")
-        return audio, options, "v2"
-    audio_key = next((k for k in ("data", "audio") if k in body), None)
-    if audio_key is None:
-        raise TwolevelError("JSON body has no 'data' field with the audio file (base64)", code="missing_audio")
-    return _b64(body[audio_key], audio_key), {k: v for k, v in body.items() if k in OPTION_KEYS}, None
-
-
-def _bool(value, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(value).lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise OptionError(f"{name} must be true or false, not {text!r}", code="bad_option")
-
-
-def _body_content_type(headers: dict, key: str) -> str:
-    meta = headers.get(key)
-    if isinstance(meta, dict):
-        return str(meta.get("content-type") or "").lower()
-    return ""
-
-
-def parse_request(row: dict, headers: dict) -> dict:
-    """One TorchServe request -> ``{"audio_bytes", "options", "protocol", "explain"}``.
-
-    ``row`` maps request parameter names to values (the raw body is ``body``; multipart fields
-    and forwarded query parameters are named as sent). ``headers`` is the request's header dict
-    (``context.get_all_request_header``). Raises :class:`TwolevelError` for a bad request.
-    """
-    if not isinstance(row, dict):
-        row = {"body": row}
-    lower = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
-    options: dict = {}
-    for key in OPTION_KEYS:  # lowest precedence: X-Twolevel-* headers
-        if HEADER_PREFIX + key.replace("_", "-") in lower:
-            options[key] = lower[HEADER_PREFIX + key.replace("_", "-")]
-    for key in OPTION_KEYS:  # then form fields / query parameters
-        if key in row:
-            options[key] = row[key]
-    protocol = None
-    audio_key = next((k for k in AUDIO_KEYS if k in row), None)
-    if audio_key is None:  # a multipart file field with some other name
-        audio_key = next((k for k, v in row.items() if k not in OPTION_KEYS and isinstance(v, (bytes, bytearray, dict))), None)
-    if audio_key is None:
-        raise TwolevelError("no audio in the request: send the file as the body or a multipart file field",
-                            code="missing_audio")
-    value = row[audio_key]
-    ctype = _body_content_type(headers, audio_key)
-    if isinstance(value, str):  # text/* bodies arrive decoded
-        stripped = value.lstrip()
-        if stripped.startswith("{"):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as err:
-                raise TwolevelError(f"malformed JSON body ({err.msg} at position {err.pos})", code="malformed_json") from None
-        else:
-            value = value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray)) and ("json" in ctype):
-        # TorchServe forwards JSON it could not decode as bytes.
-        try:
-            value = json.loads(bytes(value).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            detail = f"{err.msg} at position {err.pos}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
-            raise TwolevelError(f"malformed JSON body ({detail})", code="malformed_json") from None
-    if isinstance(value, dict):
-        audio, json_options, protocol = _parse_json_body(value)
-        options.update(json_options)
-    elif isinstance(value, list):
-        raise TwolevelError("a JSON body must be an object with a 'data' field", code="bad_request")
-    else:
-        audio = bytes(value)
-    explain = lower.get("explain") == "True"
-    if "explain" in options:
-        explain = explain or _bool(options.pop("explain"), "explain")
-    return {"audio_bytes": audio, "options": options, "protocol": protocol, "explain": explain}
-
 
 def explain_options(options: dict, cfg: dict) -> dict:
     """Validate explanation options against the server's caps; returns keyword arguments."""
@@ -271,14 +108,6 @@ def explain_options(options: dict, cfg: dict) -> dict:
             "include_audio": include_audio}
 
 
-def error_body(err: BaseException) -> tuple[int, dict]:
-    """HTTP status and JSON body for a refused request."""
-    if isinstance(err, TwolevelError):
-        code = err.code
-        return STATUS.get(code, 400), {"error": code, "message": err.message}
-    return 500, {"error": "internal_error", "message": f"internal error ({type(err).__name__}); see the model log"}
-
-
 class TwolevelHandler(BaseHandler):
     """TorchServe handler: predictions in batches, explanations one by one, errors per request."""
 
@@ -307,8 +136,9 @@ class TwolevelHandler(BaseHandler):
                 raise RuntimeError(f"no checkpoint (*.pt) in {model_dir}")
             path = found[0]
         gpu = props.get("gpu_id")
-        device = f"cuda:{gpu}" if gpu is not None and torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        # TorchServe names a GPU whenever the host has one; a CPU-only torch build still runs on the CPU.
+        self.device = pick_device(f"cuda:{gpu}" if gpu is not None and torch.cuda.is_available() else "cpu")
+        device = str(self.device)
         self.model = TwoLevelModel.load(path, device=device, batch_size=int(self.config["batch_windows"]),
                                         max_seconds=float(self.config["max_seconds"]))
         self.initialized = True
@@ -343,17 +173,6 @@ class TwolevelHandler(BaseHandler):
             return
         self.context.set_response_status(status, phrase, idx=idx)
         self.context.set_response_content_type(idx, "application/json")
-
-    def _wrap(self, request: dict, result: dict, kind: str) -> dict:
-        protocol = request.get("protocol")
-        if protocol == "v1":
-            return {"predictions" if kind == "prediction" else "explanations": [result]}
-        if protocol == "v2":
-            return {"model_name": getattr(self.context, "model_name", "twolevel"),
-                    "outputs": [{"name": kind, "datatype": "BYTES", "shape": [1],
-                                 "parameters": {"content_type": "application/json"},
-                                 "data": [json.dumps(result, separators=(",", ":"))]}]}
-        return result
 
     # -- TorchServe stages ----------------------------------------------------------------
     def preprocess(self, data):
@@ -400,11 +219,6 @@ class TwolevelHandler(BaseHandler):
 
         ``data_preprocess`` is :meth:`preprocess`'s list; returns one result (dict) or error per item.
         """
-        try:
-            from twolevel.explain import explain
-        except ImportError as err:
-            return [OptionError(f"explanations are not available in this installation ({err})",
-                                code="explain_unavailable")] * len(data_preprocess)
         results = []
         for req in data_preprocess:
             if not isinstance(req, dict):
@@ -450,7 +264,8 @@ class TwolevelHandler(BaseHandler):
                 answers.append(self._fail(idx, res))
             else:
                 self._respond(idx, 200)
-                body = self._wrap(parsed[idx], res, kind)
+                body = wrap_result(res, kind, parsed[idx].get("protocol"),
+                                   getattr(self.context, "model_name", "twolevel"))
                 answers.append(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         metrics = getattr(context, "metrics", None)
         if metrics is not None:

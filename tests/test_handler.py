@@ -19,7 +19,8 @@ sf = pytest.importorskip("soundfile")
 
 from ts.context import Context, RequestProcessor  # noqa: E402
 
-from twolevel_handlers.twolevel_handler import TwolevelHandler, parse_request  # noqa: E402
+from twolevel.serving.requests import parse_request  # noqa: E402
+from twolevel_handlers.twolevel_handler import TwolevelHandler  # noqa: E402
 
 SR = 22_050
 
