@@ -20,6 +20,7 @@ validation pick can keep an early, lucky epoch). archives/MODEL_CARD.md has the 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -340,6 +341,191 @@ RESUMABLE_CHANGES = ("epochs", "patience")
 EpochCallback = Callable[[dict], None]
 
 
+def _check_run(train_set: TrainingSet, cfg: TrainConfig) -> None:
+    if cfg.batch_size < 2:
+        raise OptionError("batch size must be at least 2 (batch normalisation)")
+    if len(train_set) < 2:
+        raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+
+
+def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float) -> A2Mid2EJoint:
+    """A fresh network normalising with ``mean``/``std``, its outputs starting at the targets' means."""
+    model = A2Mid2EJoint(ModelConfig(width=cfg.width, dropout=cfg.dropout), mean=mean, std=std)
+    with torch.no_grad():
+        emo_mean = np.nan_to_num(np.nanmean(train_set.emotions, axis=0), nan=0.3) if np.isfinite(
+            train_set.emotions).any() else np.full(len(EMOTION_NAMES), 0.3)
+        mid_mean = np.nan_to_num(np.nanmean(train_set.midlevels, axis=0), nan=0.5) if np.isfinite(
+            train_set.midlevels).any() else np.full(len(MIDLEVEL_NAMES), 0.5)
+        model.midlevel.bias.copy_(torch.as_tensor(mid_mean, dtype=torch.float32))
+        model.emotion.bias.copy_(torch.as_tensor(emo_mean, dtype=torch.float32)
+                                 - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
+    return model
+
+
+@dataclass
+class _Batches:
+    """The training set as tensors, and how each step draws its batch from it."""
+
+    specs: list[torch.Tensor]       # per clip: (frames, bands) log spectrogram, un-normalised
+    emotions: torch.Tensor          # (clips, 8), NaN where a clip has no rating
+    midlevels: torch.Tensor         # (clips, 7), NaN where a clip has no target
+    emotion_scale: torch.Tensor | None   # per-output divisor of the squared error (None: raw MSE)
+    midlevel_scale: torch.Tensor | None
+
+    @classmethod
+    def of(cls, train_set: TrainingSet, cfg: TrainConfig, device: torch.device) -> "_Batches":
+        emo_scale = _target_scale(train_set.emotions, cfg.loss_scale)
+        mid_scale = _target_scale(train_set.midlevels, cfg.loss_scale)
+        return cls([torch.from_numpy(np.ascontiguousarray(s)) for s in train_set.specs],
+                   torch.as_tensor(train_set.emotions, dtype=torch.float32),
+                   torch.as_tensor(train_set.midlevels, dtype=torch.float32),
+                   emo_scale.to(device) if emo_scale is not None else None,
+                   mid_scale.to(device) if mid_scale is not None else None)
+
+    def random_window(self, i: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+        """A random 10 s crop of clip ``i``, shifted by up to ``cfg.freq_shift`` bands."""
+        frames = self.specs[i].shape[0]
+        start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
+        window = crop(self.specs[i], start)
+        if cfg.freq_shift:
+            window = shift_bands(window, int(torch.randint(-cfg.freq_shift, cfg.freq_shift + 1, (1,), generator=gen)))
+        return window
+
+
+@dataclass
+class _Run:
+    """Everything one training run changes, and everything a resumed run restores."""
+
+    model: A2Mid2EJoint
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    ema_model: A2Mid2EJoint | None = None
+    epoch: int = 0                  # epochs finished
+    best_r: float = -math.inf
+    best_epoch: int = -1            # 0-based; -1 before the first kept state
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+
+    @property
+    def kept(self) -> A2Mid2EJoint:
+        """The weights that are validated and kept: the moving average when there is one."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    def state(self, cfg: TrainConfig, n_train: int) -> dict:
+        """What :func:`_save_run` writes after every epoch."""
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "epoch": self.epoch, "best_r": self.best_r, "best_epoch": self.best_epoch,
+                 "best_state": self.best_state, "history": self.history, "config": cfg.to_dict(),
+                 "n_train": n_train}
+        if self.ema_model is not None:
+            state["ema"] = self.ema_model.state_dict()
+        return state
+
+
+def _resume_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> None:
+    """Restore ``run`` from the state written after an earlier run's last epoch."""
+    try:
+        st = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is one message
+        raise CheckpointError(f"{state_path}: cannot resume ({str(err).splitlines()[0]})") from None
+    same = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+    old = {k: v for k, v in dict(st.get("config") or {}).items() if k not in RESUMABLE_CHANGES}
+    if old != same or st.get("n_train") != n_train:
+        raise CheckpointError(f"{state_path}: was written with other settings or data; "
+                              "delete it or run without --resume")
+    run.model.load_state_dict(st["model"])
+    if run.ema_model is not None:
+        run.ema_model.load_state_dict(st["ema"])
+    run.optimizer.load_state_dict(st["optimizer"])
+    run.generator.set_state(st["generator"])
+    torch.set_rng_state(st["torch_rng"])
+    run.epoch, run.best_r, run.best_epoch = st["epoch"], st["best_r"], st["best_epoch"]
+    run.best_state, run.history = st["best_state"], st["history"]
+
+
+def _save_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> None:
+    """Write the resumable state atomically (a killed run never leaves half a file)."""
+    Path(state_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(state_path) + ".tmp")
+    torch.save(run.state(cfg, n_train), tmp)
+    os.replace(tmp, state_path)
+
+
+def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.device) -> dict:
+    """One pass over the training clips in random order; returns the epoch's mean losses and lr."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * _lr_factor(cfg, run.epoch)
+    model = run.model
+    model.train()
+    n = len(batches.specs)
+    order = torch.randperm(n, generator=run.generator)
+    sums = np.zeros(3)
+    steps = 0
+    for b in range(0, n, cfg.batch_size):
+        idx = order[b:b + cfg.batch_size]
+        if len(idx) < 2:  # batch normalisation needs two items
+            continue
+        windows = [batches.random_window(i, cfg, run.generator) for i in idx.tolist()]
+        x = model.frontend.normalise(torch.stack(windows).to(device)).unsqueeze(1)
+        mid, emo = model.forward_spectrogram(x)
+        l_emo = masked_mse(emo, batches.emotions[idx].to(device), batches.emotion_scale)
+        l_mid = masked_mse(mid, batches.midlevels[idx].to(device), batches.midlevel_scale)
+        loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        if run.ema_model is not None:
+            _ema_update(run.ema_model, model, cfg.ema)
+        sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach())]
+        steps += 1
+    mean_loss = [float(v) / max(steps, 1) for v in sums]
+    return {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
+            "loss_midlevel": mean_loss[2], "lr": float(run.optimizer.param_groups[0]["lr"])}
+
+
+def _validate_epoch(run: _Run, rec: dict, val_set: TrainingSet | None) -> bool:
+    """Score the kept weights on ``val_set`` into ``rec``; keep them if best. Returns whether kept.
+
+    Without validation clips every epoch is "best", so the last epoch's state is kept.
+    """
+    improved = False
+    if val_set is not None and len(val_set):
+        s = score(run.kept, val_set)
+        rec["val_r"] = float(s["average"])
+        rec["val_midlevel_r"] = float(s["midlevel_average"])
+        if np.isfinite(s["average"]) and s["average"] > run.best_r:
+            run.best_r, run.best_epoch, improved = float(s["average"]), run.epoch, True
+    else:
+        run.best_epoch, improved = run.epoch, True
+    if improved:
+        run.best_state = _state_copy(run.kept)
+    return improved
+
+
+def _state_copy(model: A2Mid2EJoint) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _progress_bar(cfg: TrainConfig, start_epoch: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train w={cfg.width:g}", unit="epoch")
+
+
+def _show_epoch(bar, rec: dict, run: _Run) -> None:
+    if bar is None:
+        return
+    post = {"loss": f"{rec['loss']:.4f}", "emo": f"{rec['loss_emotion']:.4f}", "mid": f"{rec['loss_midlevel']:.4f}"}
+    if "val_r" in rec:
+        post["val_r"] = f"{rec['val_r']:.3f}"
+        post["best"] = f"{run.best_r:.3f}@{run.best_epoch + 1}"
+    bar.set_postfix(post)
+    bar.update(1)
+
+
 def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None = None,
           device: str | torch.device = "cpu", state_path: Path | None = None, resume: bool = False,
           progress: bool = False, on_epoch: EpochCallback | None = None) -> tuple[A2Mid2EJoint, dict]:
@@ -357,149 +543,45 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     ``summary`` holds the run's settings, history and timings, and ``last_state``: the weights
     after the last epoch (the same as the model's when there is no ``val_set``).
     """
-    if cfg.batch_size < 2:
-        raise OptionError("batch size must be at least 2 (batch normalisation)")
-    if len(train_set) < 2:
-        raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+    _check_run(train_set, cfg)
     device = torch.device(device)
-    gen = _set_seed(cfg.seed)
+    gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
     mean, std = spectrogram_stats(train_set.specs)
-    model = A2Mid2EJoint(ModelConfig(width=cfg.width, dropout=cfg.dropout), mean=mean, std=std)
-    with torch.no_grad():  # start the outputs at the targets' means
-        emo_mean = np.nan_to_num(np.nanmean(train_set.emotions, axis=0), nan=0.3) if np.isfinite(
-            train_set.emotions).any() else np.full(len(EMOTION_NAMES), 0.3)
-        mid_mean = np.nan_to_num(np.nanmean(train_set.midlevels, axis=0), nan=0.5) if np.isfinite(
-            train_set.midlevels).any() else np.full(len(MIDLEVEL_NAMES), 0.5)
-        model.midlevel.bias.copy_(torch.as_tensor(mid_mean, dtype=torch.float32))
-        model.emotion.bias.copy_(torch.as_tensor(emo_mean, dtype=torch.float32)
-                                 - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
-    model.to(device)
+    model = _new_model(train_set, cfg, mean, std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    emo_scale = _target_scale(train_set.emotions, cfg.loss_scale)
-    mid_scale = _target_scale(train_set.midlevels, cfg.loss_scale)
-    emo_scale = emo_scale.to(device) if emo_scale is not None else None
-    mid_scale = mid_scale.to(device) if mid_scale is not None else None
-    ema_model = None
-    if cfg.ema > 0:
-        import copy
-
-        ema_model = copy.deepcopy(model)
-    specs = [torch.from_numpy(np.ascontiguousarray(s)) for s in train_set.specs]
-    emo_t = torch.as_tensor(train_set.emotions, dtype=torch.float32)
-    mid_t = torch.as_tensor(train_set.midlevels, dtype=torch.float32)
-    start_epoch, best_r, best_epoch, best_state, history = 0, -math.inf, -1, None, []
+    batches = _Batches.of(train_set, cfg, device)
+    run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None)
     if resume and state_path is not None and Path(state_path).is_file():
-        try:
-            st = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is one message
-            raise CheckpointError(f"{state_path}: cannot resume ({str(err).splitlines()[0]})") from None
-        same = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
-        old = {k: v for k, v in dict(st.get("config") or {}).items() if k not in RESUMABLE_CHANGES}
-        if old != same or st.get("n_train") != len(train_set):
-            raise CheckpointError(f"{state_path}: was written with other settings or data; "
-                                  "delete it or run without --resume")
-        model.load_state_dict(st["model"])
-        if ema_model is not None:
-            ema_model.load_state_dict(st["ema"])
-        opt.load_state_dict(st["optimizer"])
-        gen.set_state(st["generator"])
-        torch.set_rng_state(st["torch_rng"])
-        start_epoch, best_r, best_epoch = st["epoch"], st["best_r"], st["best_epoch"]
-        best_state, history = st["best_state"], st["history"]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train w={cfg.width:g}", unit="epoch")
-    stale = 0 if best_epoch < 0 else start_epoch - 1 - best_epoch
-    n = len(train_set)
-    for epoch in range(start_epoch, cfg.epochs):
+        _resume_run(run, state_path, cfg, len(train_set))
+    validating = val_set is not None and len(val_set) > 0
+    bar = _progress_bar(cfg, run.epoch, progress)
+    stale = 0 if run.best_epoch < 0 else run.epoch - 1 - run.best_epoch  # epochs since the best
+    while run.epoch < cfg.epochs:
         t0 = time.time()
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(cfg, epoch)
-        model.train()
-        order = torch.randperm(n, generator=gen)
-        sums = np.zeros(3)
-        batches = 0
-        for b in range(0, n, cfg.batch_size):
-            idx = order[b:b + cfg.batch_size]
-            if len(idx) < 2:
-                continue
-            xs = []
-            for i in idx.tolist():
-                frames = specs[i].shape[0]
-                start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
-                window = crop(specs[i], start)
-                if cfg.freq_shift:
-                    window = shift_bands(window, int(torch.randint(-cfg.freq_shift, cfg.freq_shift + 1, (1,),
-                                                                   generator=gen)))
-                xs.append(window)
-            x = model.frontend.normalise(torch.stack(xs).to(device)).unsqueeze(1)
-            mid, emo = model.forward_spectrogram(x)
-            l_emo = masked_mse(emo, emo_t[idx].to(device), emo_scale)
-            l_mid = masked_mse(mid, mid_t[idx].to(device), mid_scale)
-            loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema_model is not None:
-                _ema_update(ema_model, model, cfg.ema)
-            sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach())]
-            batches += 1
-        mean_loss = [float(v) / max(batches, 1) for v in sums]
-        rec = {"epoch": epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
-               "loss_midlevel": mean_loss[2], "lr": float(opt.param_groups[0]["lr"])}
-        improved = False
-        kept = ema_model if ema_model is not None else model
-        if val_set is not None and len(val_set):
-            s = score(kept, val_set)
-            rec["val_r"] = float(s["average"])
-            rec["val_midlevel_r"] = float(s["midlevel_average"])
-            if np.isfinite(s["average"]) and s["average"] > best_r:
-                best_r, best_epoch, improved = float(s["average"]), epoch, True
-        else:
-            best_epoch, improved = epoch, True
-        if improved:
-            best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
-            stale = 0
-        else:
-            stale += 1
+        rec = _train_epoch(run, batches, cfg, device)
+        stale = 0 if _validate_epoch(run, rec, val_set) else stale + 1
         rec["seconds"] = float(time.time() - t0)
-        history.append(rec)
-        if bar is not None:
-            post = {"loss": f"{rec['loss']:.4f}", "emo": f"{rec['loss_emotion']:.4f}", "mid": f"{rec['loss_midlevel']:.4f}"}
-            if "val_r" in rec:
-                post["val_r"] = f"{rec['val_r']:.3f}"
-                post["best"] = f"{best_r:.3f}@{best_epoch + 1}"
-            bar.set_postfix(post)
-            bar.update(1)
+        run.history.append(rec)
+        run.epoch += 1
+        _show_epoch(bar, rec, run)
         if on_epoch is not None:
             on_epoch(rec)
         if state_path is not None:
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                     "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "best_r": best_r,
-                     "best_epoch": best_epoch, "best_state": best_state, "history": history,
-                     "config": cfg.to_dict(), "n_train": len(train_set)}
-            if ema_model is not None:
-                state["ema"] = ema_model.state_dict()
-            Path(state_path).parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(str(state_path) + ".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, state_path)
-        if val_set is not None and len(val_set) and stale >= cfg.patience:
+            _save_run(run, state_path, cfg, len(train_set))
+        if validating and stale >= cfg.patience:
             break
     if bar is not None:
         bar.close()
     # A run without validation clips (--val-fraction 0) ends with the last epoch's state: keep it
     # beside the best, so cross-validation can score both ways of picking the epoch.
-    last_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    last_state = _state_copy(run.kept)
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
     model.eval()
-    summary = {"config": cfg.to_dict(), "epochs_run": len(history), "best_epoch": best_epoch + 1,
-               "best_val_r": best_r if val_set is not None else None, "normalisation": {"mean": mean, "std": std},
+    summary = {"config": cfg.to_dict(), "epochs_run": len(run.history), "best_epoch": run.best_epoch + 1,
+               "best_val_r": run.best_r if val_set is not None else None, "normalisation": {"mean": mean, "std": std},
                "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
-               "seconds": float(sum(h["seconds"] for h in history)), "history": history,
+               "seconds": float(sum(h["seconds"] for h in run.history)), "history": run.history,
                "multiply_adds": multiply_adds(cfg.width), "last_state": last_state}
     return model, summary
 
