@@ -1,6 +1,7 @@
 """``train`` and ``evaluate``: learn A2Mid2E-Joint from Soundtracks ratings, and judge a model on them."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -33,11 +34,12 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.argument("dataset_dir", type=click.Path())
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Checkpoint to write (with --folds: the cross-validation report, .json).")
+# -- hyper-parameters: the fields of twolevel.training.TrainConfig, under the same names --
 @click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, crops, folds).")
-@click.option("--epochs", default=80, show_default=True, help="Epochs (the maximum when validating).")
-@click.option("--width", default=0.125, show_default=True, type=float,
+@click.option("--epochs", default=80, show_default=True, type=click.IntRange(min=1),
+              help="Epochs (the maximum when validating).")
+@click.option("--width", default=0.125, show_default=True, type=click.FloatRange(0, 4, min_open=True),
               help="Channel multiplier of the CNN (1.0 = the paper's network).")
-@device_option
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--lr", default=6e-3, show_default=True, type=float,
               help="Adam learning rate (the paper used 5e-4, which under-fits in 80 epochs; 6e-3 cross-validated "
@@ -49,13 +51,15 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
               help="variance: each output's squared error is divided by its target's variance over the "
                    "training clips, so neither task dominates by the spread of its targets; raw: plain "
                    "0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper.")
-@click.option("--ema", default=0.0, show_default=True, type=float,
+@click.option("--ema", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
-@click.option("--freq-shift", default=0, show_default=True, type=int,
+@click.option("--freq-shift", default=0, show_default=True, type=click.IntRange(0, 24),
               help="Augmentation: shift each training crop by up to this many bands (24 per octave).")
-@click.option("--dropout", default=0.3, show_default=True, type=float, help="Dropout after each pooling block.")
+@click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
-@click.option("--val-fraction", default=0.1, show_default=True, type=float,
+# -- what to run: one model (with or without validation clips) or cross-validation --
+@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Hold out this share of the clips (stratified) and keep the epoch with the best validation r "
                    "(the paper's 10 %, as the shipped model); 0 trains on all clips and keeps the last epoch. "
                    "With --folds: the share of all clips that validates inside each fold (0 there means a "
@@ -64,6 +68,7 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
               help="Run K-fold cross-validation instead of training one model (writes a JSON report to --out).")
 @click.option("--only-folds", default=None, metavar="LIST", help="With --folds: run only these folds, e.g. 0,1.")
 @click.option("--resume", is_flag=True, help="Continue from <out>.last (or skip finished folds with --folds).")
+# -- data --
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Spectrogram and descriptor cache (default: cache/ in the project).")
 @click.option("--midlevel-annotations", type=click.Path(dir_okay=False), default=None,
@@ -71,13 +76,14 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
                    "instead of from signal descriptors.")
 @click.option("--midlevel-audio", type=click.Path(file_okay=False), default=None,
               help="Audio folder of that data set (default: audio/ beside annotations.csv).")
+# -- where it runs and what it reports --
+@device_option
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
               help="Append one JSON line per epoch to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, weight_decay, schedule, loss_scale,
-          ema, freq_shift, dropout, patience,
-          val_fraction, folds, only_folds, resume, cache_dir, midlevel_annotations, midlevel_audio, log_path, quiet):
+def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_dir, midlevel_annotations,
+          midlevel_audio, device, log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
     DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
@@ -92,39 +98,43 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
       twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
       twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
     """
-
-    from twolevel.data import load_midlevel_annotations, load_soundtracks
-    from twolevel.errors import OptionError
-    from twolevel.model import multiply_adds, pick_device
-    from twolevel.training import (TrainConfig, cross_validate, format_cv_table, save_trained,
-                                   soundtracks_training_set, stratified_folds, train as run_training,
-                                   with_annotations)
+    from twolevel.model import pick_device
+    from twolevel.training import TrainConfig
 
     set_threads(default=2)  # training: two torch threads unless TWOLEVEL_THREADS says otherwise
-    if epochs < 1:
-        raise OptionError("--epochs must be at least 1")
-    if not 0 < width <= 4:
-        raise OptionError("--width must be in (0, 4]")
-    if not 0 <= ema < 1:
-        raise OptionError("--ema must be in [0, 1)")
-    if not 0 <= freq_shift <= 24:
-        raise OptionError("--freq-shift must be in 0..24 bands")
-    if not 0 <= dropout < 1:
-        raise OptionError("--dropout must be in [0, 1)")
-    if not 0 <= val_fraction < 0.5:
-        raise OptionError("--val-fraction must be in [0, 0.5)")
+    cfg = TrainConfig(**hyper)
     dev = pick_device(device)
-    cache = Path(cache_dir) if cache_dir else None
     progress = not quiet
-    ds = load_soundtracks(dataset_dir)
-    ann = load_midlevel_annotations(midlevel_annotations, midlevel_audio) if midlevel_annotations else None
-    data = soundtracks_training_set(ds, cache, progress, "none" if ann is not None else "descriptors")
-    extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
-    targets = "human annotations" if ann is not None else "signal descriptors (docs/midlevel-targets.md)"
-    cfg = TrainConfig(width=width, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      schedule=schedule, patience=patience, seed=seed, loss_scale=loss_scale, ema=ema,
-                      freq_shift=freq_shift, dropout=dropout)
-    log_file = open(log_path, "a") if log_path else None
+    data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress)
+    with _epoch_log(log_path) as log:
+        if folds:
+            _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log)
+        else:
+            _train_one(data, cfg, val_fraction, dev, Path(out_path), resume, progress, log)
+
+
+class _TrainingData:
+    """The clips to learn from and where their mid-level targets come from."""
+
+    def __init__(self, dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress: bool):
+        from twolevel.data import load_midlevel_annotations, load_soundtracks
+        from twolevel.training import soundtracks_training_set, with_annotations
+
+        cache = Path(cache_dir) if cache_dir else None
+        self.name = str(Path(dataset_dir).name)
+        soundtracks = load_soundtracks(dataset_dir)
+        self.n_clips = len(soundtracks)
+        ann = load_midlevel_annotations(midlevel_annotations, midlevel_audio) if midlevel_annotations else None
+        self.clips = soundtracks_training_set(soundtracks, cache, progress, "none" if ann is not None else "descriptors")
+        #: Adds the annotated mid-level excerpts to a training part (None: descriptor targets only).
+        self.extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
+        self.targets = "human annotations" if ann is not None else "signal descriptors (docs/midlevel-targets.md)"
+
+
+@contextlib.contextmanager
+def _epoch_log(path):
+    """Yields ``log(line)``, appending each line to ``path`` at once (a no-op without a path)."""
+    log_file = open(path, "a") if path else None
 
     def log(line: str) -> None:
         if log_file is not None:
@@ -132,42 +142,43 @@ def train(dataset_dir, out_path, seed, epochs, width, device, batch_size, lr, we
             log_file.flush()
 
     try:
-        if folds:
-            inner = max(2, round((1 - 1 / folds) / val_fraction)) if val_fraction > 0 else None
-            results = cross_validate(data, cfg, folds, _parse_folds(only_folds, folds), dev, Path(out_path),
-                                     progress, extra, log, inner_folds=inner)
-            click.echo(format_cv_table(results))
-            click.echo(f"cross-validation report: {out_path}")
-            return
-        val = None
-        train_set = data
-        if val_fraction > 0:
-            n_parts = max(2, round(1 / val_fraction))
-            if len(data) < 3 * n_parts:  # Pearson r over fewer than 3 clips cannot pick an epoch
-                raise OptionError(f"--val-fraction {val_fraction:g} of {len(data)} clips leaves fewer than 3 to "
-                                  "validate on: give more clips, or --val-fraction 0 to keep the last epoch")
-            parts = stratified_folds(data.categories, n_parts, seed + 1000)
-            val = data.subset(parts[0])
-            train_set = data.subset(sorted(set(range(len(data))) - set(parts[0].tolist())))
-        if extra is not None:
-            train_set = extra(train_set)
-        started = time.time()
-        state = Path(str(out_path) + ".last")
-
-        def on_epoch(rec):
-            log(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rec.items()}))
-
-        model, summary = run_training(train_set, cfg, val, dev, state, resume, progress, on_epoch)
-        meta = {"dataset": str(Path(dataset_dir).name), "n_clips": len(ds), "midlevel_targets": targets,
-                "trained_seconds": time.time() - started, "device": str(dev)}
-        path = save_trained(model, Path(out_path), summary, meta)
-        click.echo(f"wrote {path} (width {width:g}, {multiply_adds(width) / 1e9:.3f} GMAC per 10 s window, "
-                   f"{summary['epochs_run']} epochs, {summary['seconds']:.0f} s; mid-level targets: {targets})")
-        if val is not None:
-            click.echo(f"best validation r {summary['best_val_r']:.3f} at epoch {summary['best_epoch']}")
+        yield log
     finally:
         if log_file is not None:
             log_file.close()
+
+
+def _cross_validate(data: _TrainingData, cfg, folds: int, only_folds, val_fraction: float, dev, out_path: Path,
+                    progress: bool, log) -> None:
+    from twolevel.training import cross_validate, format_cv_table, inner_folds_for
+
+    results = cross_validate(data.clips, cfg, folds, _parse_folds(only_folds, folds), dev, out_path, progress,
+                             data.extra, log, inner_folds=inner_folds_for(folds, val_fraction))
+    click.echo(format_cv_table(results))
+    click.echo(f"cross-validation report: {out_path}")
+
+
+def _train_one(data: _TrainingData, cfg, val_fraction: float, dev, out_path: Path, resume: bool, progress: bool,
+               log) -> None:
+    from twolevel.model import multiply_adds
+    from twolevel.training import save_trained, train as run_training, validation_split
+
+    train_set, val = validation_split(data.clips, val_fraction, cfg.seed)
+    if data.extra is not None:
+        train_set = data.extra(train_set)
+    started = time.time()
+
+    def on_epoch(rec):
+        log(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in rec.items()}))
+
+    model, summary = run_training(train_set, cfg, val, dev, Path(str(out_path) + ".last"), resume, progress, on_epoch)
+    meta = {"dataset": data.name, "n_clips": data.n_clips, "midlevel_targets": data.targets,
+            "trained_seconds": time.time() - started, "device": str(dev)}
+    path = save_trained(model, out_path, summary, meta)
+    click.echo(f"wrote {path} (width {cfg.width:g}, {multiply_adds(cfg.width) / 1e9:.3f} GMAC per 10 s window, "
+               f"{summary['epochs_run']} epochs, {summary['seconds']:.0f} s; mid-level targets: {data.targets})")
+    if val is not None:
+        click.echo(f"best validation r {summary['best_val_r']:.3f} at epoch {summary['best_epoch']}")
 
 
 def _clean(x: float):

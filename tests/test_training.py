@@ -13,7 +13,7 @@ from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
 from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, masked_mse, pearson, save_trained,
-                               shift_bands, spectrogram_stats, stratified_folds, train, with_annotations)
+                               shift_bands, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 
 SR = 22050
 
@@ -127,6 +127,19 @@ def test_stratified_folds_partition():
     assert all(len(f) == 4 for f in folds)
     assert all(sum(cats[i] == "a" for i in f) == 2 for f in folds)
     assert [f.tolist() for f in folds] == [f.tolist() for f in stratified_folds(cats, 5, seed=1)]
+
+
+def test_validation_split_holds_out_a_stratified_share_and_refuses_too_few():
+    data = synthetic_set(n=40)
+    train_part, val = validation_split(data, 0.1, seed=0)
+    assert len(val) == 4 and len(train_part) == 36
+    assert sorted(train_part.ids + val.ids) == data.ids
+    assert sorted(val.categories) == ["A", "A", "B", "B"]
+    assert validation_split(data, 0.0, seed=0) == (data, None)
+    from twolevel.errors import OptionError
+
+    with pytest.raises(OptionError, match="leaves fewer than 3"):
+        validation_split(synthetic_set(n=6), 0.1, seed=0)
 
 
 def test_train_writes_loadable_checkpoint_with_statistics(tmp_path):

@@ -628,6 +628,33 @@ def stratified_folds(categories: Sequence[str], k: int, seed: int) -> list[np.nd
     return [np.array(sorted(f)) for f in folds]
 
 
+def validation_split(data: TrainingSet, fraction: float, seed: int) -> tuple[TrainingSet, TrainingSet | None]:
+    """``(train, validation)``: about ``fraction`` of the clips held out, each category spread evenly.
+
+    ``fraction`` 0 keeps every clip for training (validation None: the last epoch is kept).
+    The held-out part is the first of ``round(1 / fraction)`` stratified folds drawn with
+    ``seed + 1000`` (so it does not follow the model's own seed). Pearson r over fewer than 3
+    clips cannot pick an epoch, so a split that leaves fewer is refused.
+    """
+    if fraction <= 0:
+        return data, None
+    n_parts = max(2, round(1 / fraction))
+    if len(data) < 3 * n_parts:
+        raise OptionError(f"--val-fraction {fraction:g} of {len(data)} clips leaves fewer than 3 to "
+                          "validate on: give more clips, or --val-fraction 0 to keep the last epoch")
+    parts = stratified_folds(data.categories, n_parts, seed + 1000)
+    held_out = set(parts[0].tolist())
+    return data.subset([i for i in range(len(data)) if i not in held_out]), data.subset(parts[0])
+
+
+def inner_folds_for(k: int, val_fraction: float) -> int | None:
+    """Inner folds per cross-validation fold so that about ``val_fraction`` of all clips validates.
+
+    None (0 given) means :func:`cross_validate`'s default, ``k - 1``.
+    """
+    return max(2, round((1 - 1 / k) / val_fraction)) if val_fraction > 0 else None
+
+
 def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run: Sequence[int] | None = None,
                    device: str | torch.device = "cpu", results_path: Path | None = None, progress: bool = False,
                    extra_train: Callable[[TrainingSet], TrainingSet] | None = None,
