@@ -24,7 +24,8 @@ from twolevel import example_path
 from twolevel.explain import explain
 from twolevel.explain.resynthesis import griffin_lim, stft
 from twolevel.explain.segments import segment_spectrogram
-from twolevel.labels import SAMPLE_RATE, TARGET_NAMES, WINDOW_FRAMES, WINDOW_SAMPLES
+from twolevel.labels import TARGET_NAMES
+from twolevel.signal import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
 from twolevel.model import A2Mid2EJoint, ModelConfig, pick_device
 from twolevel.predict import TwoLevelModel
 

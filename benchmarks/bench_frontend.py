@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from twolevel.frontend import Frontend, log_filterbank
-from twolevel.labels import HOP_LENGTH, N_FFT, WINDOW_SAMPLES
+from twolevel.signal import HOP_LENGTH, N_FFT, WINDOW_SAMPLES
 
 librosa = pytest.importorskip("librosa")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from twolevel.labels import WINDOW_FRAMES
+from twolevel.signal import WINDOW_FRAMES
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
 
 RESULTS: dict[tuple[float, int], float] = {}

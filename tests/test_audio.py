@@ -9,7 +9,7 @@ import soundfile as sf
 
 from twolevel.audio import load_audio, loop_pad, split_windows, window_starts
 from twolevel.errors import AudioError
-from twolevel.labels import SAMPLE_RATE, WINDOW_SAMPLES
+from twolevel.signal import SAMPLE_RATE, WINDOW_SAMPLES
 
 
 def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from twolevel.errors import OptionError
 from twolevel.explain import Explanation, explain
-from twolevel.labels import MIDLEVEL_NAMES, SAMPLE_RATE, WINDOW_SAMPLES
+from twolevel.labels import MIDLEVEL_NAMES
+from twolevel.signal import SAMPLE_RATE, WINDOW_SAMPLES
 
 
 @pytest.fixture(scope="module")

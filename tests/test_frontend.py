@@ -7,7 +7,7 @@ import torch
 
 from twolevel.audio import load_audio
 from twolevel.frontend import Frontend, band_centre_frequencies, log_band_bins, log_filterbank
-from twolevel.labels import N_BANDS, SAMPLE_RATE, WINDOW_SAMPLES
+from twolevel.signal import N_BANDS, SAMPLE_RATE, WINDOW_SAMPLES
 
 
 def test_filterbank_has_149_unit_area_bands():

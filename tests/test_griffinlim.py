@@ -8,7 +8,7 @@ import torch
 from twolevel.explain.resynthesis import (band_to_bin_shares, griffin_lim, istft, linear_mask, resynthesise,
                                           spectral_convergence, stft)
 from twolevel.frontend import log_filterbank
-from twolevel.labels import SAMPLE_RATE
+from twolevel.signal import SAMPLE_RATE
 
 SECONDS = 2.0
 

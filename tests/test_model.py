@@ -6,7 +6,8 @@ import torch
 
 from twolevel.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from twolevel.errors import CheckpointError
-from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, WINDOW_FRAMES, WINDOW_SAMPLES
+from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.signal import WINDOW_FRAMES, WINDOW_SAMPLES
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
 
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
-from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.signal import N_BANDS, WINDOW_FRAMES
 from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, masked_mse, pearson, save_trained,
                                shift_bands, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 

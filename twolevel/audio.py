@@ -17,7 +17,7 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError
-from .labels import SAMPLE_RATE, WINDOW_SAMPLES
+from .signal import SAMPLE_RATE, WINDOW_SAMPLES
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
@@ -35,7 +35,7 @@ class Audio:
 
     Attributes:
         samples: float32 array, shape ``(n_samples,)``, at ``sample_rate`` Hz, in [-1, 1] nominally.
-        sample_rate: Hz (always :data:`twolevel.labels.SAMPLE_RATE` after :func:`load_audio`).
+        sample_rate: Hz (always :data:`twolevel.signal.SAMPLE_RATE` after :func:`load_audio`).
         source_sample_rate: the rate of the decoded file, in Hz.
         name: file name or ``"<bytes>"`` / ``"<array>"``, for messages and reports.
     """

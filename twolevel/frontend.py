@@ -10,7 +10,7 @@ import torch
 from nnAudio.features import STFT
 from torch import nn
 
-from .labels import BANDS_PER_OCTAVE, FMAX_HZ, FMIN_HZ, HOP_LENGTH, N_FFT, SAMPLE_RATE
+from .signal import BANDS_PER_OCTAVE, FMAX_HZ, FMIN_HZ, HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 
 def fft_frequencies(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:

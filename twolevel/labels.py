@@ -1,6 +1,7 @@
-"""Label names and the signal constants of the A2Mid2E-Joint model.
+"""Names of the A2Mid2E-Joint model's outputs: 7 mid-level features, 8 emotions.
 
-The order of each list is the order of the model's outputs (paper-facts.md).
+The order of each list is the order of the model's outputs (paper-facts.md). The signal the model
+hears (sample rate, STFT, window, filterbank) is in :mod:`twolevel.signal`.
 """
 from __future__ import annotations
 
@@ -24,22 +25,6 @@ EMOTION_NAMES: tuple[str, ...] = (
     "tender",
 )
 TARGET_NAMES: tuple[str, ...] = MIDLEVEL_NAMES + EMOTION_NAMES
-
-#: Sample rate the model hears, in Hz.
-SAMPLE_RATE = 22_050
-#: STFT frame length and hop, in samples (hop 704 = 31.3 frames/s).
-N_FFT = 2048
-HOP_LENGTH = 704
-#: One analysis window: 10 s of audio, 313 spectrogram frames.
-WINDOW_SECONDS = 10.0
-WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)  # 220,500
-WINDOW_FRAMES = 313
-#: Log-frequency filterbank: 24 bands per octave from 20 Hz to 16 kHz -> 149 bands.
-BANDS_PER_OCTAVE = 24
-FMIN_HZ = 20.0
-FMAX_HZ = 16_000.0
-N_BANDS = 149
-
 
 def target_index(name: str) -> tuple[str, int]:
     """Return ``("midlevel"|"emotion", index)`` for an output name; ValueError if unknown."""

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from .frontend import Frontend
-from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .signal import N_BANDS, WINDOW_FRAMES
 
 #: (out_channels, kernel, stride, padding) of the nine convolutions at width 1.0, and where
 #: a 2x2 max-pool + dropout follows.

@@ -17,7 +17,8 @@ import torch
 from .audio import DEFAULT_MAX_SECONDS, Audio, AudioSource, load_audio, split_windows
 from .checkpoint import load_checkpoint
 from .effects import Effects
-from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, SAMPLE_RATE, WINDOW_SECONDS
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .signal import SAMPLE_RATE, WINDOW_SECONDS
 from .model import A2Mid2EJoint
 
 

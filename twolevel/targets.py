@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import MIDLEVEL_NAMES, SAMPLE_RATE
+from .labels import MIDLEVEL_NAMES
+from .signal import SAMPLE_RATE
 
 #: Version of the descriptor definitions; part of the target cache key.
 DESCRIPTOR_VERSION = 1
-N_FFT = 2048
-HOP = 512
+#: STFT of the descriptors (librosa's usual frame, hop 512 = 43 frames/s): its own analysis, not
+#: the model's spectrogram (:data:`twolevel.signal.N_FFT`, ``HOP_LENGTH`` 704).
+DESCRIPTOR_N_FFT = 2048
+DESCRIPTOR_HOP = 512
 TEMPO_RANGE_BPM = (40.0, 240.0)
 EPS = 1e-10
 
@@ -130,7 +133,8 @@ class _Analysis:
 
     @property
     def stft(self) -> np.ndarray:
-        return self._get("stft", lambda: np.abs(self.librosa.stft(self.y, n_fft=N_FFT, hop_length=HOP)))
+        return self._get("stft", lambda: np.abs(self.librosa.stft(self.y, n_fft=DESCRIPTOR_N_FFT,
+                                                                    hop_length=DESCRIPTOR_HOP)))
 
     @property
     def hpss(self) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +144,8 @@ class _Analysis:
     def chroma(self) -> np.ndarray:
         def f():
             harm = self.hpss[0]
-            return self.librosa.feature.chroma_stft(S=harm**2, sr=self.sr, n_fft=N_FFT, hop_length=HOP, tuning=0.0)
+            return self.librosa.feature.chroma_stft(S=harm**2, sr=self.sr, n_fft=DESCRIPTOR_N_FFT,
+                                                    hop_length=DESCRIPTOR_HOP, tuning=0.0)
         return self._get("chroma", f)
 
     @property
@@ -150,7 +155,7 @@ class _Analysis:
     @property
     def onset_env(self) -> np.ndarray:
         return self._get("onset", lambda: self.librosa.onset.onset_strength(S=self.librosa.amplitude_to_db(
-            self.stft, ref=np.max), sr=self.sr, hop_length=HOP))
+            self.stft, ref=np.max), sr=self.sr, hop_length=DESCRIPTOR_HOP))
 
     @property
     def tempo_lags(self) -> np.ndarray:
@@ -159,11 +164,11 @@ class _Analysis:
             env = self.onset_env
             env = env - env.mean()  # centred: the autocorrelation then has no DC floor
             win = 384
-            tg = self.librosa.feature.tempogram(onset_envelope=env, sr=self.sr, hop_length=HOP, win_length=win,
-                                                norm=None)
+            tg = self.librosa.feature.tempogram(onset_envelope=env, sr=self.sr, hop_length=DESCRIPTOR_HOP,
+                                                win_length=win, norm=None)
             mean = tg.mean(axis=1)
             mean = mean / mean[0] if mean[0] > EPS else np.zeros_like(mean)
-            bpm = self.librosa.tempo_frequencies(len(mean), sr=self.sr, hop_length=HOP)
+            bpm = self.librosa.tempo_frequencies(len(mean), sr=self.sr, hop_length=DESCRIPTOR_HOP)
             keep = (bpm >= TEMPO_RANGE_BPM[0]) & (bpm <= TEMPO_RANGE_BPM[1])
             return mean[keep]
         return self._get("tempo", f)
@@ -184,7 +189,7 @@ def melodiousness(a: _Analysis) -> float:
 def articulation(a: _Analysis) -> float:
     harm, perc = a.hpss
     perc_share = float((perc**2).sum() / max((harm**2).sum() + (perc**2).sum(), EPS))
-    onsets = a.librosa.onset.onset_detect(onset_envelope=a.onset_env, sr=a.sr, hop_length=HOP, units="time")
+    onsets = a.librosa.onset.onset_detect(onset_envelope=a.onset_env, sr=a.sr, hop_length=DESCRIPTOR_HOP, units="time")
     rate = len(onsets) / max(len(a.y) / a.sr, EPS)
     return perc_share + 0.25 * float(np.log1p(rate) / np.log1p(10.0))
 
@@ -200,7 +205,7 @@ def rhythm_complexity(a: _Analysis) -> float:
 
 def dissonance(a: _Analysis, frame_step: int = 4) -> float:
     mag = a.stft[:, ::frame_step]
-    freqs = a.librosa.fft_frequencies(sr=a.sr, n_fft=N_FFT)
+    freqs = a.librosa.fft_frequencies(sr=a.sr, n_fft=DESCRIPTOR_N_FFT)
     loud = mag.sum(axis=0)
     keep = loud > 0.05 * loud.max() if loud.size and loud.max() > 0 else np.zeros(0, dtype=bool)
     values = [roughness(*spectral_peaks(mag[:, t], freqs)) for t in np.flatnonzero(keep)]
@@ -210,7 +215,7 @@ def dissonance(a: _Analysis, frame_step: int = 4) -> float:
 
 def _key_profile_scores(a: _Analysis) -> tuple[np.ndarray, float]:
     corr = key_correlations(a.chroma.mean(axis=1))
-    win = max(1, int(round(2.0 * a.sr / HOP)))
+    win = max(1, int(round(2.0 * a.sr / DESCRIPTOR_HOP)))
     chroma = a.chroma
     best = int(np.argmax(corr))
     agree = [int(np.argmax(key_correlations(chroma[:, s:s + win].mean(axis=1)))) == best

@@ -37,7 +37,8 @@ from .audio import load_audio, window_starts
 from .checkpoint import save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
-from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .signal import N_BANDS, WINDOW_FRAMES
 from .model import A2Mid2EJoint, ModelConfig, multiply_adds
 
 #: Part of every spectrogram cache key; bump when the front end changes.
@@ -68,7 +69,7 @@ def cached_spectrograms(paths: Sequence[Path], cache_dir: Path | None = None,
     changed file is recomputed.
     """
     from .frontend import Frontend
-    from .labels import HOP_LENGTH, N_FFT, SAMPLE_RATE
+    from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE
 
     cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "spec"
     frontend: Frontend | None = None

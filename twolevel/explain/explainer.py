@@ -18,8 +18,8 @@ from ..audio import Audio, load_audio, loop_pad
 from ..effects import Effects
 from ..errors import OptionError
 from ..frontend import band_centre_frequencies
-from ..labels import (EMOTION_NAMES, MIDLEVEL_NAMES, SAMPLE_RATE, TARGET_NAMES, WINDOW_FRAMES, WINDOW_SAMPLES,
-                      WINDOW_SECONDS, target_index)
+from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, TARGET_NAMES, target_index
+from ..signal import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, WINDOW_SECONDS
 from .explanation import Explanation
 from .faithfulness import DEFAULT_RANDOM_DRAWS, deletion_check
 from .resynthesis import DEFAULT_MOMENTUM, resynthesise

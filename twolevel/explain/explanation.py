@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..effects import Effects
-from ..labels import EMOTION_NAMES, HOP_LENGTH, MIDLEVEL_NAMES, SAMPLE_RATE, TARGET_NAMES, WINDOW_SECONDS
+from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, TARGET_NAMES
+from ..signal import HOP_LENGTH, SAMPLE_RATE, WINDOW_SECONDS
 from .resynthesis import Resynthesis, audio_from_base64, audio_to_base64
 from .segments import Segmentation
 from .selection import Selection

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ..frontend import Frontend
-from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, N_BANDS, WINDOW_FRAMES
+from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from ..signal import N_BANDS, WINDOW_FRAMES
 
 
 class PlantedNetwork(nn.Module):
@@ -88,7 +89,7 @@ def planted_audio(start_s: float = 3.2, stop_s: float = 6.4, low_hz: float = 400
     """
     from ..audio import Audio
     from ..frontend import band_centre_frequencies
-    from ..labels import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
+    from ..signal import HOP_LENGTH, SAMPLE_RATE, WINDOW_SAMPLES
 
     rng = np.random.default_rng(seed)
     t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE

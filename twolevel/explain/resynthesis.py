@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ..labels import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from ..signal import HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 #: Fast Griffin-Lim acceleration (Perraudin et al. 2013 recommend 0.99).
 DEFAULT_MOMENTUM = 0.99
