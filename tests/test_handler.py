@@ -19,7 +19,6 @@ sf = pytest.importorskip("soundfile")
 
 from ts.context import Context, RequestProcessor  # noqa: E402
 
-from twolevel.serving.requests import parse_request  # noqa: E402
 from twolevel_handlers.twolevel_handler import TwolevelHandler  # noqa: E402
 
 SR = 22_050
@@ -145,19 +144,6 @@ def test_internal_error_is_json_500_without_traceback(handler, model_dir, clips,
     statuses, bodies = run(handler, model_dir, [{"body": clips["good"]}])
     assert statuses == [500]
     assert bodies[0]["error"] == "internal_error" and "secret" not in bodies[0]["message"]
-
-
-def test_parse_request_option_sources():
-    req = parse_request({"data": b"abc", "target": "energy", "samples": "300"},
-                        {"explain": "True", "X-Twolevel-Seed": "7", "X-Twolevel-Target": "sad"})
-    assert req["explain"] is True and req["audio_bytes"] == b"abc"
-    assert req["options"] == {"target": "energy", "samples": "300", "seed": "7"}
-    req = parse_request({"body": {"data": base64.b64encode(b"xyz").decode(), "target": "tension", "explain": True}}, {})
-    assert req["explain"] is True and req["audio_bytes"] == b"xyz" and req["options"]["target"] == "tension"
-    req = parse_request({"body": {"inputs": [{"name": "audio", "datatype": "BYTES", "shape": [1],
-                                              "data": [base64.b64encode(b"q").decode()]}],
-                                  "parameters": {"samples": 50}}}, {})
-    assert req["protocol"] == "v2" and req["audio_bytes"] == b"q" and req["options"]["samples"] == 50
 
 
 def test_kserve_envelopes(handler, model_dir, clips, tiny_model):
