@@ -1,27 +1,43 @@
 """Shared pieces of the CLI: error reporting, JSON output, thread settings."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-import os
 import sys
 
 import click
 
 from twolevel.errors import TwolevelError
+from twolevel.options import OptionRule, default_threads
+from twolevel.options import default as option_default
+from twolevel.options import rule as option_rule
 
 
 def set_threads(default: int | None = None) -> None:
-    """Give torch ``$TWOLEVEL_THREADS`` threads, else ``default``, else half the cores (at least one).
-
-    Decoding, BLAS and the other processes of a small shared machine need the rest: on 2 shared
-    cores, 2 torch threads made an explanation 3x slower than 1 (Griffin-Lim 15x), because the
-    threads kept waiting for each other.
-    """
+    """Give torch ``$TWOLEVEL_THREADS`` threads, else ``default``, else half the cores
+    (:func:`twolevel.options.default_threads`)."""
     import torch
 
-    n = int(os.environ.get("TWOLEVEL_THREADS") or default or max(1, (os.cpu_count() or 2) // 2))
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(default_threads(default))
+
+
+def click_type(rule: OptionRule):
+    """The Click type of an explanation option: its bounds checked by Click, as ``--help`` shows them."""
+    if rule.kind is int:
+        return click.IntRange(min=rule.low, max=rule.high)
+    if rule.kind is float:
+        return click.FloatRange(min=rule.low, max=rule.high, min_open=rule.low_open)
+    return click.BOOL if rule.kind is bool else click.STRING
+
+
+def explain_option(flag: str, name: str, **kwargs):
+    """``--FLAG`` for option ``name`` of :class:`~twolevel.options.ExplainOptions`: type, range,
+    default and help all come from there (``kwargs`` override, e.g. ``default=None``)."""
+    rule = option_rule(name)
+    settings = {"type": click_type(rule), "default": option_default(name), "show_default": True, "help": rule.help}
+    settings.update(kwargs)
+    return click.option(flag, name, **settings)
 
 
 def friendly_errors(func):
@@ -60,3 +76,28 @@ token_option = click.option(
     "--token", default=None, envvar="TWOLEVEL_TOKEN",
     help="Inference token for --endpoint (default: $TWOLEVEL_TOKEN, else TorchServe's key_file.json).",
 )
+
+
+@contextlib.contextmanager
+def sample_progress(label: str):
+    """A ``progress(done, total)`` callback drawing a tqdm bar of samples on stderr.
+
+    The bar opens at the first batch, so that refused options print no empty bar, and stops the
+    clock at the last sample, so that the rate shown is the sampling rate alone.
+    """
+    from tqdm import tqdm
+
+    bars = []
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True, desc=label))
+        bars[0].update(done - bars[0].n)
+        if done >= total:
+            bars[0].close()
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()

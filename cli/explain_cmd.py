@@ -7,8 +7,11 @@ import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
-from .common import (device_option, echo_json, endpoint_option, friendly_errors, json_option, model_option,
-                     set_threads, token_option)
+from .common import (device_option, echo_json, endpoint_option, explain_option, friendly_errors, json_option,
+                     model_option, option_default, sample_progress, set_threads, token_option)
+
+#: Most seeds --repeats runs (each is a full explanation).
+MAX_REPEATS = 20
 
 
 def _summary(data: dict, report: Path) -> dict:
@@ -58,30 +61,31 @@ def _print_human(data: dict, report: Path) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--target", default="articulation", show_default=True, metavar="NAME",
-              help="Mid-level feature or emotion to explain: " + ", ".join(MIDLEVEL_NAMES + EMOTION_NAMES) + ".")
+@explain_option("--target", "target", metavar="NAME",
+                help="Mid-level feature or emotion to explain: " + ", ".join(MIDLEVEL_NAMES + EMOTION_NAMES) + ".")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out", show_default=True,
               help="Folder for report.html, its pictures and audio, and explanation.json.")
-@click.option("--samples", type=int, default=None,
-              help="Perturbation samples, at least 2 x (segments + 1). Default: the paper's 50,000 "
-                   "locally; with --endpoint, the server's default (its cap bounds a request).")
-@click.option("--ratio", type=float, default=1e-6, show_default=True, help="Keep segments with p / |weight| < RATIO.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (samples, Griffin-Lim).")
-@click.option("--batch-size", type=int, default=256, show_default=True, help="Perturbed spectrograms per forward pass.")
+@explain_option("--samples", "samples", default=None, show_default=False,
+                help=f"Perturbation samples, at least 2 x (segments + 1). Default: the paper's "
+                     f"{option_default('samples'):,} locally; with --endpoint, the server's default "
+                     f"(its cap bounds a request).")
+@explain_option("--ratio", "ratio")
+@explain_option("--seed", "seed")
+@explain_option("--batch-size", "batch_size")
 @device_option
-@click.option("--offset", type=float, default=0.0, show_default=True, help="Start (s) of the 10 s window explained.")
-@click.option("--repeats", type=int, default=1, show_default=True,
+@explain_option("--offset", "offset")
+@click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=1, show_default=True,
               help="Run with K seeds (SEED..SEED+K-1) and report the Jaccard overlap of the selected segments.")
 @click.option("--format", "audio_format", type=click.Choice(["wav", "flac"]), default="wav", show_default=True,
               help="Audio file format of the resyntheses.")
-@click.option("--iterations", type=int, default=64, show_default=True, help="Griffin-Lim iterations.")
+@explain_option("--iterations", "griffin_lim_iters")
 @json_option
 @model_option
 @endpoint_option
 @token_option
 @friendly_errors
 def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, offset, repeats, audio_format,
-            iterations, as_json, model_path, endpoint, token):
+            griffin_lim_iters, as_json, model_path, endpoint, token):
     """Explain TARGET on FILE down to the spectrogram, and make the explanation audible.
 
     Cuts the 10 s window at --offset, segments its spectrogram (Felzenszwalb), switches segments
@@ -97,10 +101,6 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
       twolevel-cli explain song.mp3 --target energy --samples 5000 --repeats 3 --out out/
       twolevel-cli explain song.mp3 --endpoint http://127.0.0.1:8080 --target tension --out out/
     """
-    from twolevel.errors import OptionError
-
-    if repeats < 1 or repeats > 20:
-        raise OptionError(f"--repeats must be 1..20, got {repeats}", code="bad_repeats")
     from twolevel.explain import repeats_summary
     from twolevel.report import write_report
 
@@ -115,35 +115,18 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
                                        offset=offset, include_audio=(k == 0)))
     else:
         set_threads()
-        from tqdm import tqdm
-
-        from twolevel.explain import DEFAULT_SAMPLES
-
-        samples = DEFAULT_SAMPLES if samples is None else samples
-
         from twolevel.explain import explain as run_explain
+        from twolevel.options import ExplainOptions
         from twolevel.predict import TwoLevelModel
 
+        options = ExplainOptions(target=target, ratio=ratio, seed=seed, batch_size=batch_size, offset=offset,
+                                 griffin_lim_iters=griffin_lim_iters,
+                                 **({} if samples is None else {"samples": samples}))
         model = TwoLevelModel.load(model_path, device=device)
         audio = model.load_audio(file)
         for k, s in enumerate(seeds):
-            bars = []  # opened at the first batch, so that refused options print no empty bar
-
-            def progress(done, total, bars=bars, seed=s):
-                if not bars:
-                    bars.append(tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True,
-                                     desc=f"{target} (seed {seed})"))
-                bars[0].update(done - bars[0].n)
-                if done >= total:  # stop the clock: the rate shown is the sampling rate alone
-                    bars[0].close()
-
-            try:
-                exp = run_explain(model, audio, target=target, n_samples=samples, ratio=ratio, seed=s,
-                                  batch_size=batch_size, offset=offset, resynthesis=(k == 0),
-                                  griffin_lim_iters=iterations, progress=progress)
-            finally:
-                for bar in bars:
-                    bar.close()
+            with sample_progress(f"{target} (seed {s})") as progress:
+                exp = run_explain(model, audio, options.replace(seed=s, resynthesis=(k == 0)), progress=progress)
             runs.append(exp.to_dict(include_audio=(k == 0)))
     data = runs[0]
     if repeats > 1:

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -42,70 +40,48 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from twolevel.audio import load_audio
-from twolevel.errors import OptionError, TwolevelError
-from twolevel.explain import explain
-from twolevel.labels import TARGET_NAMES
+from twolevel.errors import TwolevelError
+from twolevel.explain import explain as explain_clip
 from twolevel.model import pick_device
+from twolevel.options import (DEFAULT_MAX_SECONDS, MAX_SAMPLES, ExplainOptions, default, default_threads,
+                              options_from_request)
 from twolevel.predict import TwoLevelModel
-from twolevel.serving.requests import option_bool as _bool, option_text as _text, parse_request
+from twolevel.serving.requests import EXPLAIN_OPTION_KEYS, option_text as _text, parse_request
 from twolevel.serving.responses import error_body, wrap_result
 
 logger = logging.getLogger(__name__)
 
-#: Defaults of the ``handler:`` section of model-config.yaml.
-DEFAULTS = {
-    "max_seconds": 600.0,          # longest audio accepted for /predictions, in seconds
-    "max_explain_seconds": 600.0,  # longest audio accepted for /explanations, in seconds
-    "default_samples": 1000,       # LIME perturbations when a request names none
-    "min_samples": 10,
-    "max_samples": 5000,           # the cap that bounds how long one explanation holds a worker
-    "default_target": "articulation",
-    "default_ratio": 1e-6,
-    "explain_batch_size": 64,      # perturbed spectrograms per forward pass
-    "griffin_lim_iters": 64,
-    "batch_windows": 16,           # 10 s windows per forward pass for predictions
-    "threads": 1,                  # torch threads in the worker ($TWOLEVEL_THREADS overrides)
-    "checkpoint": "",              # file in the archive; default: the manifest's serializedFile
+#: Settings of the ``handler:`` section of model-config.yaml (the one server config), and what
+#: each is when the section leaves it out: the library's own defaults, so nothing is set twice.
+SERVER_SETTINGS = {
+    "max_seconds": DEFAULT_MAX_SECONDS,          # longest audio for /predictions, s
+    "max_explain_seconds": DEFAULT_MAX_SECONDS,  # longest audio for /explanations, s
+    "default_samples": default("samples"),       # LIME perturbations when a request names none
+    "min_samples": 1,                            # the range a request may ask for
+    "max_samples": MAX_SAMPLES,
+    "default_target": default("target"),
+    "default_ratio": default("ratio"),
+    "explain_batch_size": default("batch_size"),  # perturbed spectrograms per forward pass
+    "griffin_lim_iters": default("griffin_lim_iters"),
+    "batch_windows": 16,                         # 10 s windows per forward pass for predictions
+    "threads": None,                             # torch threads ($TWOLEVEL_THREADS overrides; None: half the cores)
+    "checkpoint": "",                            # file in the archive; default: the manifest's serializedFile
 }
 
-def explain_options(options: dict, cfg: dict) -> dict:
-    """Validate explanation options against the server's caps; returns keyword arguments."""
-    target = _text(options.get("target", cfg["default_target"]))
-    if target not in TARGET_NAMES:
-        raise OptionError(f"unknown target {target!r}: choose one of {', '.join(TARGET_NAMES)}",
-                          code="unknown_target")
-    raw = options.get("samples", cfg["default_samples"])
-    try:
-        samples = int(_text(raw)) if not isinstance(raw, int) else raw
-    except ValueError:
-        raise OptionError(f"samples must be a whole number, not {_text(raw)!r}", code="bad_samples") from None
-    lo, hi = int(cfg["min_samples"]), int(cfg["max_samples"])
-    if not lo <= samples <= hi:
-        raise OptionError(f"samples must be between {lo} and {hi} on this server, not {samples}", code="bad_samples")
-    raw = options.get("ratio", cfg["default_ratio"])
-    try:
-        ratio = float(_text(raw)) if not isinstance(raw, (int, float)) else float(raw)
-    except ValueError:
-        raise OptionError(f"ratio must be a number, not {_text(raw)!r}", code="bad_ratio") from None
-    if not (math.isfinite(ratio) and ratio > 0):
-        raise OptionError(f"ratio must be a positive number, not {ratio}", code="bad_ratio")
-    raw = options.get("seed", 0)
-    try:
-        seed = int(_text(raw)) if not isinstance(raw, int) else raw
-    except ValueError:
-        raise OptionError(f"seed must be a whole number, not {_text(raw)!r}", code="bad_seed") from None
-    if seed < 0:
-        raise OptionError(f"seed must be >= 0, not {seed}", code="bad_seed")
-    raw = options.get("offset", 0.0)
-    try:
-        offset = float(_text(raw)) if not isinstance(raw, (int, float)) else float(raw)
-    except ValueError:
-        raise OptionError(f"offset must be a number of seconds, not {_text(raw)!r}", code="bad_offset") from None
-    if not (math.isfinite(offset) and offset >= 0):
-        raise OptionError(f"offset must be >= 0 seconds, not {offset}", code="bad_offset")
-    include_audio = _bool(options.get("include_audio", False), "include_audio")
-    return {"target": target, "n_samples": samples, "ratio": ratio, "seed": seed, "offset": offset,
-            "include_audio": include_audio}
+
+def server_defaults(cfg: dict) -> ExplainOptions:
+    """The options a request starts from: the server's defaults for what it leaves out."""
+    return ExplainOptions(target=cfg["default_target"], samples=int(cfg["default_samples"]),
+                          ratio=float(cfg["default_ratio"]), batch_size=int(cfg["explain_batch_size"]),
+                          griffin_lim_iters=int(cfg["griffin_lim_iters"]), resynthesis=False)
+
+
+def explain_options(options: dict, cfg: dict) -> ExplainOptions:
+    """A request's option text -> :class:`ExplainOptions`, within the server's sample caps."""
+    request = {k: v for k, v in options.items() if k in EXPLAIN_OPTION_KEYS}
+    return options_from_request(request, defaults=server_defaults(cfg),
+                                allowed=("target", "samples", "ratio", "seed", "offset", "resynthesis"),
+                                limits={"samples": (int(cfg["min_samples"]), int(cfg["max_samples"]))})
 
 
 class TwolevelHandler(BaseHandler):
@@ -114,7 +90,7 @@ class TwolevelHandler(BaseHandler):
     def __init__(self):
         super().__init__()
         self.model: TwoLevelModel | None = None
-        self.config = dict(DEFAULTS)
+        self.config = dict(SERVER_SETTINGS)
 
     # -- lifecycle ------------------------------------------------------------------------
     def initialize(self, context):
@@ -123,8 +99,7 @@ class TwolevelHandler(BaseHandler):
         self.manifest = context.manifest or {}
         yaml_config = getattr(context, "model_yaml_config", None) or {}
         self.config.update((yaml_config.get("handler") or {}))
-        threads = int(os.environ.get("TWOLEVEL_THREADS") or self.config.get("threads") or 1)
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(default_threads(self.config.get("threads")))
         props = context.system_properties
         model_dir = Path(props.get("model_dir") or ".")
         name = self.config.get("checkpoint") or (self.manifest.get("model") or {}).get("serializedFile")
@@ -230,13 +205,10 @@ class TwolevelHandler(BaseHandler):
                 except TwolevelError as err:
                     results.append(err)
                     continue
-            opts = dict(req["explain_options"])
-            include_audio = opts.pop("include_audio")
+            options = req["explain_options"]
             try:
-                exp = explain(self.model, req["audio"], batch_size=int(self.config["explain_batch_size"]),
-                              griffin_lim_iters=int(self.config["griffin_lim_iters"]),
-                              resynthesis=include_audio, progress=None, **opts)
-                results.append(exp.to_dict(include_audio=include_audio))
+                exp = explain_clip(self.model, req["audio"], options)
+                results.append(exp.to_dict(include_audio=options.resynthesis))
             except Exception as err:  # noqa: BLE001
                 results.append(err)
         return results

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from twolevel.errors import OptionError
-from twolevel.explain import DEFAULT_SAMPLES, Explanation, explain, jaccard, select_segments
+from twolevel.explain import Explanation, ExplainOptions, explain, jaccard, select_segments
 from twolevel.explain.planted import PlantedModel, planted_audio
 from twolevel.labels import TARGET_NAMES
 
@@ -36,7 +36,7 @@ def default_runs(planted):
     Small batches: the planted network costs nothing, and 32 masks stay in cache where 256 do not.
     """
     model, audio = planted
-    return [explain(model, audio, target="articulation", n_samples=DEFAULT_SAMPLES, seed=s, batch_size=32,
+    return [explain(model, audio, target="articulation", n_samples=ExplainOptions().samples, seed=s, batch_size=32,
                     resynthesis=False) for s in (0, 1)]
 
 

@@ -17,12 +17,11 @@ import soundfile as sf
 import soxr
 
 from .errors import AudioError
+from .options import DEFAULT_MAX_SECONDS
 from .signal import SAMPLE_RATE, WINDOW_SAMPLES
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
-#: Longest input accepted by default, in seconds (10 minutes).
-DEFAULT_MAX_SECONDS = 600.0
 #: Peak amplitude under which a signal counts as silence (-100 dBFS).
 SILENCE_PEAK = 1e-5
 #: Sample rates outside this range are treated as unreadable, in Hz.

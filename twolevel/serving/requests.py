@@ -25,15 +25,16 @@ import binascii
 import json
 
 from ..errors import OptionError, TwolevelError
+from ..options import FALSE_WORDS, TRUE_WORDS
 
 #: Request fields that carry the audio file, in order of preference.
 AUDIO_KEYS = ("data", "audio", "file", "body")
-#: Request fields that carry options.
-OPTION_KEYS = ("target", "samples", "ratio", "seed", "offset", "include_audio", "explain", "name")
+#: Request fields that carry explanation options (turned into ExplainOptions by the handler).
+EXPLAIN_OPTION_KEYS = ("target", "samples", "ratio", "seed", "offset", "include_audio")
+#: Request fields that carry options: the explanation's, which route, and the file's name.
+OPTION_KEYS = EXPLAIN_OPTION_KEYS + ("explain", "name")
 #: Headers ``X-Twolevel-<option>`` (lower case, ``_`` written ``-``) carry options too.
 HEADER_PREFIX = "x-twolevel-"
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 def option_text(value) -> str:
