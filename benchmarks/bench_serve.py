@@ -129,7 +129,7 @@ def test_server_throughput(benchmark, server, clips, local_model, concurrency):
 
     first = run()  # warm-up, and a check that the server computes what the model computes
     expected = local_model.predict(clips[0]).to_dict()
-    assert first[0]["midlevels"]["articulation"] == pytest.approx(expected["midlevels"]["articulation"], rel=1e-4, abs=1e-5)
+    assert first[0].midlevels["articulation"] == pytest.approx(expected["midlevels"]["articulation"], rel=1e-4, abs=1e-5)
     latencies.clear()
     benchmark.pedantic(run, rounds=3, iterations=1)
     per_second = N_CLIPS / benchmark.stats.stats.min

@@ -1,7 +1,6 @@
 """Shared pieces of the CLI: error reporting, JSON output, thread settings."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sys
@@ -77,27 +76,3 @@ token_option = click.option(
     help="Inference token for --endpoint (default: $TWOLEVEL_TOKEN, else TorchServe's key_file.json).",
 )
 
-
-@contextlib.contextmanager
-def sample_progress(label: str):
-    """A ``progress(done, total)`` callback drawing a tqdm bar of samples on stderr.
-
-    The bar opens at the first batch, so that refused options print no empty bar, and stops the
-    clock at the last sample, so that the rate shown is the sampling rate alone.
-    """
-    from tqdm import tqdm
-
-    bars = []
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True, desc=label))
-        bars[0].update(done - bars[0].n)
-        if done >= total:
-            bars[0].close()
-
-    try:
-        yield progress
-    finally:
-        for bar in bars:
-            bar.close()

@@ -1,58 +1,59 @@
 """``explain``: level 2 from the command line: which spectrogram segments drive an output, as a report."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.signal import WINDOW_SECONDS
 
 from .common import (device_option, echo_json, endpoint_option, explain_option, friendly_errors, json_option,
-                     model_option, option_default, sample_progress, set_threads, token_option)
+                     model_option, option_default, set_threads, token_option)
 
 #: Most seeds --repeats runs (each is a full explanation).
 MAX_REPEATS = 20
 
 
-def _summary(data: dict, report: Path) -> dict:
+def _summary(exp, report: Path) -> dict:
     """The short machine-readable result printed by ``--json`` (the full record is explanation.json)."""
-    sur = data["surrogate"]
-    return {
+    from twolevel.serialize import json_safe
+
+    fits = {s.output: exp.output_fit(s.output) for s in exp.selections}
+    return json_safe({
         "report": str(report),
         "json": str(report.parent / "explanation.json"),
-        "name": data["name"],
-        "target": data["target"],
-        "n_segments": data["segments"]["n_segments"],
-        "selections": [{k: s[k] for k in ("output", "role", "effect", "positive", "negative", "empty")}
-                       for s in data["selections"]],
-        "empty_selections": data["empty_selections"],
-        "r2": {s["output"]: sur["r2"][s["output"]] for s in data["selections"]},
-        "intercept": {s["output"]: sur["intercept"][s["output"]] for s in data["selections"]},
-        "faithfulness": data["faithfulness"],
-        "predictions": data["predictions"],
-        "repeats": data.get("repeats"),
-        "timings": data.get("timings"),
-    }
+        "name": exp.name,
+        "target": exp.target,
+        "n_segments": exp.n_segments,
+        "selections": [{"output": s.output, "role": s.role, "effect": s.effect, "positive": s.positive,
+                        "negative": s.negative, "empty": s.empty} for s in exp.selections],
+        "empty_selections": exp.empty_selections,
+        "r2": {out: fit["r2"] for out, fit in fits.items()},
+        "intercept": {out: fit["intercept"] for out, fit in fits.items()},
+        "faithfulness": {s.output: s.faithfulness for s in exp.selections},
+        "predictions": {"midlevels": exp.midlevels, "emotions": exp.emotions},
+        "repeats": exp.repeats,
+        "timings": exp.timings,
+    })
 
 
-def _print_human(data: dict, report: Path) -> None:
-    n = data["segments"]["n_segments"]
-    click.echo(f"{data['name']}: explaining {data['target']} on {data['window']['offset']:.1f}-"
-               f"{data['window']['offset'] + data['window']['duration']:.1f} s "
-               f"({data['parameters']['n_samples']:,} samples, {n} segments)")
-    for sel in data["selections"]:
-        out = sel["output"]
-        r2 = data["surrogate"]["r2"][out]
-        via = f" (effect on {data['target']}: {sel['effect']:+.3f})" if sel["role"] == "via_midlevel" else ""
-        value = data["predictions"]["midlevels"].get(out, data["predictions"]["emotions"].get(out))
-        what = ("empty selection: no segment passed the threshold" if sel["empty"] else
-                f"{len(sel['positive'])} positive, {len(sel['negative'])} negative segments")
-        check = sel.get("faithfulness", {}).get("positive", {})
+def _print_human(exp, report: Path) -> None:
+    click.echo(f"{exp.name}: explaining {exp.target} on {exp.offset:.1f}-{exp.offset + WINDOW_SECONDS:.1f} s "
+               f"({exp.parameters['n_samples']:,} samples, {exp.n_segments} segments)")
+    for sel in exp.selections:
+        r2 = exp.output_fit(sel.output)["r2"]
+        via = f" (effect on {exp.target}: {sel.effect:+.3f})" if sel.role == "via_midlevel" else ""
+        value = exp.midlevels.get(sel.output, exp.emotions.get(sel.output))
+        what = ("empty selection: no segment passed the threshold" if sel.empty else
+                f"{len(sel.positive)} positive, {len(sel.negative)} negative segments")
+        check = sel.faithfulness.get("positive", {})
         faith = (f"; deletion check {'passed' if check['passed'] else 'FAILED'}" if "passed" in check else "")
-        r2_text = f"{r2:.3f}" if r2 is not None else "n/a"
-        click.echo(f"  {out:<18} = {value:.3f}{via}: {what} (surrogate R^2 {r2_text}{faith})")
-    if data.get("repeats"):
-        rep = data["repeats"]
+        r2_text = f"{r2:.3f}" if math.isfinite(r2) else "n/a"
+        click.echo(f"  {sel.output:<18} = {value:.3f}{via}: {what} (surrogate R^2 {r2_text}{faith})")
+    if exp.repeats:
+        rep = exp.repeats
         for out, v in rep["outputs"].items():
             click.echo(f"  repeats ({rep['runs']} seeds) {out}: Jaccard signed {v['signed']:.3f}, "
                        f"positive {v['positive']:.3f}, negative {v['negative']:.3f}")
@@ -105,7 +106,7 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
     from twolevel.report import write_report
 
     seeds = [seed + k for k in range(repeats)]
-    runs: list[dict] = []
+    runs = []
     if endpoint:
         from twolevel.client import TorchServeClient
 
@@ -118,6 +119,7 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
         from twolevel.explain import explain as run_explain
         from twolevel.options import ExplainOptions
         from twolevel.predict import TwoLevelModel
+        from twolevel.progress import sample_bar
 
         options = ExplainOptions(target=target, ratio=ratio, seed=seed, batch_size=batch_size, offset=offset,
                                  griffin_lim_iters=griffin_lim_iters,
@@ -125,14 +127,14 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
         model = TwoLevelModel.load(model_path, device=device)
         audio = model.load_audio(file)
         for k, s in enumerate(seeds):
-            with sample_progress(f"{target} (seed {s})") as progress:
+            with sample_bar(f"{target} (seed {s})") as progress:
                 exp = run_explain(model, audio, options.replace(seed=s, resynthesis=(k == 0)), progress=progress)
-            runs.append(exp.to_dict(include_audio=(k == 0)))
-    data = runs[0]
+            runs.append(exp)
+    exp = runs[0]
     if repeats > 1:
-        data["repeats"] = repeats_summary(runs)
-    report = write_report(data, Path(out_dir), audio_format=audio_format)
+        exp.repeats = repeats_summary(runs)
+    report = write_report(exp, Path(out_dir), audio_format=audio_format)
     if as_json:
-        echo_json(_summary(data, report))
+        echo_json(_summary(exp, report))
     else:
-        _print_human(data, report)
+        _print_human(exp, report)

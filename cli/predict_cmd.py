@@ -1,12 +1,10 @@
 """``predict``, ``effects`` and ``demo``: level 1 (emotion <- mid-level) from the command line."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from twolevel.effects import Effects
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
 from .common import (device_option, echo_json, endpoint_option, friendly_errors, json_option, model_option,
@@ -20,18 +18,18 @@ def _bar(value: float, width: int = 20) -> str:
     return "#" * filled + "." * (width - filled)
 
 
-def format_prediction_table(result: dict) -> str:
-    """Human-readable table of one prediction dict (:meth:`Prediction.to_dict` shape)."""
-    lines = [f"{result['name']}  ({result['duration']:.1f} s, {len(result['windows'])} window(s), "
-             f"model {result['model_version']})"]
+def format_prediction_table(result) -> str:
+    """Human-readable table of one :class:`~twolevel.Prediction`."""
+    lines = [f"{result.name}  ({result.duration:.1f} s, {len(result.windows)} window(s), "
+             f"model {result.model_version})"]
     lines.append("  emotions                     mid-level features")
     emo, mid = list(EMOTION_NAMES), list(MIDLEVEL_NAMES)
     for i in range(max(len(emo), len(mid))):
-        left = f"{emo[i]:<9}{result['emotions'][emo[i]]:6.3f} {_bar(result['emotions'][emo[i]], 10)}" if i < len(emo) else ""
-        right = f"{mid[i]:<18}{result['midlevels'][mid[i]]:6.3f} {_bar(result['midlevels'][mid[i]], 10)}" if i < len(mid) else ""
+        left = f"{emo[i]:<9}{result.emotions[emo[i]]:6.3f} {_bar(result.emotions[emo[i]], 10)}" if i < len(emo) else ""
+        right = f"{mid[i]:<18}{result.midlevels[mid[i]]:6.3f} {_bar(result.midlevels[mid[i]], 10)}" if i < len(mid) else ""
         lines.append(f"  {left:<29}{right}")
-    top = max(EMOTION_NAMES, key=lambda e: result["emotions"][e])
-    reasons = Effects.from_dict(result["effects"]).top_midlevels(top, k=2)
+    top = max(EMOTION_NAMES, key=lambda e: result.emotions[e])
+    reasons = result.effects.top_midlevels(top, k=2)
     lines.append(f"  strongest emotion: {top}, mostly through "
                  + " and ".join(f"{m} ({v:+.3f})" for m, v in reasons))
     return "\n".join(lines)
@@ -85,7 +83,7 @@ def predict(files, model_path, device, as_json, effects_dir, endpoint, token):
         from twolevel.predict import TwoLevelModel
 
         model = TwoLevelModel.load(model_path, device=device)
-        run = lambda p: model.predict(p).to_dict()  # noqa: E731
+        run = model.predict
     from twolevel.errors import AudioError
 
     for path in paths:
@@ -96,16 +94,15 @@ def predict(files, model_path, device, as_json, effects_dir, endpoint, token):
             if not as_json:
                 click.echo(f"{path}: skipped: {err.message}", err=True)
             continue
-        result["file"] = str(path)
+        record = {**result.to_dict(), "file": str(path)}
         if effects_dir:
-            png = effects_plot(Effects.from_dict(result["effects"]), Path(effects_dir) / f"{path.stem}.effects.png",
-                               title=path.name)
-            result["effects_plot"] = str(png)
-        results.append(result)
+            png = effects_plot(result.effects, Path(effects_dir) / f"{path.stem}.effects.png", title=path.name)
+            record["effects_plot"] = str(png)
+        results.append(record)
         if not as_json:
             click.echo(format_prediction_table(result))
             if effects_dir:
-                click.echo(f"  effects plot: {result['effects_plot']}")
+                click.echo(f"  effects plot: {record['effects_plot']}")
             click.echo()
     if as_json:
         echo_json({"predictions": results, "errors": failures})
@@ -150,13 +147,14 @@ def effects_cmd(model_path, device, as_json, out_dir, corpus):
         mids, used = [], []
         from twolevel.errors import AudioError
 
-        with click.progressbar(paths, label="clips", file=sys.stderr) as bar:
-            for p in bar:
-                try:
-                    mids.append(model.predict(p).midlevel_vector)
-                    used.append(str(p))
-                except AudioError as err:
-                    click.echo(f"\n{p}: skipped: {err.message}", err=True)
+        from twolevel.progress import each
+
+        for p in each(paths, "clips"):
+            try:
+                mids.append(model.predict(p).midlevel_vector)
+                used.append(str(p))
+            except AudioError as err:
+                click.echo(f"\n{p}: skipped: {err.message}", err=True)
         if not mids:
             raise click.ClickException(f"no readable audio files in {corpus}")
         summary = corpus_effects(weight, np.stack(mids))
@@ -207,7 +205,7 @@ def demo(out_dir, model_path):
                    "to show the pipeline. Its numbers mean nothing.", err=True)
     out = Path(out_dir)
     for name in ("enemy-unknown.ogg", "awakening.ogg", "nebula.ogg"):
-        result = model.predict(example_path(name)).to_dict()
+        result = model.predict(example_path(name))
         click.echo(format_prediction_table(result))
-        click.echo(f"  effects plot: {effects_plot(Effects.from_dict(result['effects']), out / (Path(name).stem + '.effects.png'), title=name)}\n")
+        click.echo(f"  effects plot: {effects_plot(result.effects, out / (Path(name).stem + '.effects.png'), title=name)}\n")
     click.echo(f"weights heatmap: {weights_heatmap(model.emotion_weight, model.emotion_bias, out / 'weights.png')}")

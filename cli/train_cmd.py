@@ -218,12 +218,12 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
     emo = np.zeros((len(ds), len(EMOTION_NAMES)))
     mid = np.zeros((len(ds), len(MIDLEVEL_NAMES)))
     # A bar on stderr for people at a terminal; nothing for pipes, logs and --json consumers.
-    with click.progressbar(ds.audio_paths, label=f"predicting {len(ds)} excerpts", file=sys.stderr,
-                           hidden=not sys.stderr.isatty()) as bar:
-        for i, path in enumerate(bar):
-            p = model.predict(path)
-            emo[i] = p.emotion_vector
-            mid[i] = p.midlevel_vector
+    from twolevel.progress import each
+
+    for i, path in enumerate(each(ds.audio_paths, f"predicting {len(ds)} excerpts", enabled=sys.stderr.isatty())):
+        p = model.predict(path)
+        emo[i] = p.emotion_vector
+        mid[i] = p.midlevel_vector
     r = pearson(emo, ds.ratings)
     finite = r[np.isfinite(r)]
     average = float(finite.mean()) if len(finite) else float("nan")

@@ -122,7 +122,7 @@ def test_cli_not_audio_is_one_line(tiny_checkpoint, tmp_path):
 
 
 def test_cli_endpoint_makes_the_same_report(tmp_path, monkeypatch):
-    """--endpoint: the client's dict (with audio) goes through the same write_report."""
+    """--endpoint: the client's Explanation (decoded from JSON, with audio) goes through the same write_report."""
     import twolevel.client
     from twolevel.explain.planted import PlantedModel, planted_audio
 
@@ -137,7 +137,7 @@ def test_cli_endpoint_makes_the_same_report(tmp_path, monkeypatch):
         def explain(self, path, target, samples, ratio, seed, offset=None, include_audio=False):
             exp = explain(model, audio, target=target, n_samples=samples, ratio=ratio, seed=seed,
                           resynthesis=include_audio, griffin_lim_iters=2)
-            return json.loads(json.dumps(exp.to_dict(include_audio=include_audio)))
+            return Explanation.from_dict(json.loads(json.dumps(exp.to_dict(include_audio=include_audio))))
 
     monkeypatch.setattr(twolevel.client, "TorchServeClient", FakeClient)
     clip = tmp_path / "clip.wav"

@@ -1,4 +1,4 @@
-"""The report: built from the explanation dict alone; every referenced file exists; valid HTML."""
+"""The report: built from the Explanation alone (also one decoded from its JSON); every referenced file exists; valid HTML."""
 from __future__ import annotations
 
 import json
@@ -55,7 +55,7 @@ def explanation():
 
 def test_report_from_a_dict_with_audio(explanation, tmp_path):
     data = json.loads(json.dumps(explanation.to_dict(include_audio=True), allow_nan=False))  # as over HTTP
-    report = write_report(data, tmp_path / "out", audio_format="flac")
+    report = write_report(Explanation.from_dict(data), tmp_path / "out", audio_format="flac")
     assert report.name == "report.html"
     page = parse(report)
     assert page.links, "the report references no file"
@@ -73,7 +73,7 @@ def test_report_from_a_dict_with_audio(explanation, tmp_path):
 
 
 def test_report_without_audio_and_wav(explanation, tmp_path):
-    report = write_report(explanation.to_dict(), tmp_path)
+    report = write_report(Explanation.from_dict(explanation.to_dict()), tmp_path)
     page = parse(report)
     assert "audio" not in page.tags
     for link in page.links:

@@ -143,7 +143,7 @@ def _listening_addresses(pid: int) -> list[tuple[str, int]]:
 
 
 def test_predict_happy_path(client, example_clip, example_bytes, tiny_model):
-    got = client.predict(example_clip)
+    got = client.predict(example_clip).to_dict()
     expected = tiny_model.predict(example_bytes, name=Path(example_clip).name).to_dict()
     assert got["name"] == expected["name"] == "enemy-unknown.ogg"
     assert got["model_version"] == "tiny-test"
@@ -157,6 +157,7 @@ def test_predict_happy_path(client, example_clip, example_bytes, tiny_model):
 def test_explain_happy_path(client, example_clip, example_bytes, tiny_model):
     explain_mod = pytest.importorskip("twolevel.explain")
     got = client.explain(example_clip, target="articulation", samples=500, seed=1, include_audio=True)
+    got = got.to_dict(include_audio=True)
     assert got["target"] == "articulation" and got["parameters"]["n_samples"] == 500
     assert got["audio"] and all(base64.b64decode(v)[:4] == b"fLaC" for v in got["audio"].values())
     exp = explain_mod.explain(tiny_model, tiny_model.load_audio(example_bytes), target="articulation", n_samples=500,
@@ -178,7 +179,7 @@ def test_kserve_routes_reach_the_same_code(server, client, example_bytes):
     status, body = raw_post(server, "/v2/models/twolevel/explain", v2, "application/json")
     assert status == 200, body[:300]
     via_v2 = json.loads(json.loads(body)["outputs"][0]["data"][0])
-    direct = client.explain(example_bytes, target="energy", samples=500, seed=2)
+    direct = client.explain(example_bytes, target="energy", samples=500, seed=2).to_dict()
     for other in (via_v1, via_v2):
         assert other["target"] == "energy"
         assert [s["positive"] for s in other["selections"]] == [s["positive"] for s in direct["selections"]]
@@ -190,7 +191,7 @@ def test_16_concurrent_predictions(client, tiny_model):
     clips = [wav_bytes(tone(4 + i % 4, 220 * (1 + i % 5), seed=i)) for i in range(16)]
     expected = [tiny_model.predict(c).to_dict() for c in clips]
     with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(client.predict, clips))
+        results = [p.to_dict() for p in pool.map(client.predict, clips)]
     assert len(results) == 16
     for got, exp in zip(results, expected):
         assert got["duration"] == pytest.approx(exp["duration"])
@@ -251,7 +252,7 @@ def test_each_bad_input_gets_its_4xx_and_the_next_request_succeeds(server, clien
     with pytest.raises(OptionError) as err:
         client.explain(example_bytes, target="loudness", samples=500)
     assert err.value.code == "unknown_target"
-    assert client.predict(good)["model_version"] == "tiny-test"
+    assert client.predict(good).model_version == "tiny-test"
 
 
 def test_oversize_body_is_refused(server, client):
@@ -264,7 +265,7 @@ def test_oversize_body_is_refused(server, client):
     with pytest.raises(TwolevelError) as err:
         client.predict(big)
     assert err.value.code in ("too_large", "connection_lost")
-    assert client.predict(wav_bytes(tone(2)))["model_version"] == "tiny-test"
+    assert client.predict(wav_bytes(tone(2))).model_version == "tiny-test"
 
 
 def _worker_pid(server):
@@ -305,7 +306,7 @@ def test_worker_killed_mid_request_is_restarted(server, client, example_bytes):
     assert result["error"].code in ("server_error", "server_busy", "connection_lost")
     # The next request is queued until TorchServe has restarted the worker, then answered.
     got = client.predict(wav_bytes(tone(3)))
-    assert got["model_version"] == "tiny-test"
+    assert got.model_version == "tiny-test"
     new_pids = []
     for _ in range(60):
         new_pids = _worker_pid(server)

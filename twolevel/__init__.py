@@ -10,12 +10,13 @@ from .effects import Effects
 from .errors import AudioError, CheckpointError, OptionError, TwolevelError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from .model import A2Mid2EJoint, ModelConfig
+from .options import ExplainOptions
 from .predict import Prediction, TwoLevelModel, WindowPrediction
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "A2Mid2EJoint", "Audio", "AudioError", "CheckpointError", "EMOTION_NAMES", "Effects",
+    "A2Mid2EJoint", "Audio", "AudioError", "CheckpointError", "EMOTION_NAMES", "Effects", "ExplainOptions",
     "MIDLEVEL_NAMES", "ModelConfig", "OptionError", "Prediction", "TwoLevelModel",
     "TwolevelError", "WindowPrediction", "default_model_path", "load_audio", "load_checkpoint",
     "save_checkpoint", "__version__",

@@ -1,9 +1,12 @@
-"""HTTP client for a TorchServe that serves twolevel (standard library only, no server imports).
+"""HTTP client for a TorchServe that serves twolevel (HTTP from the standard library, no server imports).
+
+It returns the library's own result objects, decoded from the server's JSON by their one decoder
+each (:meth:`twolevel.Prediction.from_dict`, :meth:`twolevel.explain.Explanation.from_dict`):
 
 >>> from twolevel.client import TorchServeClient
 >>> client = TorchServeClient("http://127.0.0.1:8080")      # token: $TWOLEVEL_TOKEN or key_file.json
->>> client.predict("song.mp3")["emotions"]["energy"]
->>> client.explain("song.mp3", target="articulation", samples=500)["segments"]
+>>> client.predict("song.mp3").emotions["energy"]
+>>> client.explain("song.mp3", target="articulation", samples=500).selection.positive
 
 Errors are :class:`~twolevel.errors.TwolevelError` with a ``code``: ``server_down``,
 ``bad_token`` (no or wrong token), ``model_not_found``, ``too_large``, ``server_busy``,
@@ -17,17 +20,17 @@ import http.client
 import json
 import os
 import socket
-import sys
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, ContextManager, Optional, Union
 
 from .errors import AudioError, OptionError, TwolevelError
+from .explain.explanation import Explanation
+from .predict import Prediction
+from .progress import waiting
 
 #: Error codes the server uses for unusable audio (mapped back to :class:`AudioError`).
 AUDIO_CODES = {"not_audio", "empty", "truncated", "silent", "non_finite", "too_long", "bad_sample_rate",
@@ -38,7 +41,8 @@ OPTION_CODES = {"unknown_target", "bad_samples", "bad_option", "bad_offset", "ba
 DEFAULT_RUN_DIR = "runs/serve"
 DEFAULT_MODEL = "twolevel"
 
-ProgressHook = Callable[[float], None]
+#: ``progress(label)`` -> a context manager that shows the wait (default: :func:`twolevel.progress.waiting`).
+WaitIndicator = Callable[[str], ContextManager]
 
 
 def run_dir() -> Path:
@@ -80,22 +84,6 @@ def find_key_file(endpoint: str) -> Optional[Path]:
     return local if local.is_file() else None
 
 
-def _stderr_ticker(label: str) -> ProgressHook:
-    """Default progress indicator: an updating ``label ... 12 s`` line on a terminal."""
-    frames = "|/-\\"
-    state = {"n": 0}
-
-    def tick(elapsed: float) -> None:
-        if elapsed < 0:  # done
-            sys.stderr.write("\r" + " " * (len(label) + 24) + "\r")
-        else:
-            sys.stderr.write(f"\r{label} {frames[state['n'] % 4]} {elapsed:5.0f} s")
-            state["n"] += 1
-        sys.stderr.flush()
-
-    return tick
-
-
 def _multipart(fields: dict, file_field: str, filename: str, data: bytes) -> tuple[bytes, str]:
     boundary = "twolevel-" + uuid.uuid4().hex
     parts = []
@@ -117,13 +105,13 @@ class TorchServeClient:
         token: inference token; default ``$TWOLEVEL_TOKEN``, else the key file (see :func:`find_key_file`).
         timeout: seconds to wait for a prediction (explanations: ``explain_timeout``).
         model: the model name registered in TorchServe.
-        progress: called with the elapsed seconds about once a second while an explanation
-            runs, and with ``-1`` when it ends; default: a ticker on stderr when it is a terminal.
+        progress: ``progress(label)`` gives a context manager that shows the wait while an
+            explanation runs; default: elapsed seconds on stderr when it is a terminal.
     """
 
     def __init__(self, endpoint: str, token: Optional[str] = None, timeout: float = 120.0,
                  model: str = DEFAULT_MODEL, explain_timeout: float = 3600.0,
-                 progress: Optional[ProgressHook] = None):
+                 progress: Optional[WaitIndicator] = None):
         endpoint = endpoint.strip()
         if "://" not in endpoint:
             endpoint = "http://" + endpoint
@@ -243,19 +231,21 @@ class TorchServeClient:
             self._raise_for(status, payload, "ping")
         return self._decode(payload, "ping")
 
-    def predict(self, source: Union[str, os.PathLike, bytes, bytearray]) -> dict:
-        """Emotions, mid-levels, effects and windows of one file (:meth:`Prediction.to_dict` shape)."""
+    def predict(self, source: Union[str, os.PathLike, bytes, bytearray]) -> Prediction:
+        """Emotions, mid-levels, effects and windows of one file, as a :class:`~twolevel.Prediction`."""
         data, name = self._read(source)
         body, ctype = _multipart({"name": name}, "data", name, data)
         status, payload = self._request("POST", f"/predictions/{self.model}", body, ctype)
         if status != 200:
             self._raise_for(status, payload, name)
-        return self._decode(payload, name)
+        return self._decoded(Prediction.from_dict, payload, name)
 
     def explain(self, source: Union[str, os.PathLike, bytes, bytearray], target: Optional[str] = None,
                 samples: Optional[int] = None, ratio: Optional[float] = None, seed: Optional[int] = None,
-                offset: Optional[float] = None, include_audio: bool = False, progress: Optional[ProgressHook] = None, **extra) -> dict:
-        """The level-2 explanation of ``target`` for one file (:meth:`Explanation.to_dict` shape).
+                offset: Optional[float] = None, include_audio: bool = False,
+                progress: Optional[WaitIndicator] = None, **extra) -> Explanation:
+        """The level-2 explanation of ``target`` for one file, as an :class:`~twolevel.explain.Explanation`
+        (with its audio when ``include_audio``).
 
         ``samples`` may also be given as ``n_samples``. Options left out take the server's defaults.
         """
@@ -270,29 +260,20 @@ class TorchServeClient:
             if value is not None:
                 fields[key] = repr(value) if isinstance(value, float) else str(value)
         body, ctype = _multipart(fields, "data", name, data)
-        hook = progress or self.progress
-        if hook is None and sys.stderr.isatty():
-            hook = _stderr_ticker(f"explaining {name} on {self.endpoint}")
-        done = threading.Event()
-        ticker = None
-        if hook is not None:
-            start = time.monotonic()
-
-            def run():
-                while not done.wait(1.0):
-                    hook(time.monotonic() - start)
-
-            ticker = threading.Thread(target=run, daemon=True)
-            ticker.start()
-        try:
+        show = progress or self.progress or waiting
+        with show(f"explaining {name} on {self.endpoint}"):
             status, payload = self._request("POST", f"/explanations/{self.model}", body, ctype,
                                             timeout=self.explain_timeout)
-        finally:
-            done.set()
-            if ticker is not None:
-                ticker.join(timeout=2.0)
-                hook(-1.0)
         if status != 200:
             self._raise_for(status, payload, name)
-        return self._decode(payload, name)
+        return self._decoded(Explanation.from_dict, payload, name)
+
+    def _decoded(self, decoder, payload: bytes, what: str):
+        """The result object ``decoder`` builds from the JSON answer; a malformed one is ``bad_response``."""
+        data = self._decode(payload, what)
+        try:
+            return decoder(data)
+        except (KeyError, TypeError, ValueError) as err:
+            raise TwolevelError(f"{what}: the server's answer is not a twolevel result ({type(err).__name__}: {err})",
+                                code="bad_response") from None
 

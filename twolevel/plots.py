@@ -1,21 +1,21 @@
 """Level-1 pictures: per-prediction effects plots and the model's global weights.
 
-All functions write a PNG and return its path; matplotlib runs headless (Agg).
+All functions write a PNG and return its path. Figures are drawn on matplotlib's Agg canvas
+directly (``Figure`` + ``FigureCanvasAgg``), so importing this module switches no backend and
+works without a display.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from .effects import Effects  # noqa: E402
-from .labels import EMOTION_NAMES, MIDLEVEL_NAMES  # noqa: E402
+from .effects import Effects
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
 POSITIVE, NEGATIVE, NEUTRAL = "#2f7ed8", "#d9534f", "#7f7f7f"
 
@@ -25,12 +25,18 @@ def pretty_label(name: str) -> str:
     return name.replace("_", " ")
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG (creating the folder), close it, and return the path."""
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure of ``figsize`` inches on its own Agg canvas (no pyplot, no global state)."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG (creating the folder) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -42,7 +48,8 @@ def effects_plot(effects: Effects, path: str | os.PathLike, title: str = "") -> 
         path: PNG to write.
         title: e.g. the clip's name.
     """
-    fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex=True)
+    fig = new_figure((15, 7.5))
+    axes = fig.subplots(2, 4, sharex=True)
     labels = [pretty_label(m) for m in MIDLEVEL_NAMES] + ["bias", "= total"]
     lim = max(1e-6, float(np.max(np.abs(np.concatenate([effects.contributions.ravel(), effects.bias, effects.totals])))))
     for i, (ax, emotion) in enumerate(zip(axes.ravel(), EMOTION_NAMES)):
@@ -68,7 +75,8 @@ def weights_heatmap(weight: np.ndarray, bias: np.ndarray, path: str | os.PathLik
     """Heatmap of the ``(8, 7)`` mid -> emotion weights (rows mid-levels, columns emotions), bias as a last row."""
     data = np.vstack([np.asarray(weight).T, np.asarray(bias)[None]])
     lim = float(np.max(np.abs(data))) or 1.0
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig = new_figure((9, 6))
+    ax = fig.subplots()
     im = ax.imshow(data, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_xticks(range(len(EMOTION_NAMES)), [pretty_label(e) for e in EMOTION_NAMES], rotation=30, ha="right")
     ax.set_yticks(range(len(MIDLEVEL_NAMES) + 1), [pretty_label(m) for m in MIDLEVEL_NAMES] + ["bias"])
@@ -88,7 +96,8 @@ def corpus_effects_plot(effects: np.ndarray, path: str | os.PathLike, title: str
     Args:
         effects: ``(n_clips, 8, 7)`` from :func:`twolevel.effects.corpus_effects`.
     """
-    fig, axes = plt.subplots(2, 4, figsize=(15, 7.5), sharex=True, sharey=True)
+    fig = new_figure((15, 7.5))
+    axes = fig.subplots(2, 4, sharex=True, sharey=True)
     for i, (ax, emotion) in enumerate(zip(axes.ravel(), EMOTION_NAMES)):
         ax.boxplot([effects[:, i, j] for j in range(len(MIDLEVEL_NAMES))], orientation="horizontal",
                    tick_labels=[pretty_label(m) for m in MIDLEVEL_NAMES])

@@ -34,6 +34,13 @@ class WindowPrediction:
     def to_dict(self) -> dict:
         return {"start": self.start, "end": self.end, "midlevels": self.midlevels, "emotions": self.emotions}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "WindowPrediction":
+        """Inverse of :meth:`to_dict`."""
+        return cls(start=float(data["start"]), end=float(data["end"]),
+                   midlevels={m: float(data["midlevels"][m]) for m in MIDLEVEL_NAMES},
+                   emotions={e: float(data["emotions"][e]) for e in EMOTION_NAMES})
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -69,6 +76,16 @@ class Prediction:
             "effects": self.effects.to_dict(),
             "windows": [w.to_dict() for w in self.windows],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Prediction":
+        """Inverse of :meth:`to_dict`: the one decoder of a ``/predictions`` answer."""
+        return cls(name=str(data["name"]), duration=float(data["duration"]),
+                   midlevels={m: float(data["midlevels"][m]) for m in MIDLEVEL_NAMES},
+                   emotions={e: float(data["emotions"][e]) for e in EMOTION_NAMES},
+                   effects=Effects.from_dict(data["effects"]),
+                   windows=[WindowPrediction.from_dict(w) for w in data.get("windows", [])],
+                   model_version=str(data.get("model_version", "unknown")))
 
 
 class TwoLevelModel:

@@ -8,7 +8,7 @@
 """
 from ..options import MAX_SAMPLES, ExplainOptions
 from .explainer import explain, explain_window, minimum_samples, repeats_summary
-from .explanation import Explanation, decode_array, encode_array
+from .explanation import Explanation
 from .faithfulness import deletion_check
 from .resynthesis import Resynthesis, griffin_lim, linear_mask, resynthesise, spectral_convergence
 from .sampling import run_perturbations, sample_switches
@@ -18,7 +18,7 @@ from .surrogate import SurrogateFit, cosine_distance_to_ones, fit_surrogate, lim
 
 __all__ = [
     "Explanation", "ExplainOptions", "MAX_SAMPLES", "Resynthesis", "Segmentation", "Selection", "SurrogateFit",
-    "cosine_distance_to_ones", "decode_array", "deletion_check", "encode_array", "explain", "explain_window",
+    "cosine_distance_to_ones", "deletion_check", "explain", "explain_window",
     "fit_surrogate", "griffin_lim", "jaccard", "lime_kernel", "linear_mask", "minimum_samples", "repeats_summary",
     "resynthesise", "run_perturbations", "sample_switches", "segment_spectrogram", "select_segments",
     "selection_stability", "spectral_convergence",

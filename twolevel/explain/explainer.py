@@ -215,17 +215,15 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
     )
 
 
-def repeats_summary(runs: list[dict]) -> dict:
-    """Stability of the selections over runs with different seeds (explanation dicts, same window).
+def repeats_summary(runs: list[Explanation]) -> dict:
+    """Stability of the selections over runs with different seeds (same window).
 
     Returns:
         ``{"seeds": [...], "runs": K, "outputs": {output: {"positive", "negative", "signed", "pairs"}}}``
         with mean pairwise Jaccard overlaps of the selected segment ids.
     """
-    outputs = [s["output"] for s in runs[0]["selections"]]
     per_output = {}
-    for output in outputs:
-        chosen = [next(s for s in run["selections"] if s["output"] == output) for run in runs
-                  if any(s["output"] == output for s in run["selections"])]
-        per_output[output] = selection_stability(chosen)
-    return {"seeds": [run["parameters"]["seed"] for run in runs], "runs": len(runs), "outputs": per_output}
+    for sel in runs[0].selections:
+        chosen = [s.to_dict() for run in runs for s in run.selections if s.output == sel.output]
+        per_output[sel.output] = selection_stability(chosen)
+    return {"seeds": [run.parameters["seed"] for run in runs], "runs": len(runs), "outputs": per_output}

@@ -2,16 +2,15 @@
 
 :class:`Explanation` holds everything needed to show and re-check an explanation: the input
 spectrogram, the segment map, the surrogate fits of all 15 outputs, the selections, the
-deletion check, the resynthesised audio, parameters and timings. :meth:`Explanation.to_dict`
-is plain JSON (arrays in compact base64 encodings), and a report can be rebuilt from that dict
-alone (:func:`twolevel.report.write_report`), which is what the server sends.
+deletion check, the resynthesised audio, parameters and timings. It is what
+:func:`twolevel.explain.explain` returns, what :func:`twolevel.report.write_report` takes, and
+what the client returns. :meth:`Explanation.to_dict` is its plain-JSON form (what the server
+sends; arrays and audio encoded by :mod:`twolevel.serialize`); :meth:`Explanation.from_dict` is
+the one decoder of that form.
 """
 from __future__ import annotations
 
-import base64
-import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,51 +18,15 @@ import numpy as np
 
 from ..effects import Effects
 from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, TARGET_NAMES
+from ..serialize import audio_from_base64, audio_to_base64, decode_array, encode_array, json_safe, none_to_nan
 from ..signal import HOP_LENGTH, SAMPLE_RATE, WINDOW_SECONDS
-from .resynthesis import Resynthesis, audio_from_base64, audio_to_base64
+from .resynthesis import Resynthesis
 from .segments import Segmentation
 from .selection import Selection
-from .surrogate import SurrogateFit
+from .surrogate import MODEL_DESCRIPTION, SurrogateFit
 
 FORMAT = "twolevel-explanation"
 FORMAT_VERSION = 1
-
-
-def encode_array(array: np.ndarray, dtype: str) -> dict:
-    """A compact JSON form of an array: ``{"shape", "dtype", "encoding": "zlib+base64", "data"}``."""
-    raw = np.ascontiguousarray(np.asarray(array).astype(dtype)).astype(np.dtype(dtype).newbyteorder("<"))
-    return {"shape": list(raw.shape), "dtype": dtype, "encoding": "zlib+base64",
-            "data": base64.b64encode(zlib.compress(raw.tobytes(), 6)).decode("ascii")}
-
-
-def decode_array(data: dict) -> np.ndarray:
-    """Inverse of :func:`encode_array`."""
-    if data.get("encoding") != "zlib+base64":
-        raise ValueError(f"unknown array encoding {data.get('encoding')!r}")
-    raw = zlib.decompress(base64.b64decode(data["data"]))
-    return np.frombuffer(raw, dtype=np.dtype(data["dtype"]).newbyteorder("<")).reshape(data["shape"]).copy()
-
-
-def json_safe(value):
-    """Recursively turn numpy scalars/arrays into Python types and NaN/inf into None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
-
-
-def _none_to_nan(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 @dataclass
@@ -151,7 +114,7 @@ class Explanation:
                          "segmentation": self.segmentation.parameters()},
             "surrogate": {
                 "outputs": names, "n_samples": s.n_samples, "df_resid": s.df_resid, "kernel_width": s.kernel_width,
-                "model": "weighted least squares, output = intercept + sum(weight_j * switch_j)",
+                "model": MODEL_DESCRIPTION,
                 "r2": dict(zip(names, s.r2)), "intercept": dict(zip(names, s.intercept)),
                 "intercept_stderr": dict(zip(names, s.intercept_stderr)),
                 "intercept_pvalue": dict(zip(names, s.intercept_pvalue)),
@@ -199,12 +162,12 @@ class Explanation:
                                       sigma=seg_params.get("sigma", 0.8)),
             surrogate=SurrogateFit(
                 coef=np.array([sur["weights"][n] for n in names], dtype=np.float64),
-                intercept=_none_to_nan(sur["intercept"][n] for n in names),
-                stderr=np.array([_none_to_nan(sur["stderr"][n]) for n in names]),
-                pvalues=np.array([_none_to_nan(sur["pvalues"][n]) for n in names]),
-                intercept_stderr=_none_to_nan(sur["intercept_stderr"][n] for n in names),
-                intercept_pvalue=_none_to_nan(sur["intercept_pvalue"][n] for n in names),
-                r2=_none_to_nan(sur["r2"][n] for n in names),
+                intercept=none_to_nan(sur["intercept"][n] for n in names),
+                stderr=np.array([none_to_nan(sur["stderr"][n]) for n in names]),
+                pvalues=np.array([none_to_nan(sur["pvalues"][n]) for n in names]),
+                intercept_stderr=none_to_nan(sur["intercept_stderr"][n] for n in names),
+                intercept_pvalue=none_to_nan(sur["intercept_pvalue"][n] for n in names),
+                r2=none_to_nan(sur["r2"][n] for n in names),
                 n_samples=int(sur["n_samples"]), df_resid=int(sur["df_resid"]), kernel_width=float(sur["kernel_width"]),
             ),
             selections=[Selection.from_dict(s) for s in data["selections"]],
@@ -223,6 +186,6 @@ class Explanation:
         Returns:
             Path of report.html.
         """
-        from ..report import write_report
+        from ..report import write_report  # the report is downstream: imported only when asked for
 
-        return write_report(self.to_dict(include_audio=True), out_dir, audio_format=audio_format)
+        return write_report(self, out_dir, audio_format=audio_format)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..options import default
 from .sampling import run_perturbations
 
-#: Random draws the selection is compared with.
-DEFAULT_RANDOM_DRAWS = 16
 
 
 def deletion_switches(n_segments: int, hidden: list[int], n_random: int, rng: np.random.Generator) -> np.ndarray:
@@ -26,7 +25,8 @@ def deletion_switches(n_segments: int, hidden: list[int], n_random: int, rng: np
 
 def deletion_check(network, spectrogram: np.ndarray, segment_map: np.ndarray, n_segments: int,
                    selections: dict, output_index: dict, hide_value: float = 0.0,
-                   n_random: int = DEFAULT_RANDOM_DRAWS, seed: int = 0, batch_size: int = 256) -> dict:
+                   n_random: int = default("faithfulness_draws"), seed: int = 0,
+                   batch_size: int = default("batch_size")) -> dict:
     """Run the deletion check for several selections in one batched pass.
 
     Args:

@@ -21,14 +21,12 @@ reported for every output.
 """
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile as sf
 import torch
 
+from ..options import default
 from ..signal import HOP_LENGTH, N_FFT, SAMPLE_RATE
 
 #: Fast Griffin-Lim acceleration (Perraudin et al. 2013 recommend 0.99).
@@ -78,7 +76,7 @@ def spectral_convergence(target_magnitude: torch.Tensor, audio: torch.Tensor) ->
     return diff / torch.linalg.vector_norm(target_magnitude, dim=(-2, -1)).clamp_min(1e-12)
 
 
-def griffin_lim(magnitude: torch.Tensor, n_iter: int = 64, momentum: float = DEFAULT_MOMENTUM,
+def griffin_lim(magnitude: torch.Tensor, n_iter: int = default("griffin_lim_iters"), momentum: float = DEFAULT_MOMENTUM,
                 length: int | None = None, seed: int = 0) -> torch.Tensor:
     """Fast Griffin-Lim on torch: a signal whose STFT magnitude approximates ``magnitude``.
 
@@ -164,7 +162,7 @@ class Resynthesis:
                 "definition": self.definition, "sample_rate": SAMPLE_RATE}
 
 
-def resynthesise(window: np.ndarray, band_masks: dict, filterbank: np.ndarray, n_iter: int = 64,
+def resynthesise(window: np.ndarray, band_masks: dict, filterbank: np.ndarray, n_iter: int = default("griffin_lim_iters"),
                  momentum: float = DEFAULT_MOMENTUM, device: torch.device | str = "cpu",
                  seed: int = 0) -> Resynthesis:
     """Invert the explanation magnitudes of one window.
@@ -217,25 +215,3 @@ def resynthesise(window: np.ndarray, band_masks: dict, filterbank: np.ndarray, n
     gain = min(1.0, PEAK / peak) if peak > 0 else 1.0
     out = {k: (a * gain).astype(np.float32) for k, a in out.items()}
     return Resynthesis(audio=out, spectral_convergence=convergence, gain=gain, iterations=n_iter, momentum=momentum)
-
-
-def encode_audio(samples: np.ndarray, fmt: str = "flac", sample_rate: int = SAMPLE_RATE) -> bytes:
-    """16-bit WAV or FLAC bytes of a mono float signal."""
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=fmt.upper(), subtype="PCM_16")
-    return buffer.getvalue()
-
-
-def decode_audio(data: bytes) -> np.ndarray:
-    """float32 samples of WAV/FLAC bytes."""
-    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
-    return samples
-
-
-def audio_to_base64(samples: np.ndarray) -> str:
-    """Base64 of the FLAC encoding (how audio travels inside explanation dicts)."""
-    return base64.b64encode(encode_audio(samples, "flac")).decode("ascii")
-
-
-def audio_from_base64(text: str) -> np.ndarray:
-    return decode_audio(base64.b64decode(text))

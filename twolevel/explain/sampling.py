@@ -13,6 +13,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..options import default
+
 #: ``callable(done_samples, total_samples)``, called after every batch.
 ProgressCallback = Optional[Callable[[int, int], None]]
 
@@ -53,7 +55,7 @@ def perturbed_batch(spectrogram: torch.Tensor, segment_map: torch.Tensor, switch
 
 @torch.inference_mode()
 def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray, switches: np.ndarray,
-                      hide_value: float = 0.0, batch_size: int = 256,
+                      hide_value: float = default("hide_value"), batch_size: int = default("batch_size"),
                       progress: ProgressCallback = None) -> np.ndarray:
     """Network outputs for every perturbed sample.
 

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The paper's threshold on p-value / |weight|.
-DEFAULT_RATIO = 1e-6
+from ..options import default
+
+#: The paper's threshold on p-value / |weight| (one place: :class:`twolevel.options.ExplainOptions`).
+DEFAULT_RATIO = default("ratio")
 
 
 @dataclass(frozen=True)

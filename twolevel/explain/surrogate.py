@@ -17,6 +17,8 @@ from scipy import stats
 
 #: LIME's kernel width for images.
 KERNEL_WIDTH = 0.25
+#: The surrogate in words (explanation.json, the report).
+MODEL_DESCRIPTION = "weighted least squares, output = intercept + sum(weight_j * switch_j)"
 #: Rows of the design matrix handled at once.
 ROW_BLOCK = 8192
 
