@@ -3,7 +3,8 @@
 Pipeline (paper-facts.md): model input spectrogram -> Felzenszwalb segments -> random on/off
 samples of the segments (batched forward passes on the model's device, all 15 outputs at once)
 -> LIME's weighted linear surrogate with p-values -> selection by p / |weight| < ratio ->
-deletion check -> resynthesis to audio.
+deletion check -> resynthesis to audio. Each step is a named function below; :func:`explain`
+runs them in order and times each with one :class:`Stopwatch`.
 """
 from __future__ import annotations
 
@@ -106,6 +107,13 @@ def _perturb(network, window: _Window, options: ExplainOptions, progress: Progre
     return switches, outputs
 
 
+def _level_one_effects(network, midlevels: np.ndarray) -> Effects:
+    """Step 3b: weight x value of the network's linear emotion layer for the unperturbed window."""
+    layer = network.emotion
+    return Effects.from_layer(layer.weight.detach().cpu().double().numpy(),
+                              layer.bias.detach().cpu().double().numpy(), midlevels)
+
+
 def _traced_selections(fit: SurrogateFit, effects: Effects, options: ExplainOptions) -> list[Selection]:
     """Step 4: the target's segments and, for an emotion, those of its strongest mid-levels."""
     traced = [(options.target, "target", None)]
@@ -189,13 +197,11 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
     with clock("sampling"):
         switches, outputs = _perturb(network, window, options, progress)
     clock.timings["samples_per_second"] = options.samples / max(clock.timings["sampling"], 1e-9)
-    with clock("surrogate"):
+    with clock("surrogate"):  # step 3
         fit = fit_surrogate(switches, outputs)
-    # The unperturbed window (row 0) gives the predictions and the level-1 effects.
+    # The unperturbed window (row 0: all segments on) gives the predictions and the level-1 effects.
     mid, emo = outputs[0, :len(MIDLEVEL_NAMES)], outputs[0, len(MIDLEVEL_NAMES):]
-    layer = network.emotion
-    effects = Effects.from_layer(layer.weight.detach().cpu().double().numpy(),
-                                 layer.bias.detach().cpu().double().numpy(), mid)
+    effects = _level_one_effects(network, mid)
     selections = _traced_selections(fit, effects, options)
     with clock("faithfulness"):
         selections = _with_deletion_checks(network, window, selections, options)
