@@ -73,8 +73,9 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
     return edge
 
 
-def spectrogram_figure(spec, labels, band_hz, duration, path: Path, title: str) -> Path:
-    """Input spectrogram, and the same with the segment boundaries drawn."""
+def spectrogram_figure(spec, segmentation, band_hz, duration, path: Path, title: str) -> Path:
+    """Input spectrogram, and the same with the boundaries of the :class:`Segmentation` drawn."""
+    labels = segmentation.labels
     fig, axes = _subplots((14, 4.2), 2, sharey=True)
     im = _show_spec(axes[0], spec, duration, cmap="magma")
     axes[0].set_title(f"input spectrogram (model input, normalised log magnitude) - {title}")
@@ -82,7 +83,7 @@ def spectrogram_figure(spec, labels, band_hz, duration, path: Path, title: str) 
     _show_spec(axes[1], spec, duration, cmap="gray_r", alpha=0.8)
     edges = np.where(_boundaries(labels), 1.0, np.nan)
     _show_spec(axes[1], edges, duration, cmap="autumn", vmin=0, vmax=1)
-    axes[1].set_title(f"{int(labels.max()) + 1} Felzenszwalb segments")
+    axes[1].set_title(f"{segmentation.n_segments} Felzenszwalb segments")
     for ax in axes:
         ax.set_xlabel("time (s)")
     _freq_axis(axes[0], band_hz, spec.shape[1])
@@ -90,17 +91,15 @@ def spectrogram_figure(spec, labels, band_hz, duration, path: Path, title: str) 
     return _save(fig, path)
 
 
-def explanation_figure(spec, labels, selection, band_hz, duration, path: Path) -> Path:
+def explanation_figure(spec, segmentation, selection, band_hz, duration, path: Path) -> Path:
     """Positive and negative explanation of a :class:`Selection`: the selected segments at full
     contrast, the rest faded out."""
     fig, axes = _subplots((14, 4.2), 2, sharey=True)
     vmin, vmax = float(np.min(spec)), float(np.max(spec))
-    edges = _boundaries(labels)
+    edges = _boundaries(segmentation.labels)
     for ax, side, colour in ((axes[0], "positive", POSITIVE), (axes[1], "negative", NEGATIVE)):
         ids = getattr(selection, side)
-        chosen = np.zeros(int(labels.max()) + 1, dtype=bool)
-        chosen[np.asarray(ids, dtype=np.int64)] = True
-        mask = chosen[labels]
+        mask = segmentation.mask(ids)
         _show_spec(ax, spec, duration, cmap="magma", vmin=vmin, vmax=vmax)
         # Fade what is not selected with a white veil, and outline the selected segments in colour.
         veil = np.zeros(spec.shape + (4,))
@@ -204,7 +203,7 @@ def write_report(explanation, out_dir: str | os.PathLike, audio_format: str = "w
     exp = explanation
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec, labels, band_hz = exp.spectrogram, exp.segmentation.labels, np.asarray(exp.band_frequencies)
+    spec, segmentation, band_hz = exp.spectrogram, exp.segmentation, np.asarray(exp.band_frequencies)
     files: dict[str, list | dict] = {"images": [], "audio": {}}
 
     def image(path: Path) -> str:
@@ -212,13 +211,13 @@ def write_report(explanation, out_dir: str | os.PathLike, audio_format: str = "w
         return path.name
 
     effects_png = image(effects_plot(exp.effects, out / "effects.png", title=exp.name))
-    spec_png = image(spectrogram_figure(spec, labels, band_hz, WINDOW_SECONDS, out / "spectrogram.png", exp.name))
+    spec_png = image(spectrogram_figure(spec, segmentation, band_hz, WINDOW_SECONDS, out / "spectrogram.png", exp.name))
     ratio = float(exp.parameters["ratio"])
     per_output = []
     for sel in exp.selections:
         stem = _safe_name(sel.output)
         fit = exp.output_fit(sel.output)
-        expl_png = image(explanation_figure(spec, labels, sel, band_hz, WINDOW_SECONDS, out / f"{stem}.explanation.png"))
+        expl_png = image(explanation_figure(spec, segmentation, sel, band_hz, WINDOW_SECONDS, out / f"{stem}.explanation.png"))
         scatter_png = image(scatter_figure(fit["weights"], fit["pvalues"], sel, ratio, out / f"{stem}.scatter.png"))
         per_output.append((sel, expl_png, scatter_png))
 
