@@ -36,7 +36,7 @@ AUDIO_CODES = {"not_audio", "empty", "truncated", "silent", "non_finite", "too_l
                "too_large_decoded", "too_many_channels", "bad_sample_rate", "not_found", "missing_audio",
                "bad_base64"}
 #: Error codes for options out of range (mapped back to :class:`OptionError`).
-OPTION_CODES = {"unknown_target", "bad_samples", "bad_option", "bad_offset", "bad_ratio", "bad_seed"}
+OPTION_CODES = {"unknown_target", "unknown_option", "bad_samples", "bad_option", "bad_offset", "bad_ratio", "bad_seed"}
 #: Where ``twolevel-cli serve start`` keeps its run folder (server.json, key_file.json, logs).
 DEFAULT_RUN_DIR = "runs/serve"
 DEFAULT_MODEL = "twolevel"
