@@ -20,7 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from twolevel.audio import MIN_SECONDS, load_audio  # noqa: E402
 from twolevel.errors import AudioError, TwolevelError  # noqa: E402
-from twolevel.labels import SAMPLE_RATE  # noqa: E402
+from twolevel.signal import SAMPLE_RATE  # noqa: E402
 from twolevel.serving.requests import OPTION_KEYS, parse_request  # noqa: E402
 from twolevel.serving.responses import error_body  # noqa: E402
 
