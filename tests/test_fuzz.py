@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from twolevel.audio import MIN_SECONDS, load_audio  # noqa: E402
@@ -68,6 +68,9 @@ def _check_options(options: dict) -> None:
 
 @given(body=BODIES, extra=st.dictionaries(NAMES, st.binary(max_size=8) | st.text(max_size=8), max_size=3),
        headers=HEADERS, json_type=st.booleans())
+@example(body='{"data": "UklGRg==", "seed": %s}' % ("9" * 5000), extra={}, headers={}, json_type=True)
+@example(body='{"data": "UklGRg==", "frob": 1}', extra={}, headers={}, json_type=True)
+@example(body=b"RIFF", extra={}, headers={"X-Twolevel-Seed": str(2**64), "explain": "True"}, json_type=False)
 def test_the_parser_answers_every_request_with_a_result_or_a_4xx(body, extra, headers, json_type):
     pytest.importorskip("ts")
     row = {**extra, "body": body}
