@@ -10,7 +10,7 @@ import pytest
 from twolevel.client import TorchServeClient, parse_endpoint
 from twolevel.errors import OptionError, TwolevelError
 
-PREDICTION = {"name": "x.wav", "emotions": {}, "midlevels": {}}
+PREDICTION: dict = {}  # a real Prediction.to_dict(), filled by the ``prediction`` fixture
 WORKER_DIED = (507, {"code": 507, "type": "InternalServerException", "message": "Worker died."})
 AUTH_FAILED = (400, {"code": 400, "type": "InvalidKeyException",
                      "message": "Token Authorization failed. Token either incorrect, expired, or not provided correctly"})
@@ -51,6 +51,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def prediction(tiny_model, example_clip):
+    PREDICTION.update(tiny_model.predict(example_clip).to_dict())
+    return PREDICTION
+
+
 @pytest.fixture
 def scripted():
     servers = []
@@ -73,7 +79,7 @@ def scripted():
 @pytest.mark.parametrize("first", ["drop", WORKER_DIED, (500, {"code": 500, "message": "Worker died."})])
 def test_prediction_is_sent_once_more_after_a_dropped_connection_or_a_dead_worker(scripted, first):
     server, client = scripted(first, (200, PREDICTION))
-    assert client.predict(b"RIFF....")["name"] == "x.wav"
+    assert client.predict(b"RIFF....").name == PREDICTION["name"]
     assert server.seen == 2
 
 

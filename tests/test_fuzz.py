@@ -59,11 +59,21 @@ HEADERS = st.dictionaries(st.sampled_from(["X-Twolevel-" + k.replace("_", "-").t
                           st.text(max_size=20), max_size=4)
 
 
-def _check_options(options: dict) -> None:
-    """The option stage behind the parser (server defaults and caps as shipped)."""
-    from twolevel_handlers.twolevel_handler import DEFAULTS, explain_options
+def _shipped_server_settings() -> dict:
+    import pathlib
 
-    explain_options(options, DEFAULTS)
+    import yaml
+    from twolevel_handlers.twolevel_handler import SERVER_SETTINGS
+
+    shipped = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "archives" / "model-config.yaml").read_text())
+    return {**SERVER_SETTINGS, **(shipped.get("handler") or {})}
+
+
+def _check_options(options: dict) -> None:
+    """The option stage behind the parser: ExplainOptions within the shipped server's caps."""
+    from twolevel_handlers.twolevel_handler import explain_options
+
+    explain_options(options, _shipped_server_settings())
 
 
 @given(body=BODIES, extra=st.dictionaries(NAMES, st.binary(max_size=8) | st.text(max_size=8), max_size=3),

@@ -61,3 +61,16 @@ def test_huge_json_integers_and_json_messages():
     assert err.code == "malformed_json"
     err = refused({"body": '{"data": "abc'}, JSON_HEADERS)
     assert "at at" not in err.message and "position 9" in err.message
+
+
+def test_seed_and_huge_numbers_are_refused_before_any_work():
+    """Issue 11 case 4: seed >= 2**64 failed in Griffin-Lim after the whole LIME run."""
+    pytest.importorskip("ts")
+    from twolevel_handlers.twolevel_handler import SERVER_SETTINGS, explain_options
+
+    for options, code in (({"seed": str(2**64)}, "bad_seed"), ({"seed": 2**64}, "bad_seed"),
+                          ({"ratio": 10**400}, "bad_ratio"), ({"samples": "9" * 4000}, "bad_samples")):
+        with pytest.raises(OptionError) as err:
+            explain_options(options, SERVER_SETTINGS)
+        assert err.value.code == code and len(err.value.message) < 200, err.value.message
+    assert explain_options({"seed": str(2**32 - 1)}, SERVER_SETTINGS).seed == 2**32 - 1
