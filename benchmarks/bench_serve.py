@@ -3,8 +3,8 @@
 One run measures, on the same sixteen 10 s clips and with the same torch thread count:
 
 * in process: ``TwoLevelModel.predict_many`` on the decoded clips in batches of 8 (decode included),
-* the server at concurrency 1 (one request at a time) and 8 (eight client threads; TorchServe
-  batches up to 8 requests, ``batchSize: 8, maxBatchDelay: 50``),
+* the server at concurrency 1 (one request at a time) and 8 (eight client threads), deployed as
+  shipped (``archives/model-config.yaml``: two workers, no request batching),
 
 and reports clips/s, the ratios server / in-process (goal: >= 0.8 at concurrency 8) and the
 p50 / p99 request latencies. The model is the shipped checkpoint when there is one, else a
@@ -34,10 +34,10 @@ N_CLIPS = 16
 THREADS = int(os.environ.get("TWOLEVEL_BENCH_THREADS", "1"))
 RESULTS: dict[str, float] = {}
 MODEL_CONFIG = f"""\
-minWorkers: 1
-maxWorkers: 1
-batchSize: 8
-maxBatchDelay: 50
+minWorkers: 2
+maxWorkers: 2
+batchSize: 1
+maxBatchDelay: 0
 responseTimeout: 600
 startupTimeout: 180
 handler:

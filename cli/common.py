@@ -76,3 +76,17 @@ token_option = click.option(
     help="Inference token for --endpoint (default: $TWOLEVEL_TOKEN, else TorchServe's key_file.json).",
 )
 
+timeout_option = click.option(
+    "--timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+    help="With --endpoint: seconds to wait for each answer once connected (default: 120 for a prediction, "
+         "3600 for an explanation); connecting waits at most 10 s. A prediction whose connection drops or "
+         "whose worker dies is sent once more.",
+)
+
+
+def endpoint_client(endpoint: str, token: str | None, timeout: float | None):
+    """The :class:`~twolevel.client.TorchServeClient` for ``--endpoint``/``--token``/``--timeout``."""
+    from twolevel.client import TorchServeClient
+
+    limits = {"timeout": timeout, "explain_timeout": timeout} if timeout else {}
+    return TorchServeClient(endpoint, token=token, **limits)

@@ -9,8 +9,8 @@ import click
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import WINDOW_SECONDS
 
-from .common import (device_option, echo_json, endpoint_option, explain_option, friendly_errors, json_option,
-                     model_option, option_default, set_threads, token_option)
+from .common import (device_option, echo_json, endpoint_client, endpoint_option, explain_option, friendly_errors,
+                     json_option, model_option, option_default, set_threads, timeout_option, token_option)
 
 #: Most seeds --repeats runs (each is a full explanation).
 MAX_REPEATS = 20
@@ -84,9 +84,10 @@ def _print_human(exp, report: Path) -> None:
 @model_option
 @endpoint_option
 @token_option
+@timeout_option
 @friendly_errors
 def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, offset, repeats, audio_format,
-            griffin_lim_iters, as_json, model_path, endpoint, token):
+            griffin_lim_iters, as_json, model_path, endpoint, token, timeout):
     """Explain TARGET on FILE down to the spectrogram, and make the explanation audible.
 
     Cuts the 10 s window at --offset, segments its spectrogram (Felzenszwalb), switches segments
@@ -108,9 +109,7 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
     seeds = [seed + k for k in range(repeats)]
     runs = []
     if endpoint:
-        from twolevel.client import TorchServeClient
-
-        client = TorchServeClient(endpoint, token=token)
+        client = endpoint_client(endpoint, token, timeout)
         for k, s in enumerate(seeds):
             runs.append(client.explain(file, target=target, samples=samples, ratio=ratio, seed=s,
                                        offset=offset, include_audio=(k == 0)))

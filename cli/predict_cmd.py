@@ -7,8 +7,8 @@ import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
-from .common import (device_option, echo_json, endpoint_option, friendly_errors, json_option, model_option,
-                     set_threads, token_option)
+from .common import (device_option, echo_json, endpoint_client, endpoint_option, friendly_errors, json_option,
+                     model_option, set_threads, timeout_option, token_option)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
 
@@ -55,8 +55,9 @@ def _expand(files: tuple[str, ...]) -> list[Path]:
               help="Write one effects plot (PNG) per file into this folder.")
 @endpoint_option
 @token_option
+@timeout_option
 @friendly_errors
-def predict(files, model_path, device, as_json, effects_dir, endpoint, token):
+def predict(files, model_path, device, as_json, effects_dir, endpoint, token, timeout):
     """Predict 8 emotions and 7 mid-level features for each audio FILE (or folder).
 
     Accepts WAV, FLAC, OGG and MP3. Clips longer than 10 s are cut into 10 s windows; the
@@ -74,9 +75,7 @@ def predict(files, model_path, device, as_json, effects_dir, endpoint, token):
     paths = _expand(files)
     results, failures = [], []
     if endpoint:
-        from twolevel.client import TorchServeClient
-
-        client = TorchServeClient(endpoint, token=token)
+        client = endpoint_client(endpoint, token, timeout)
         run = client.predict
     else:
         set_threads()

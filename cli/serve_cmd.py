@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from twolevel.client import DEFAULT_MODEL, run_dir as default_run_dir
+from twolevel.client import DEFAULT_MODEL, key_expiry, renew_key, run_dir as default_run_dir
+from twolevel.errors import TwolevelError
 from twolevel.serving.torchserve import build_archive, server_status, start_server, stop_server
 
 from .common import friendly_errors
@@ -60,7 +61,9 @@ def serve():
 @click.option("--model-store", type=click.Path(file_okay=False), default="model_store", show_default=True)
 @click.option("--archive", "mar", default=f"{DEFAULT_MODEL}.mar", show_default=True, help="The .mar in the model store.")
 @click.option("--port", type=int, default=0, help="Inference port (default: a free one).")
-@click.option("--management-port", type=int, default=0, help="Management port (default: a free one).")
+@click.option("--management-port", type=int, default=0,
+              help="Serve the management API on this loopback port (default: a Unix socket in the run folder, "
+                   "reachable by this user only).")
 @click.option("--metrics-port", type=int, default=0, help="Metrics port (default: a free one).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="config.properties to start from (default: archives/config.properties).")
@@ -112,3 +115,27 @@ def status(run, as_json):
         click.echo(f"  logs: {info['log_dir']}")
     if not info["running"]:
         sys.exit(3)
+
+
+@serve.command()
+@run_option
+@click.option("--kind", type=click.Choice(["inference", "management"]), default="inference", show_default=True,
+              help="Which key to renew.")
+@click.option("--show", is_flag=True, help="Also print the new key (it is secret: mind where the output goes).")
+@friendly_errors
+def token(run, kind, show):
+    """Renew the server's inference (or management) token before or after it expires.
+
+    TorchServe's keys expire after token_expiration_min (config.properties; 24 h here). The key
+    file's API key, which does not expire, asks the running server for a new one; TorchServe
+    rewrites key_file.json, where the CLI finds it. Clients on this machine that read the key
+    file also renew by themselves when their token is refused.
+    """
+    info = server_status(run)
+    if not info["running"]:
+        raise TwolevelError(f"no TorchServe running from {info['run_dir']}", code="server_down")
+    new = renew_key(info["key_file"], kind, info["management_address"])
+    click.echo(f"new {kind} token in {info['key_file']} (\"{kind}\" -> \"key\"), "
+               f"valid until {key_expiry(info['key_file'], kind) or '?'}")
+    if show:
+        click.echo(new)

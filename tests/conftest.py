@@ -50,3 +50,18 @@ def tiny_model(tiny_checkpoint):
     from twolevel.predict import TwoLevelModel
 
     return TwoLevelModel.load(tiny_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def long_flac(tmp_path_factory) -> Path:
+    """600 s of constant 96 kHz stereo FLAC (about 220 KB): decodes to 110 M samples (issue 11 case 2)."""
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("long_flac") / "600s-96k-stereo.flac"
+    rate = 96_000
+    with sf.SoundFile(path, "w", rate, 2, format="FLAC") as f:
+        block = np.full((rate * 10, 2), 0.25, np.float32)
+        for _ in range(60):
+            f.write(block)
+    return path

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from twolevel.audio import load_audio, loop_pad, split_windows, window_starts
+from twolevel.audio import (DEFAULT_MAX_DECODED_SAMPLES, MIN_SECONDS, load_audio, loop_pad, split_windows,
+                            window_starts)
 from twolevel.errors import AudioError
 from twolevel.signal import SAMPLE_RATE, WINDOW_SAMPLES
+from twolevel.mp3header import declared_samples
 
 
 def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
@@ -131,3 +134,108 @@ def test_windows_long_clip_consecutive_with_last_aligned_to_end():
     assert windows.shape == (3, WINDOW_SAMPLES)
     np.testing.assert_array_equal(windows[2], x[-WINDOW_SAMPLES:])
     assert window_starts(2 * WINDOW_SAMPLES).tolist() == [0, WINDOW_SAMPLES]
+
+
+# --- limits checked before decoding, blockwise decoding, minimum duration (issue 11) ---
+
+def test_a_file_that_resamples_to_nothing_is_too_short_not_a_crash():
+    # Issue 11 case 3: 10 samples at 768 kHz raised ZeroDivisionError; now refused by rate...
+    with pytest.raises(AudioError) as err:
+        load_audio(encode(np.full(10, 0.5), 768_000, "WAV"))
+    assert err.value.code == "bad_sample_rate"
+    # ... and anything under the documented minimum duration gets its own code.
+    for samples, rate in ((10, 384_000), (10, 44_100), (int(MIN_SECONDS * 44_100) - 1, 44_100)):
+        with pytest.raises(AudioError, match="shorter than the minimum") as err:
+            load_audio(encode(np.full(samples, 0.5), rate, "WAV"))
+        assert err.value.code == "too_short"
+    with pytest.raises(AudioError) as err:
+        load_audio(np.full(100, 0.5, np.float32), sample_rate=44_100)
+    assert err.value.code == "too_short"
+    assert load_audio(encode(tone(MIN_SECONDS), 44_100, "WAV")).duration == pytest.approx(MIN_SECONDS, abs=1e-3)
+
+
+def _flac_promising(rate: int, channels: int, frames: int) -> bytes:
+    """One second of FLAC whose STREAMINFO promises ``frames`` frames (36-bit field at byte 21)."""
+    data = bytearray(encode(np.full((rate, channels), 0.25), rate, "FLAC"))
+    packed = int.from_bytes(data[18:26], "big")
+    packed = (packed & ~(2**36 - 1)) | frames
+    data[18:26] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_decoded_size_and_channel_limits_are_checked_before_decoding():
+    # 8 channels x 384 kHz x 60 s = 184 M samples: refused from the header, although only one
+    # second is present (a check after decoding would call it truncated instead).
+    with pytest.raises(AudioError, match="samples to decode") as err:
+        load_audio(_flac_promising(384_000, 8, 384_000 * 60))
+    assert err.value.code == "too_large_decoded"
+    with pytest.raises(AudioError, match="channels") as err:
+        load_audio(encode(np.full((44_100, 9), 0.25), 44_100, "WAV"))
+    assert err.value.code == "too_many_channels"
+    with pytest.raises(AudioError) as err:
+        load_audio(tone(2.0, 48_000, channels=2), sample_rate=48_000, max_decoded_samples=48_000 * 3)
+    assert err.value.code == "too_large_decoded"
+    # 10 minutes of 96 kHz stereo is the default budget: accepted.
+    assert DEFAULT_MAX_DECODED_SAMPLES == 600 * 96_000 * 2
+
+
+def test_blockwise_decoding_matches_whole_file_decoding():
+    """Downmix and resample block by block give what doing it on the whole signal gives."""
+    import soxr
+
+    rng = np.random.default_rng(0)
+    x = (0.2 * rng.standard_normal((3 * 44_100 + 17, 2))).astype(np.float32)
+    got = load_audio(encode(x, 44_100, "WAV", "FLOAT")).samples
+    whole = soxr.resample(x.mean(axis=1), 44_100, SAMPLE_RATE, quality="HQ")
+    assert len(got) == len(whole)
+    np.testing.assert_allclose(got, whole, atol=1e-5)
+
+
+def test_truncated_mp3_is_refused_where_its_header_says_how_long_it_is():
+    data = encode(tone(3.0, 44_100), 44_100, "MP3")
+    # libsndfile's encoder (LAME) writes a Xing/Info header with the frame count.
+    declared = declared_samples(lambda offset, size: data[offset:offset + size])
+    assert declared is not None and declared[1] == 44_100
+    assert declared[0] / 44_100 == pytest.approx(3.0, abs=0.1)
+    assert load_audio(data).duration == pytest.approx(3.0, abs=0.08)
+    with pytest.raises(AudioError, match="truncated MP3") as err:
+        load_audio(data[: len(data) // 3])  # issue 11: the first third was accepted as a 0.66 s clip
+    assert err.value.code == "truncated"
+
+
+def test_published_cbr_mp3_without_a_length_header_still_decodes(soundtracks_dir):
+    """Such files cannot be checked for truncation (documented); they must still be accepted."""
+    path = soundtracks_dir / "original" / "001.mp3"
+    data = path.read_bytes()
+    assert declared_samples(lambda offset, size: data[offset:offset + size]) is None
+    assert load_audio(path).duration > 14.0
+
+
+MEMORY_SCRIPT = """
+import json, sys
+import psutil
+from twolevel.audio import load_audio
+before = psutil.Process().memory_info().rss
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+audio = load_audio(sys.argv[1])
+peak = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({"growth": peak - before, "result": audio.samples.nbytes, "duration": audio.duration}))
+"""
+
+#: Peak RSS growth allowed for decoding a 600 s 96 kHz stereo FLAC. The 22,050 Hz mono result is
+#: 50 MiB; whole-file decoding needed 908 MiB (float32 at 96 kHz stereo, then its downmix).
+FLAC_PEAK_GROWTH_BOUND = 160 * 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+def test_decoding_a_long_high_rate_file_stays_near_the_result_size(long_flac):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(long_flac)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["duration"] == pytest.approx(600.0)
+    print(f"\ndecoder peak RSS growth: {got['growth'] / 2**20:.0f} MiB (result {got['result'] / 2**20:.0f} MiB)")
+    assert got["growth"] < FLAC_PEAK_GROWTH_BOUND, got

@@ -109,3 +109,26 @@ def test_demo_runs_on_given_model(runner, tiny_checkpoint, tmp_path):
     result = runner.invoke(cli, ["demo", "--model", str(tiny_checkpoint), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "nebula.effects.png").is_file() and (tmp_path / "weights.png").is_file()
+
+
+@pytest.mark.parametrize("endpoint, words", [("not a url", "is not a URL"),
+                                             ("http://127.0.0.1:99999", "port must be a number from 1 to 65535")])
+def test_bad_endpoint_gets_an_honest_one_line_message(runner, example_clip, endpoint, words):
+    """Issue 11 case 7: these said "connection broke off" and "connection refused"."""
+    result = runner.invoke(cli, ["predict", "--endpoint", endpoint, "--token", "t", str(example_clip)])
+    assert result.exit_code != 0
+    assert words in result.output and "bad_endpoint" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_clip_that_resamples_to_nothing_is_reported_not_a_traceback(runner, tiny_checkpoint, tmp_path):
+    """Issue 11 case 3 locally: 10 samples at 768 kHz raised ZeroDivisionError."""
+    import soundfile as sf
+
+    for name, rate in (("high.wav", 768_000), ("short.wav", 44_100)):
+        sf.write(tmp_path / name, np.full(10, 0.5), rate)
+    result = runner.invoke(cli, ["predict", "--model", str(tiny_checkpoint), "--json",
+                                 str(tmp_path / "high.wav"), str(tmp_path / "short.wav")])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    data = json.loads(result.stdout)
+    assert [e["error"] for e in data["errors"]] == ["bad_sample_rate", "too_short"]

@@ -21,7 +21,8 @@ def test_defaults_are_the_papers():
     ({"samples": True}, "bad_samples", ["samples"]),
     ({"ratio": 0.0}, "bad_ratio", ["ratio", "above 0"]),
     ({"ratio": float("nan")}, "bad_ratio", ["ratio"]),
-    ({"seed": -1}, "bad_seed", ["seed", "at least 0"]),
+    ({"seed": -1}, "bad_seed", ["seed", "from 0 to 4,294,967,295"]),
+    ({"seed": 2**64}, "bad_seed", ["seed", "from 0 to 4,294,967,295"]),  # issue 11: failed in Griffin-Lim after LIME
     ({"batch_size": 10_000}, "bad_batch_size", ["batch_size", "8,192"]),
     ({"griffin_lim_iters": 0}, "bad_iterations", ["griffin_lim_iters"]),
     ({"top_midlevels": 8}, "bad_top_midlevels", ["top_midlevels", "1 to 7"]),

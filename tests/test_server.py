@@ -1,13 +1,15 @@
 """A real TorchServe, started once for this module on free loopback ports with its own temp and log dirs.
 
-The archive packs the tiny test checkpoint with a test model-config.yaml (one thread, caps small
-enough to test: 20 s of audio, 2,000 samples) and the server's max_request_size is lowered to
-8 MiB so that an oversize body is cheap to send. Everything else is the project's
-archives/config.properties. Bounded loops only; no timed asserts.
+The archive packs the tiny test checkpoint with the shipped model-config.yaml (two one-thread
+workers, no request batching) with caps small enough to test (20 s of audio to explain, 2,000
+samples) and the server's max_request_size is lowered to 8 MiB so that an oversize body is cheap
+to send. Everything else is the project's archives/config.properties. Bounded loops only; no
+timed asserts (the worker-kill test bounds how long a client waits, which is its subject).
 """
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import threading
@@ -25,30 +27,25 @@ sf = pytest.importorskip("soundfile")
 
 from twolevel.client import TorchServeClient, read_key_file  # noqa: E402
 from twolevel.errors import AudioError, OptionError, TwolevelError  # noqa: E402
-from twolevel.serving.torchserve import (java_available, server_status, start_server,  # noqa: E402
-                                         stop_server, temporary_server)
+from twolevel.serving.torchserve import (java_available, management_json, server_status,  # noqa: E402
+                                         start_server, stop_server, temporary_server)
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SR = 22_050
 MAX_REQUEST = 8 * 1024 * 1024
-TEST_MODEL_CONFIG = """\
-minWorkers: 1
-maxWorkers: 1
-batchSize: 8
-maxBatchDelay: 50
-responseTimeout: 300
-startupTimeout: 180
-handler:
-  max_seconds: 20
-  max_explain_seconds: 20
-  default_samples: 500
-  min_samples: 10
-  max_samples: 2000
-  explain_batch_size: 64
-  griffin_lim_iters: 8
-  threads: 1
-"""
+#: The shipped archives/model-config.yaml (workers, batching: what the worker-kill test is about)
+#: with caps small enough to test: 20 s of audio to explain, 2,000 samples, 8 Griffin-Lim iterations.
+TEST_HANDLER = {"max_seconds": 600, "max_explain_seconds": 20, "default_samples": 500, "min_samples": 10,
+                "max_samples": 2000, "explain_batch_size": 64, "griffin_lim_iters": 8, "threads": 1}
+
+
+def _test_model_config() -> str:
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "archives" / "model-config.yaml").read_text())
+    shipped.update({"responseTimeout": 300, "handler": {**shipped.get("handler", {}), **TEST_HANDLER}})
+    return yaml.safe_dump(shipped)
 
 
 def wav_bytes(samples: np.ndarray, subtype: str = "PCM_16") -> bytes:
@@ -68,7 +65,7 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
 def server(tmp_path_factory, tiny_checkpoint):
     if not java_available():
         pytest.skip("java is not installed: TorchServe's frontend needs Java 11+ (set JAVA_HOME or put java on PATH)")
-    with temporary_server(tmp_path_factory.mktemp("torchserve"), tiny_checkpoint, TEST_MODEL_CONFIG, threads=1,
+    with temporary_server(tmp_path_factory.mktemp("torchserve"), tiny_checkpoint, _test_model_config(), threads=1,
                           wait=240, extra_properties={"max_request_size": MAX_REQUEST}) as info:
         yield info
 
@@ -98,15 +95,17 @@ def raw_post(server, path, body, content_type="audio/wav", token=True):
 def test_server_runs_in_its_own_dirs_on_loopback(server):
     run = Path(server["run"])
     assert server["inference_address"].startswith("http://127.0.0.1:")
-    assert server["management_address"].startswith("http://127.0.0.1:")
+    # The management API has no TCP port: a Unix socket in the run folder, which only this user enters.
+    assert server["management_address"] == f"unix:{run.resolve() / 'management.sock'}"
+    assert (run / "management.sock").is_socket() and run.stat().st_mode & 0o077 == 0
     assert (run / "tmp" / ".model_server.pid").is_file()
     assert (run / "key_file.json").is_file() and read_key_file(run / "key_file.json") == server["token"]
     assert (run / "logs" / "ts_log.log").is_file()
     status = server_status(run)
     assert status["running"] and status["ready"]
     listening = _listening_addresses(int(server["pid"]))
-    # HTTP inference, management, metrics, and TorchServe's two gRPC ports: all on loopback.
-    assert len(listening) >= 5, listening
+    # HTTP inference, metrics, and TorchServe's two gRPC ports: all on loopback.
+    assert len(listening) >= 4, listening
     assert all(host == "127.0.0.1" for host, _ in listening), listening
 
 
@@ -211,6 +210,18 @@ def test_no_token_or_wrong_token_is_refused(server, example_bytes):
     assert err.value.code == "bad_token"
 
 
+def _wav_at(samples: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def _mp3_first_third() -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, tone(3), SR, format="MP3")
+    return buf.getvalue()[: len(buf.getvalue()) // 3]
+
+
 def _bad_inputs(example_bytes):
     good = wav_bytes(tone(3))
     nan = tone(3)
@@ -221,7 +232,12 @@ def _bad_inputs(example_bytes):
         ("truncated", 400, good[: len(good) // 2], {}),
         ("non_finite", 422, wav_bytes(nan, "FLOAT"), {}),
         ("silent", 422, wav_bytes(np.zeros(SR, dtype=np.float32)), {}),
-        ("too_long", 413, wav_bytes(tone(25)), {}),
+        ("too_long", 413, wav_bytes(tone(25)), {"explain": True}),
+        # Issue 11 case 3: 10 samples at 768 kHz gave a 500 (ZeroDivisionError); short clips a prediction.
+        ("bad_sample_rate", 422, _wav_at(np.full(10, 0.5), 768_000), {}),
+        ("too_short", 422, _wav_at(np.full(10, 0.5), 44_100), {}),
+        ("too_short", 422, _wav_at(tone(0.3), SR), {}),
+        ("truncated", 400, _mp3_first_third(), {}),
         ("unknown_target", 400, example_bytes, {"explain": True, "target": "loudness"}),
         ("bad_samples", 400, example_bytes, {"explain": True, "samples": 100_000}),
     ]
@@ -230,7 +246,9 @@ def _bad_inputs(example_bytes):
 def test_each_bad_input_gets_its_4xx_and_the_next_request_succeeds(server, client, example_bytes):
     good = wav_bytes(tone(3, 330))
     for code, status, body, opts in _bad_inputs(example_bytes):
-        if opts.get("explain"):
+        if opts.get("explain") and code == "too_long":
+            got_status, got = raw_post(server, "/explanations/twolevel", body, "audio/wav")
+        elif opts.get("explain"):
             payload = json.dumps({"data": base64.b64encode(body).decode(),
                                   **{k: v for k, v in opts.items() if k != "explain"}}).encode()
             got_status, got = raw_post(server, "/explanations/twolevel", payload, "application/json")
@@ -268,21 +286,26 @@ def test_oversize_body_is_refused(server, client):
     assert client.predict(wav_bytes(tone(2))).model_version == "tiny-test"
 
 
-def _worker_pid(server):
-    key = read_key_file(server["key_file"], "management")
-    req = urllib.request.Request(f"{server['management_address']}/models/twolevel",
-                                 headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        workers = json.loads(resp.read())[0]["workers"]
+def _worker_pids(server):
+    workers = management_json(server, "/models/twolevel")[0]["workers"]
     return [w.get("pid") for w in workers if w.get("status") == "READY" and w.get("pid")]
+
+
+def _wait_for_workers(server, n=2, tries=120):
+    for _ in range(tries):
+        pids = _worker_pids(server)
+        if len(pids) >= n:
+            return pids
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {n} workers READY after {tries / 2:.0f} s")
 
 
 def test_worker_killed_mid_request_is_restarted(server, client, example_bytes):
     import psutil
 
     pytest.importorskip("twolevel.explain")
-    pids = _worker_pid(server)
-    assert len(pids) == 1
+    pids = _wait_for_workers(server)
+    assert len(pids) == 2
     result = {}
 
     def slow_request():
@@ -293,27 +316,130 @@ def test_worker_killed_mid_request_is_restarted(server, client, example_bytes):
 
     thread = threading.Thread(target=slow_request)
     thread.start()
-    worker = psutil.Process(pids[0])
-    # Wait (bounded) until the worker is busy with the explanation, then kill it.
+    workers = [psutil.Process(pid) for pid in pids]
+    for worker in workers:
+        worker.cpu_percent(None)
+    # Wait (bounded) until one worker is busy with the explanation, then kill that one.
+    busy = None
     for _ in range(100):
-        if worker.cpu_percent(interval=0.1) > 20:
+        time.sleep(0.1)
+        loads = [w.cpu_percent(None) for w in workers]
+        if max(loads) > 20:
+            busy = workers[loads.index(max(loads))]
             break
+    assert busy is not None
     time.sleep(1.0)
-    worker.kill()
+    busy.kill()
     thread.join(timeout=300)
     assert not thread.is_alive()
     assert "error" in result, "the killed request must fail, not hang or succeed"
     assert result["error"].code in ("server_error", "server_busy", "connection_lost")
-    # The next request is queued until TorchServe has restarted the worker, then answered.
+    # The other worker answers at once; TorchServe restarts the dead one.
     got = client.predict(wav_bytes(tone(3)))
     assert got.model_version == "tiny-test"
-    new_pids = []
-    for _ in range(60):
-        new_pids = _worker_pid(server)
-        if new_pids:
-            break
-        time.sleep(1.0)
-    assert new_pids and new_pids[0] != pids[0]
+    new_pids = _wait_for_workers(server)
+    assert busy.pid not in new_pids
+
+
+#: Longest a client may wait for the answer to a request sent right after a worker was killed:
+#: the client's read timeout. Before the fix (batched requests) such requests were never answered.
+KILL_ANSWER_BOUND_S = 60
+
+
+def test_requests_sent_right_after_a_worker_dies_are_all_answered(server):
+    """Issue 11 case 1: kill -9 an idle worker, send 4 predictions within milliseconds, 3 times."""
+    import psutil
+
+    clip = wav_bytes(tone(3, 550))
+    client = TorchServeClient(server["inference_address"], token=server["token"], timeout=KILL_ANSWER_BOUND_S)
+    outcomes = []
+    for _ in range(3):
+        victim = psutil.Process(_wait_for_workers(server)[0])
+        victim.kill()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = [pool.submit(client.predict, clip) for _ in range(4)]
+            for future in futures:
+                try:
+                    outcomes.append(future.result(timeout=2 * KILL_ANSWER_BOUND_S + 10).model_version)
+                except TwolevelError as err:
+                    outcomes.append(err.code)
+    assert "timeout" not in outcomes, outcomes          # every request got an answer within the bound ...
+    assert outcomes == ["tiny-test"] * 12, outcomes     # ... and, with the client's one retry, a prediction
+    _wait_for_workers(server)
+
+
+def test_management_api_cannot_scale_the_model_down_over_tcp(server, client):
+    """Issue 11 case 5: with the management key, no TCP port of the server takes PUT min_worker=0."""
+    key = read_key_file(server["key_file"], "management")
+    answered = {}
+    for _, port in _listening_addresses(int(server["pid"])):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/models/twolevel?min_worker=0&max_worker=0",
+                                     headers={"Authorization": f"Bearer {key}"}, method="PUT")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answered[port] = resp.status
+        except urllib.error.HTTPError as err:
+            answered[port] = err.code
+        except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
+            answered[port] = None  # gRPC ports speak HTTP/2 only
+    assert answered and all(status != 200 and status != 202 for status in answered.values()), answered
+    assert len(_wait_for_workers(server)) == 2
+    assert client.predict(wav_bytes(tone(2))).model_version == "tiny-test"
+
+
+FLAC_PEAK_GROWTH_BOUND = 400 * 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+def test_a_long_high_rate_flac_stays_within_the_workers_memory_bound(server, client, long_flac):
+    """Issue 11 case 2: 600 s of 96 kHz stereo FLAC (218 KB) raised the worker's peak RSS by 743 MB.
+
+    Decoding now holds one block at a time; what remains is the 22,050 Hz mono audio (50 MiB),
+    its 10 s windows (50 MiB) and the model's batches. Bound: 400 MiB over the worker's RSS.
+    """
+    import psutil
+
+    workers = [psutil.Process(pid) for pid in _wait_for_workers(server)]
+    before = {}
+    for worker in workers:
+        with open(f"/proc/{worker.pid}/clear_refs", "w") as reset:
+            reset.write("5")  # the peak (VmHWM) restarts from the current RSS
+        before[worker.pid] = worker.memory_info().rss
+    got = client.predict(long_flac)
+    assert got.duration == pytest.approx(600.0)
+    growth = {}
+    for worker in workers:
+        with open(f"/proc/{worker.pid}/status") as status:
+            peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
+        growth[worker.pid] = peak - before[worker.pid]
+    print(f"\nworker peak RSS growth for the 600 s 96 kHz stereo FLAC: "
+          f"{max(growth.values()) / 2**20:.0f} MiB (bound {FLAC_PEAK_GROWTH_BOUND / 2**20:.0f} MiB)")
+    assert max(growth.values()) < FLAC_PEAK_GROWTH_BOUND, {p: g / 2**20 for p, g in growth.items()}
+
+
+def test_a_refused_token_from_the_key_file_is_renewed(server, client, monkeypatch):
+    """Issue 11 case 6: after renewal (or expiry) the old token is refused; a client that read its
+    token from the key file renews it with the API key and goes on; `serve token` renews by hand."""
+    from click.testing import CliRunner
+
+    from twolevel_cli.main import cli
+
+    old = read_key_file(server["key_file"])
+    result = CliRunner().invoke(cli, ["serve", "token", "--run-dir", str(server["run"])])
+    assert result.exit_code == 0 and "new inference token" in result.output, result.output
+    new = read_key_file(server["key_file"])
+    assert new != old
+    with pytest.raises(TwolevelError) as err:
+        TorchServeClient(server["inference_address"], token=old).predict(wav_bytes(tone(2)))
+    assert err.value.code == "bad_token" and "expire" in err.value.message
+    monkeypatch.delenv("TWOLEVEL_TOKEN", raising=False)
+    monkeypatch.setenv("TWOLEVEL_KEY_FILE", str(server["key_file"]))
+    from_file = TorchServeClient(server["inference_address"])
+    assert from_file.token == new
+    from_file.token = old  # as if it had expired since the client read it
+    assert from_file.predict(wav_bytes(tone(2))).model_version == "tiny-test"
+    assert from_file.token == read_key_file(server["key_file"]) != new
+    server["token"] = client.token = from_file.token  # later tests use the current key
 
 
 def test_cli_endpoint_gives_the_local_outputs(server, tiny_checkpoint, example_clip, tmp_path, monkeypatch):

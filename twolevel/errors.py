@@ -25,7 +25,7 @@ class AudioError(TwolevelError, ValueError):
     """Input that is not usable audio.
 
     Codes: ``not_audio``, ``empty``, ``truncated``, ``silent``, ``non_finite``, ``too_long``,
-    ``bad_sample_rate``, ``not_found``.
+    ``too_short``, ``too_large_decoded``, ``too_many_channels``, ``bad_sample_rate``, ``not_found``.
     """
 
     code = "bad_audio"

@@ -33,6 +33,8 @@ SAMPLES_PER_COEFFICIENT = 2
 MAX_BATCH_SIZE = 8192
 MAX_GRIFFIN_LIM_ITERS = 5000
 MAX_FAITHFULNESS_DRAWS = 1000
+#: Largest seed: 2**32 - 1, a range every random generator the explanation seeds accepts.
+MAX_SEED = 2**32 - 1
 #: Longest audio accepted by default, in seconds (10 minutes).
 DEFAULT_MAX_SECONDS = 600.0
 
@@ -90,7 +92,7 @@ class OptionRule:
             return
         if not self._fits(value):
             hint = f" ({self.hint})" if self.hint else ""
-            raise OptionError(f"{name} must be {self.allowed()}{hint}, got {value!r}", code=self.code)
+            raise OptionError(f"{name} must be {self.allowed()}{hint}, got {_shown(value)}", code=self.code)
 
     def _fits(self, value: Any) -> bool:
         if self.kind is bool:
@@ -99,8 +101,8 @@ class OptionRule:
             return isinstance(value, str) and (self.choices is None or value in self.choices)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if self.kind is int else numbers.Real):
             return False
-        if not math.isfinite(float(value)):
-            return False
+        if not isinstance(value, numbers.Integral) and not math.isfinite(float(value)):
+            return False  # (ints are finite; float() of a huge one would overflow)
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return self.high is None or value <= self.high
@@ -128,11 +130,20 @@ class OptionRule:
                 else:
                     value = text
             except ValueError:
-                raise OptionError(f"{name} must be {self.allowed()}, got {text!r}", code=self.code) from None
+                raise OptionError(f"{name} must be {self.allowed()}, got {_shown(text)}", code=self.code) from None
         elif self.kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float's range (JSON allows it)
+                raise OptionError(f"{name} must be {self.allowed()}, got {_shown(value)}", code=self.code) from None
         self.check(name, value)
         return value
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` for a message, shortened: a request may send 4,000 digits."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 12]}... ({len(text)} characters)"
 
 
 def option(default: Any, rule: OptionRule):
@@ -165,7 +176,10 @@ class ExplainOptions:
         low=1, high=MAX_SAMPLES, hint="at least 2 x (segments + 1), about 600 for 10 s"))
     ratio: float = option(1e-6, OptionRule(
         float, "bad_ratio", "Keep segments with p / |weight| < RATIO (the paper's 1e-6).", low=0.0, low_open=True))
-    seed: int = option(0, OptionRule(int, "bad_seed", "Random seed (samples, deletion check, Griffin-Lim).", low=0))
+    # At most 2**32 - 1: every generator seeded from it takes that range (torch's stops at 2**64 - 1,
+    # which failed in Griffin-Lim after the whole LIME run).
+    seed: int = option(0, OptionRule(int, "bad_seed", "Random seed (samples, deletion check, Griffin-Lim).", low=0,
+                                     high=MAX_SEED))
     batch_size: int = option(256, OptionRule(
         int, "bad_batch_size", "Perturbed spectrograms per forward pass.", low=1, high=MAX_BATCH_SIZE))
     hide_value: float = option(0.0, OptionRule(

@@ -73,8 +73,20 @@ def decode_base64(value, what: str = "data") -> bytes:
         raise TwolevelError(f"JSON field {what!r} is not valid base64", code="bad_base64") from None
 
 
-def _known_options(fields: dict) -> dict:
-    return {k: v for k, v in fields.items() if k in OPTION_KEYS}
+def _refuse_unknown(names, where: str) -> None:
+    """An option name we do not know is refused (a typo must not silently fall back to a default)."""
+    unknown = sorted(str(n) for n in names if n not in OPTION_KEYS)
+    if unknown:
+        raise OptionError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
+                          f"{where}: the options are {', '.join(OPTION_KEYS)}", code="unknown_option")
+
+
+def _known_options(fields: dict, where: str, allowed: tuple = ()) -> dict:
+    """The options of ``fields`` (a JSON object); any key that is neither an option nor ``allowed`` is refused."""
+    if not isinstance(fields, dict):
+        raise TwolevelError(f"{where} must be a JSON object", code="bad_request")
+    _refuse_unknown([k for k in fields if k not in allowed], where)
+    return dict(fields)
 
 
 def _parse_kserve_v1(body: dict) -> tuple[bytes, dict]:
@@ -88,8 +100,8 @@ def _parse_kserve_v1(body: dict) -> tuple[bytes, dict]:
     if audio_key is None:
         raise TwolevelError("KServe v1 instance has no 'data' field with the audio", code="missing_audio")
     raw = inst[audio_key] if audio_key != "b64" else {"b64": inst["b64"]}
-    options = _known_options(inst)
-    options.update(_known_options(body.get("parameters") or {}))
+    options = _known_options({k: v for k, v in inst.items() if k != audio_key}, "the KServe v1 instance")
+    options.update(_known_options(body.get("parameters") or {}, "the KServe v1 parameters"))
     return decode_base64(raw, audio_key), options
 
 
@@ -97,7 +109,7 @@ def _parse_kserve_v2(body: dict) -> tuple[bytes, dict]:
     inputs = body["inputs"]
     if not isinstance(inputs, list) or not inputs:
         raise TwolevelError("KServe v2: 'inputs' must be a non-empty list", code="bad_request")
-    options = _known_options(body.get("parameters") or {})
+    options = _known_options(body.get("parameters") or {}, "the KServe v2 parameters")
     audio = None
     for item in inputs:
         if not isinstance(item, dict):
@@ -108,6 +120,10 @@ def _parse_kserve_v2(body: dict) -> tuple[bytes, dict]:
             options[name] = value
         elif audio is None:
             audio = decode_base64(value, f"inputs[{name}]")
+        else:
+            raise TwolevelError(f"KServe v2: input {name!r} is a second audio input or an unknown option "
+                                f"(one audio file per request; the options are {', '.join(OPTION_KEYS)})",
+                                code="unknown_option")
     if audio is None:
         raise TwolevelError("KServe v2: no input carries the audio", code="missing_audio")
     return audio, options
@@ -122,10 +138,13 @@ def parse_json_body(body: dict) -> tuple[bytes, dict, str | None]:
     audio_key = next((k for k in ("data", "audio") if k in body), None)
     if audio_key is None:
         raise TwolevelError("JSON body has no 'data' field with the audio file (base64)", code="missing_audio")
-    return decode_base64(body[audio_key], audio_key), _known_options(body), None
+    options = _known_options({k: v for k, v in body.items() if k != audio_key}, "the JSON body")
+    return decode_base64(body[audio_key], audio_key), options, None
 
 
 def _header_options(lower_headers: dict) -> dict:
+    _refuse_unknown([h[len(HEADER_PREFIX):].replace("-", "_") for h in lower_headers if h.startswith(HEADER_PREFIX)],
+                    "the X-Twolevel-* headers")
     options = {}
     for key in OPTION_KEYS:
         header = HEADER_PREFIX + key.replace("_", "-")
@@ -135,14 +154,17 @@ def _header_options(lower_headers: dict) -> dict:
 
 
 def _audio_field(row: dict) -> str:
-    audio_key = next((k for k in AUDIO_KEYS if k in row), None)
-    if audio_key is None:  # a multipart file field with some other name
-        audio_key = next((k for k, v in row.items()
-                          if k not in OPTION_KEYS and isinstance(v, (bytes, bytearray, dict))), None)
-    if audio_key is None:
+    """The one request field with the audio; a second file field or an unknown text field is refused."""
+    candidates = [k for k in row if k not in OPTION_KEYS]
+    files = [k for k in candidates if k in AUDIO_KEYS or isinstance(row[k], (bytes, bytearray, dict))]
+    if not files:
         raise TwolevelError("no audio in the request: send the file as the body or a multipart file field",
                             code="missing_audio")
-    return audio_key
+    if len(files) > 1:
+        raise TwolevelError(f"{len(files)} audio files in one request (fields {', '.join(map(repr, files))}): "
+                            f"send one file per request", code="multiple_audio")
+    _refuse_unknown([k for k in candidates if k not in files], "the form or query fields")
+    return files[0]
 
 
 def _content_type(headers: dict, key: str) -> str:
@@ -152,23 +174,32 @@ def _content_type(headers: dict, key: str) -> str:
     return ""
 
 
+def _json_problem(err: ValueError) -> str:
+    """What is wrong with a JSON body, in one phrase."""
+    if isinstance(err, json.JSONDecodeError):
+        # Some messages end in "at" already ("Unterminated string starting at").
+        return f"{err.msg}{'' if err.msg.endswith(' at') else ' at'} position {err.pos}"
+    if isinstance(err, UnicodeDecodeError):
+        return "not UTF-8"
+    # Python refuses integers of more than 4,300 digits (int_max_str_digits) with a ValueError.
+    return "a number has more than 4,300 digits" if "digits" in str(err) else str(err)
+
+
 def _decode_body(value, content_type: str):
     """A body as the server passed it -> a JSON value (dict, list) or the raw bytes."""
     if isinstance(value, str):  # text/* bodies arrive decoded
         if value.lstrip().startswith("{"):
             try:
                 return json.loads(value)
-            except json.JSONDecodeError as err:
-                raise TwolevelError(f"malformed JSON body ({err.msg} at position {err.pos})",
-                                    code="malformed_json") from None
+            except ValueError as err:
+                raise TwolevelError(f"malformed JSON body ({_json_problem(err)})", code="malformed_json") from None
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)) and "json" in content_type:
         # TorchServe forwards JSON it could not decode as bytes.
         try:
             return json.loads(bytes(value).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            detail = f"{err.msg} at position {err.pos}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
-            raise TwolevelError(f"malformed JSON body ({detail})", code="malformed_json") from None
+        except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise TwolevelError(f"malformed JSON body ({_json_problem(err)})", code="malformed_json") from None
     return value
 
 
@@ -186,8 +217,8 @@ def parse_request(row: dict, headers: dict) -> dict:
         row = {"body": row}
     lower = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
     options = _header_options(lower)  # lowest precedence: X-Twolevel-* headers
-    options.update(_known_options(row))  # then form fields / query parameters
     audio_key = _audio_field(row)
+    options.update({k: v for k, v in row.items() if k in OPTION_KEYS})  # then form fields / query parameters
     value = _decode_body(row[audio_key], _content_type(headers, audio_key))
     protocol = None
     if isinstance(value, dict):

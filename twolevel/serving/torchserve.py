@@ -25,12 +25,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from .. import __version__
-from ..client import DEFAULT_MODEL, read_key_file, run_dir as default_run_dir
+from ..client import DEFAULT_MODEL, management_request, read_key_file, renew_key, run_dir as default_run_dir
 from ..errors import TwolevelError
 
 __all__ = ["build_archive", "java_available", "model_ready", "project_file", "server_status", "start_server",
@@ -107,11 +105,29 @@ def _read_properties(path: Path) -> list[tuple[str, str]]:
     return items
 
 
-def _http_json(url: str, token: str | None, timeout: float = 5.0):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    req = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read().decode("utf-8"))
+def management_json(info: dict, path: str, method: str = "GET"):
+    """JSON answer of the management API of the server described by ``info`` (its server.json).
+
+    A management key that TorchServe refuses (it expires like the inference key) is renewed once
+    with the key file's API key. Raises :class:`TwolevelError` (``management_error``) otherwise.
+    """
+    key = read_key_file(info["key_file"], "management")
+    address = info["management_address"]
+    for attempt in (0, 1):
+        try:
+            status, payload = management_request(address, path, key, method)
+        except OSError as err:
+            raise TwolevelError(f"management API not answering ({err})", code="management_error") from None
+        if status == 400 and attempt == 0 and b"InvalidKeyException" in payload:
+            key = renew_key(info["key_file"], "management", address)
+            continue
+        break
+    if status != 200:
+        raise TwolevelError(f"management API: HTTP {status}", code="management_error")
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise TwolevelError("management API: the answer is not JSON", code="management_error") from None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -126,13 +142,10 @@ def _pid_alive(pid: int) -> bool:
 
 def model_ready(info: dict, name: str = DEFAULT_MODEL) -> tuple[bool, str]:
     """(ready, description) of the model's workers, from the management API."""
-    key = read_key_file(info["key_file"], "management")
     try:
-        desc = _http_json(f"{info['management_address']}/models/{name}", key)
-    except urllib.error.HTTPError as err:
-        return False, f"management API: HTTP {err.code}"
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        return False, f"management API not answering ({err})"
+        desc = management_json(info, f"/models/{name}")
+    except TwolevelError as err:
+        return False, err.message
     workers = desc[0].get("workers", []) if isinstance(desc, list) and desc else []
     states = [w.get("status", "?") for w in workers]
     ready = bool(states) and all(s == "READY" for s in states)
@@ -175,8 +188,18 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     tmp, logs = run / "tmp", run / "logs"
     for d in (tmp, logs):
         d.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)  # key file and management socket: this user only
     (run / "key_file.json").unlink(missing_ok=True)
-    ports = [p or free_port() for p in (port, management_port, metrics_port)]
+    ports = [p or free_port() for p in (port, metrics_port)]
+    # The management API can scale the model to zero workers (TorchServe 0.12 has no switch that
+    # forbids PUT /models/{name}): by default it listens on a Unix socket in the run folder, so
+    # it has no TCP port and only this user (who can stop the server anyway) reaches it.
+    socket_path = run / "management.sock"
+    if management_port or len(str(socket_path)) > 100:  # sun_path holds 108 bytes
+        management_address = f"http://127.0.0.1:{management_port or free_port()}"
+    else:
+        socket_path.unlink(missing_ok=True)
+        management_address = f"unix:{socket_path}"
     # TorchServe 0.12 always opens its two gRPC ports too (no switch turns them off): give them
     # free ports of their own so that two servers never collide, and keep them on loopback.
     grpc_ports = [free_port(), free_port()]
@@ -184,8 +207,8 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     props = dict(_read_properties(base))
     props.update({
         "inference_address": f"http://127.0.0.1:{ports[0]}",
-        "management_address": f"http://127.0.0.1:{ports[1]}",
-        "metrics_address": f"http://127.0.0.1:{ports[2]}",
+        "management_address": management_address,
+        "metrics_address": f"http://127.0.0.1:{ports[1]}",
         "grpc_inference_address": "127.0.0.1",
         "grpc_management_address": "127.0.0.1",
         "grpc_inference_port": str(grpc_ports[0]),
