@@ -26,9 +26,9 @@ install: $(VENV)/.installed
 # shipped example through the endpoint into out/, print where report.html is, and stop the server,
 # also when a step fails or is interrupted. Without Java or a shipped model: the local demo.
 DEMO_RUN     ?= runs/demo-serve
-# 5,000 perturbations (the server's cap): about 20 s on 2 CPU cores at the shipped width; at 1,000
-# the selections are small and the deletion check can fail by chance (the paper used 50,000).
-DEMO_SAMPLES ?= 5000
+# auto: rounds of perturbations until the selections converge, at most 50,000 (the server's
+# default and cap; the paper used 50,000).
+DEMO_SAMPLES ?= auto
 DEMO_CLIP    ?= twolevel/examples/enemy-unknown.ogg
 # An emotion, so the demo shows both levels: energy <- its strongest mid-levels <- spectrogram segments.
 DEMO_TARGET  ?= energy

@@ -21,8 +21,28 @@ def set_threads(default: int | None = None) -> None:
     torch.set_num_threads(default_threads(default))
 
 
+class IntOrWord(click.ParamType):
+    """A whole number within the rule's bounds, or one of its words (``--samples auto``)."""
+
+    name = "integer"
+
+    def __init__(self, rule: OptionRule):
+        self.rule = rule
+        self.name = "|".join(("N",) + rule.words)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool) or value in self.rule.words:
+            return value
+        text = str(value).strip()
+        if text.lower() in self.rule.words:
+            return text.lower()
+        return click.IntRange(min=self.rule.low, max=self.rule.high).convert(text, param, ctx)
+
+
 def click_type(rule: OptionRule):
     """The Click type of an explanation option: its bounds checked by Click, as ``--help`` shows them."""
+    if rule.kind is int and rule.words:
+        return IntOrWord(rule)
     if rule.kind is int:
         return click.IntRange(min=rule.low, max=rule.high)
     if rule.kind is float:

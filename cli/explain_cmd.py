@@ -36,12 +36,23 @@ def _summary(exp, report: Path) -> dict:
         "predictions": {"midlevels": exp.midlevels, "emotions": exp.emotions},
         "repeats": exp.repeats,
         "timings": exp.timings,
+        "n_samples": exp.parameters["n_samples"],
+        "adaptive": exp.parameters.get("adaptive"),
     })
+
+
+def _auto_note(parameters: dict) -> str:
+    """``, auto: 4 rounds, converged`` for a ``samples="auto"`` explanation."""
+    adaptive = parameters.get("adaptive")
+    if not adaptive:
+        return ""
+    state = "converged" if adaptive["converged"] and adaptive["n_samples"] < adaptive["cap"] else "cap reached"
+    return f", auto: {len(adaptive['rounds'])} rounds, {state}"
 
 
 def _print_human(exp, report: Path) -> None:
     click.echo(f"{exp.name}: explaining {exp.target} on {exp.offset:.1f}-{exp.offset + WINDOW_SECONDS:.1f} s "
-               f"({exp.parameters['n_samples']:,} samples, {exp.n_segments} segments)")
+               f"({exp.parameters['n_samples']:,} samples{_auto_note(exp.parameters)}, {exp.n_segments} segments)")
     for sel in exp.selections:
         r2 = exp.output_fit(sel.output)["r2"]
         via = f" (effect on {exp.target}: {sel.effect:+.3f})" if sel.role == "via_midlevel" else ""
@@ -67,9 +78,10 @@ def _print_human(exp, report: Path) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out", show_default=True,
               help="Folder for report.html, its pictures and audio, and explanation.json.")
 @explain_option("--samples", "samples", default=None, show_default=False,
-                help=f"Perturbation samples, at least 2 x (segments + 1). Default: the paper's "
-                     f"{option_default('samples'):,} locally; with --endpoint, the server's default "
-                     f"(its cap bounds a request).")
+                help="Perturbation samples, at least 2 x (segments + 1), or 'auto': rounds of 1,563, 3,125, "
+                     "... samples until every traced output's selection agrees with the round before "
+                     "(Jaccard >= 0.9), at most 50,000 (the paper's count). Default: auto locally; with "
+                     "--endpoint, the server's default (auto; its cap bounds a request).")
 @explain_option("--ratio", "ratio")
 @explain_option("--seed", "seed")
 @explain_option("--batch-size", "batch_size")

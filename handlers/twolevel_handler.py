@@ -56,9 +56,9 @@ logger = logging.getLogger(__name__)
 SERVER_SETTINGS = {
     "max_seconds": DEFAULT_MAX_SECONDS,          # longest audio for /predictions, s
     "max_explain_seconds": DEFAULT_MAX_SECONDS,  # longest audio for /explanations, s
-    "default_samples": default("samples"),       # LIME perturbations when a request names none
+    "default_samples": default("samples"),       # LIME perturbations when a request names none ("auto")
     "min_samples": 1,                            # the range a request may ask for
-    "max_samples": MAX_SAMPLES,
+    "max_samples": MAX_SAMPLES,                  # also the cap of "auto"
     "default_target": default("target"),
     "default_ratio": default("ratio"),
     "explain_batch_size": default("batch_size"),  # perturbed spectrograms per forward pass
@@ -71,7 +71,10 @@ SERVER_SETTINGS = {
 
 def server_defaults(cfg: dict) -> ExplainOptions:
     """The options a request starts from: the server's defaults for what it leaves out."""
-    return ExplainOptions(target=cfg["default_target"], samples=int(cfg["default_samples"]),
+    samples = cfg["default_samples"]
+    samples = "auto" if str(samples).strip().lower() == "auto" else int(samples)
+    return ExplainOptions(target=cfg["default_target"], samples=samples,
+                          auto_cap=min(int(cfg["max_samples"]), default("auto_cap")),
                           ratio=float(cfg["default_ratio"]), batch_size=int(cfg["explain_batch_size"]),
                           griffin_lim_iters=int(cfg["griffin_lim_iters"]), resynthesis=False)
 

@@ -427,7 +427,7 @@ class TorchServeClient:
         return self._decoded(Prediction.from_dict, payload, name)
 
     def explain(self, source: Union[str, os.PathLike, bytes, bytearray], target: Optional[str] = None,
-                samples: Optional[int] = None, ratio: Optional[float] = None, seed: Optional[int] = None,
+                samples: Union[int, str, None] = None, ratio: Optional[float] = None, seed: Optional[int] = None,
                 offset: Optional[float] = None, include_audio: bool = False,
                 progress: Optional[WaitIndicator] = None, **extra) -> Explanation:
         """The level-2 explanation of ``target`` for one file, as an :class:`~twolevel.explain.Explanation`

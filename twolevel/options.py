@@ -157,7 +157,10 @@ class ExplainOptions:
 
     Attributes:
         target: the output explained (a mid-level or emotion name).
-        samples: random on/off combinations of the segments (LIME perturbations).
+        samples: random on/off combinations of the segments (LIME perturbations), or ``"auto"``:
+            rounds of ``auto_cap / 32``, ``/ 16``, ... samples until every traced output's selection
+            agrees with the previous round's (see :mod:`twolevel.explain.adaptive`).
+        auto_cap: the most samples ``"auto"`` draws (the paper's 50,000).
         ratio: keep a segment when its p-value / |weight| is below this.
         seed: seeds the samples, the deletion check's random draws and Griffin-Lim's phase.
         batch_size: perturbed spectrograms per forward pass.
@@ -171,9 +174,13 @@ class ExplainOptions:
 
     target: str = option("articulation", OptionRule(
         str, "unknown_target", "Mid-level feature or emotion to explain.", choices=TARGET_NAMES))
-    samples: int = option(50_000, OptionRule(
-        int, "bad_samples", "Perturbation samples, at least 2 x (segments + 1); the paper's 50,000.",
-        low=1, high=MAX_SAMPLES, hint="at least 2 x (segments + 1), about 600 for 10 s"))
+    samples: int | str = option("auto", OptionRule(
+        int, "bad_samples", "Perturbation samples, at least 2 x (segments + 1), or 'auto': rounds of "
+        "1,563, 3,125, ... until every traced selection agrees with the round before (Jaccard >= 0.9), "
+        "at most --auto-cap (the paper's 50,000).",
+        low=1, high=MAX_SAMPLES, words=("auto",), hint="at least 2 x (segments + 1), about 600 for 10 s"))
+    auto_cap: int = option(50_000, OptionRule(
+        int, "bad_samples", "Most samples 'auto' draws (the paper's 50,000).", low=1, high=MAX_SAMPLES))
     ratio: float = option(1e-6, OptionRule(
         float, "bad_ratio", "Keep segments with p / |weight| < RATIO (the paper's 1e-6).", low=0.0, low_open=True))
     # At most 2**32 - 1: every generator seeded from it takes that range (torch's stops at 2**64 - 1,

@@ -23,13 +23,16 @@ def sample_bar(label: str):
     """Yields ``progress(done, total)`` that draws a bar of samples.
 
     The bar opens at the first batch, so that refused options print no empty bar, and stops the
-    clock at the last sample, so that the rate shown is the sampling rate alone.
+    clock at the last sample, so that the rate shown is the sampling rate alone. With
+    ``samples="auto"`` the total is the cap until the rounds stop, then what was drawn.
     """
     bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
         if not bars:
             bars.append(tqdm(total=total, unit="sample", unit_scale=True, dynamic_ncols=True, desc=label))
+        if total != bars[0].total:
+            bars[0].total = total
         bars[0].update(done - bars[0].n)
         if done >= total:
             bars[0].close()

@@ -160,14 +160,17 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
                       agreement: float = DEFAULT_AGREEMENT, progress: ProgressCallback = None) -> AdaptiveResult:
     """Perturbation rounds through ``network`` until the traced selections converge (or ``cap``).
 
-    ``progress(done, planned)`` is called after every batch; ``planned`` is the end of the
-    current round, so it grows round by round.
+    ``progress(done, total)`` is called after every batch with ``total`` the cap, and once more
+    at the end as ``progress(drawn, drawn)`` when the rounds stopped early.
     """
     switches = sample_switches(cap, n_segments, seed)
 
     def outputs_for(start: int, stop: int) -> np.ndarray:
-        report = None if progress is None else (lambda done, _total: progress(start + done, stop))
+        report = None if progress is None else (lambda done, _total: progress(start + done, cap))
         return run_perturbations(network, spectrogram, segment_map, switches[start:stop], hide_value, batch_size,
                                  report)
 
-    return converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement)
+    result = converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement)
+    if progress is not None and result.convergence.n_samples < cap:
+        progress(result.convergence.n_samples, result.convergence.n_samples)
+    return result

@@ -22,6 +22,7 @@ from ..frontend import band_centre_frequencies
 from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, TARGET_NAMES
 from ..options import SAMPLES_PER_COEFFICIENT, ExplainOptions
 from ..signal import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, WINDOW_SECONDS
+from .adaptive import AUTO, AdaptiveResult, sample_adaptively
 from .explanation import Explanation
 from .faithfulness import deletion_check
 from .resynthesis import DEFAULT_MOMENTUM, Resynthesis, resynthesise
@@ -93,18 +94,35 @@ def _spectrogram_and_segments(network, samples: np.ndarray, loop_padded: bool) -
 
 
 def _check_enough_samples(options: ExplainOptions, n_segments: int) -> None:
-    if options.samples < minimum_samples(n_segments):
-        raise OptionError(f"samples={options.samples} is too few for the {n_segments} segments of this window: "
+    most = options.auto_cap if options.samples == AUTO else options.samples
+    if most < minimum_samples(n_segments):
+        what = f"auto_cap={most}" if options.samples == AUTO else f"samples={most}"
+        raise OptionError(f"{what} is too few for the {n_segments} segments of this window: "
                           f"need at least {minimum_samples(n_segments)} (2 x (segments + 1)); "
                           f"the paper uses 50,000", code="bad_samples")
 
 
 def _perturb(network, window: _Window, options: ExplainOptions, progress: ProgressCallback):
-    """Step 2: random on/off switches of the segments and the network's 15 outputs for each."""
+    """Step 2: random on/off switches of the segments and the network's 15 outputs for each.
+
+    Returns ``(switches, outputs, adaptive)``; ``adaptive`` is the :class:`AdaptiveResult` of a
+    ``samples="auto"`` run (its rounds refit the surrogate), else None.
+    """
+    if options.samples == AUTO:
+        seg = window.segmentation
+
+        def traced_names(row0: np.ndarray) -> list[str]:  # row 0: the unperturbed window
+            effects = _level_one_effects(network, row0[:len(MIDLEVEL_NAMES)])
+            return [name for name, _, _ in _traced(effects, options)]
+
+        adaptive = sample_adaptively(network, window.spectrogram, seg.labels, seg.n_segments, options.seed,
+                                     traced_names, options.ratio, options.hide_value, options.batch_size,
+                                     options.auto_cap, minimum_samples(seg.n_segments), progress=progress)
+        return adaptive.switches, adaptive.outputs, adaptive
     switches = sample_switches(options.samples, window.segmentation.n_segments, options.seed)
     outputs = run_perturbations(network, window.spectrogram, window.segmentation.labels, switches,
                                 options.hide_value, options.batch_size, progress)
-    return switches, outputs
+    return switches, outputs, None
 
 
 def _level_one_effects(network, midlevels: np.ndarray) -> Effects:
@@ -114,16 +132,24 @@ def _level_one_effects(network, midlevels: np.ndarray) -> Effects:
                               layer.bias.detach().cpu().double().numpy(), midlevels)
 
 
-def _traced_selections(fit: SurrogateFit, effects: Effects, options: ExplainOptions) -> list[Selection]:
-    """Step 4: the target's segments and, for an emotion, those of its strongest mid-levels."""
+def _traced(effects: Effects, options: ExplainOptions) -> list[tuple[str, str, float | None]]:
+    """(output, role, effect) of the target and, for an emotion, its strongest mid-levels."""
     traced = [(options.target, "target", None)]
     if options.target_kind == "emotion":
         traced += [(m, "via_midlevel", effect) for m, effect in effects.top_midlevels(options.target,
                                                                                        options.top_midlevels)]
+    return traced
+
+
+def _traced_selections(fit: SurrogateFit, effects: Effects, options: ExplainOptions,
+                       adaptive: AdaptiveResult | None = None) -> list[Selection]:
+    """Step 4: the target's segments and, for an emotion, those of its strongest mid-levels
+    (an ``auto`` run's selections are those of its last round)."""
     selections = []
-    for output, role, effect in traced:
+    for output, role, effect in _traced(effects, options):
         i = TARGET_NAMES.index(output)
-        positive, negative = select_segments(fit.coef[i], fit.pvalues[i], options.ratio)
+        positive, negative = (adaptive.selections[output] if adaptive is not None
+                              else select_segments(fit.coef[i], fit.pvalues[i], options.ratio))
         selections.append(Selection(output, positive, negative, options.ratio, role, effect))
     return selections
 
@@ -147,10 +173,15 @@ def _resynthesise(network, window: _Window, selections: list[Selection], options
                         options.griffin_lim_iters, DEFAULT_MOMENTUM, network_device(network), options.seed)
 
 
-def _parameters(options: ExplainOptions, segmentation: Segmentation, device) -> dict:
-    """The record of what was run (``Explanation.parameters``)."""
+def _parameters(options: ExplainOptions, segmentation: Segmentation, device, n_samples: int,
+                adaptive: AdaptiveResult | None) -> dict:
+    """The record of what was run (``Explanation.parameters``): ``n_samples`` drawn, ``samples``
+    asked for (a number or ``"auto"``), and for ``auto`` the rounds (``adaptive``)."""
     return {
-        "target": options.target, "n_samples": options.samples, "ratio": options.ratio, "seed": options.seed,
+        "target": options.target, "n_samples": n_samples, "samples": options.samples,
+        "auto_cap": options.auto_cap if adaptive is not None else None,
+        "adaptive": adaptive.convergence.to_dict() if adaptive is not None else None,
+        "ratio": options.ratio, "seed": options.seed,
         "batch_size": options.batch_size, "hide_value": options.hide_value, "offset": options.offset,
         "kernel_width": KERNEL_WIDTH, "distance": "cosine to all-ones", "segmentation": segmentation.parameters(),
         "resynthesis": options.resynthesis, "griffin_lim_iters": options.griffin_lim_iters,
@@ -194,15 +225,16 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
     with clock("segmentation"):
         window = _spectrogram_and_segments(network, *explain_window(audio.samples, options.offset))
     _check_enough_samples(options, window.segmentation.n_segments)
-    with clock("sampling"):
-        switches, outputs = _perturb(network, window, options, progress)
-    clock.timings["samples_per_second"] = options.samples / max(clock.timings["sampling"], 1e-9)
-    with clock("surrogate"):  # step 3
-        fit = fit_surrogate(switches, outputs)
+    with clock("sampling"):  # for samples="auto", the rounds' refits included
+        switches, outputs, adaptive = _perturb(network, window, options, progress)
+    n_samples = len(switches)
+    clock.timings["samples_per_second"] = n_samples / max(clock.timings["sampling"], 1e-9)
+    with clock("surrogate"):  # step 3 (an auto run's last round already fitted it)
+        fit = adaptive.fit if adaptive is not None else fit_surrogate(switches, outputs)
     # The unperturbed window (row 0: all segments on) gives the predictions and the level-1 effects.
     mid, emo = outputs[0, :len(MIDLEVEL_NAMES)], outputs[0, len(MIDLEVEL_NAMES):]
     effects = _level_one_effects(network, mid)
-    selections = _traced_selections(fit, effects, options)
+    selections = _traced_selections(fit, effects, options, adaptive)
     with clock("faithfulness"):
         selections = _with_deletion_checks(network, window, selections, options)
     resynth = None
@@ -216,7 +248,7 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
         target_kind=options.target_kind, offset=options.offset, loop_padded=window.loop_padded,
         spectrogram=window.spectrogram, segmentation=window.segmentation, surrogate=fit, selections=selections,
         midlevels=dict(zip(MIDLEVEL_NAMES, map(float, mid))), emotions=dict(zip(EMOTION_NAMES, map(float, emo))),
-        effects=effects, parameters=_parameters(options, window.segmentation, network_device(network)),
+        effects=effects, parameters=_parameters(options, window.segmentation, network_device(network), n_samples, adaptive),
         timings=timings, band_frequencies=band_centre_frequencies(), resynthesis=resynth,
     )
 

@@ -1,0 +1,144 @@
+"""Measurements of ``benchmarks/gpu_check.sh``: 50,000-sample explanations on the device.
+
+Cases (one 10 s window of ``nebula.ogg``, target articulation, no resynthesis):
+
+* the shipped model (width 0.125), fp32, fixed 50,000 samples, and ``samples="auto"``;
+* the paper-width network (width 1.0, random weights with the shipped normalisation: the cost
+  per sample is what matters), fp32 and bf16 autocast (the perturbation passes only), with the
+  Jaccard overlap of every output's selection between bf16 and fp32.
+
+Reports samples/s of the perturbation passes, achieved TFLOP/s (2 x multiply-adds of the CNN per
+sample) and wall seconds per explanation, as a Markdown table and JSON (``--out``).
+``--device cpu --samples 2000`` is a dry run that exercises every line without a GPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from twolevel import example_path
+from twolevel.checkpoint import default_model_path, load_checkpoint
+from twolevel.explain import explain
+from twolevel.explain.selection import jaccard, select_segments
+from twolevel.labels import TARGET_NAMES
+from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
+from twolevel.predict import TwoLevelModel
+
+
+class Autocast(nn.Module):
+    """A network whose perturbation passes run under ``torch.autocast`` (front end untouched)."""
+
+    def __init__(self, network: A2Mid2EJoint, dtype: torch.dtype):
+        super().__init__()
+        self.inner, self.dtype = network, dtype
+        self.frontend, self.emotion = network.frontend, network.emotion
+        self.model_version = getattr(network, "model_version", "unknown")
+
+    @property
+    def device(self) -> torch.device:
+        return self.inner.device
+
+    def forward_spectrogram(self, spec):
+        with torch.autocast(self.inner.device.type, dtype=self.dtype):
+            mid, emo = self.inner.forward_spectrogram(spec)
+        return mid.float(), emo.float()
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, width: float) -> tuple[dict, object]:
+    device = model.device
+    explain(model, audio, target="articulation", n_samples=2000, batch_size=batch_size, resynthesis=False)  # warm-up
+    synchronise(device)
+    start = time.perf_counter()
+    exp = explain(model, audio, target="articulation", n_samples=samples, batch_size=batch_size, resynthesis=False)
+    synchronise(device)
+    wall = time.perf_counter() - start
+    n = int(exp.parameters["n_samples"])
+    sampling = exp.timings["sampling"]
+    flops = 2.0 * multiply_adds(width) * n / sampling
+    row = {"case": name, "samples": n, "requested": samples, "wall_s": wall, "sampling_s": sampling,
+           "samples_per_s": n / sampling, "tflops": flops / 1e12, "surrogate_s": exp.timings.get("surrogate"),
+           "faithfulness_s": exp.timings.get("faithfulness"), "batch_size": batch_size}
+    print(f"  {name}: {n:,} samples in {wall:.2f} s (sampling {sampling:.2f} s = {n / sampling:,.0f} samples/s, "
+          f"{flops / 1e12:.2f} TFLOP/s)", flush=True)
+    return row, exp
+
+
+def all_selections(exp) -> dict[str, set]:
+    out = {}
+    for i, name in enumerate(TARGET_NAMES):
+        positive, negative = select_segments(exp.surrogate.coef[i], exp.surrogate.pvalues[i], 1e-6)
+        out[name] = {(s, 1) for s in positive} | {(s, -1) for s in negative}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--batch-size", type=int, default=0, help="default: 4096 on CUDA, 256 on CPU")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    batch = args.batch_size or (4096 if device.type == "cuda" else 256)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
+    print(f"device: {info['device']} (torch {info['torch']}, CUDA {info['cuda']})", flush=True)
+
+    shipped = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device)))
+    audio = shipped.load_audio(example_path("nebula.ogg"))
+    rows = []
+    width = shipped.network.config.width
+    row, _ = run_case(f"shipped w{width:g} fp32", shipped, audio, args.samples, batch, width)
+    rows.append(row)
+    row, auto = run_case(f"shipped w{width:g} fp32 auto", shipped, audio, "auto", batch, width)
+    rows.append(row)
+
+    torch.manual_seed(0)
+    paper = A2Mid2EJoint(ModelConfig(width=1.0), mean=float(shipped.network.frontend.mean),
+                         std=float(shipped.network.frontend.std)).to(device).eval()
+    paper.model_version = "paper-width-random"
+    row, fp32 = run_case("paper w1 fp32", TwoLevelModel(paper), audio, args.samples, batch, 1.0)
+    rows.append(row)
+    bf16_ok = device.type == "cpu" or torch.cuda.is_bf16_supported()
+    if bf16_ok:
+        cast = TwoLevelModel(Autocast(paper, torch.bfloat16))
+        row, bf16 = run_case("paper w1 bf16 autocast", cast, audio, args.samples, batch, 1.0)
+        a, b = all_selections(fp32), all_selections(bf16)
+        overlaps = {name: jaccard(a[name], b[name]) for name in TARGET_NAMES}
+        row["jaccard_vs_fp32_min"] = min(overlaps.values())
+        row["jaccard_vs_fp32_mean"] = float(np.mean(list(overlaps.values())))
+        rows.append(row)
+        print(f"  bf16 vs fp32 selections: Jaccard min {row['jaccard_vs_fp32_min']:.3f}, "
+              f"mean {row['jaccard_vs_fp32_mean']:.3f} over 15 outputs", flush=True)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    lines = [f"Device: {info['device']}, torch {info['torch']}, CUDA {info['cuda']}", "",
+             "| case | samples | wall s | samples/s | TFLOP/s | bf16 vs fp32 Jaccard (min / mean) |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        jac = (f"{r['jaccard_vs_fp32_min']:.3f} / {r['jaccard_vs_fp32_mean']:.3f}" if "jaccard_vs_fp32_min" in r else "")
+        lines.append(f"| {r['case']} | {r['samples']:,} | {r['wall_s']:.2f} | {r['samples_per_s']:,.0f} | "
+                     f"{r['tflops']:.2f} | {jac} |")
+    (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

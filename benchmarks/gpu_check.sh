@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the GPU path of twolevel, checked and measured in at most ~8 minutes.
+#
+#   bash benchmarks/gpu_check.sh [OUT_DIR]        (default OUT_DIR: $OUT, else benchmarks/results)
+#
+# Runs on a bare CUDA machine that has Python and PyTorch but none of twolevel's other packages:
+#   1. checks which packages are missing and installs them from ./.whl (no network needed);
+#      when .whl lacks them it prints the `pip download` command to run on a machine with network;
+#   2. the CUDA tests (tests/test_cuda.py: front end GPU == CPU within 1e-3, predictions,
+#      explain and Griffin-Lim on the GPU; tests/test_runtime.py: the fast inference path);
+#   3. benchmarks/gpu_check.py: 50,000-sample explanations of the shipped model (fp32 and auto)
+#      and of the paper-width network (fp32, bf16 autocast + Jaccard to fp32): samples/s, TFLOP/s.
+# Results: OUT_DIR/gpu_check.md and .json, OUT_DIR/gpu_tests.log.
+#
+# Preparing .whl (on any machine with network, for the GPU machine's Python version, e.g. 3.11):
+#   pip download --only-binary=:all: --no-deps --python-version 3.11 --platform manylinux2014_x86_64 \
+#       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d .whl \
+#       nnAudio==0.3.4 soundfile cffi pycparser soxr scikit-image lazy_loader imageio tifffile \
+#       networkx pillow packaging scipy numpy tqdm pytest iniconfig pluggy
+#   (.whl/ is git-ignored; carry it with the working tree.) torch itself is never installed here.
+#
+# A dry run without a GPU: TWOLEVEL_CHECK_DEVICE=cpu GPU_CHECK_SAMPLES=2000 bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-${OUT:-benchmarks/results}}"
+PY="${PYTHON:-python3}"
+DEVICE="${TWOLEVEL_CHECK_DEVICE:-cuda}"
+SAMPLES="${GPU_CHECK_SAMPLES:-50000}"
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" MPLBACKEND=Agg
+
+# import name -> wheel name
+declare -A WHEEL=([nnAudio]=nnAudio==0.3.4 [soundfile]=soundfile [soxr]=soxr [skimage]=scikit-image
+                  [scipy]=scipy [numpy]=numpy [tqdm]=tqdm [pytest]=pytest)
+missing() {
+  local out=()
+  for mod in "${!WHEEL[@]}"; do "$PY" -c "import $mod" >/dev/null 2>&1 || out+=("${WHEEL[$mod]}"); done
+  echo "${out[@]:-}"
+}
+"$PY" -c "import torch" 2>/dev/null || { echo "gpu_check: PyTorch is not installed for $PY" >&2; exit 2; }
+need="$(missing)"
+if [ -n "$need" ]; then
+  echo "gpu_check: missing: $need"
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    echo "gpu_check: installing every wheel in .whl/ (no index, no dependencies resolved online)"
+    "$PY" -m pip install -q --no-index --no-deps .whl/*.whl || true
+  fi
+  need="$(missing)"
+  if [ -n "$need" ]; then
+    echo "gpu_check: still missing: $need. Put their wheels (and those of their dependencies) into .whl/:" >&2
+    sed -n '/^# Preparing .whl/,/torch itself/p' "$0" >&2
+    exit 2
+  fi
+fi
+"$PY" - <<'PY'
+import torch
+print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}"
+      + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
+PY
+
+status=0
+echo "== CUDA tests (device: $DEVICE)"
+TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout 240 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
+  tests/test_cuda.py tests/test_runtime.py 2>&1 | tee "$OUT_DIR/gpu_tests.log" | tail -15
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+echo "== explanations ($SAMPLES samples)"
+timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --out "$OUT_DIR" || status=1
+echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status)"
+exit $status

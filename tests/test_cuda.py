@@ -1,0 +1,88 @@
+"""The GPU path: front end, explanation and Griffin-Lim on CUDA agree with the CPU.
+
+Skipped without CUDA. ``TWOLEVEL_CHECK_DEVICE=cpu`` runs the same comparisons with the CPU in
+the device's place (a dry run of ``benchmarks/gpu_check.sh`` on a machine without a GPU).
+
+Tolerances (stated, float32 on both sides): the log-filterbank spectrogram within 1e-3
+absolute (cuFFT-free nnAudio convolutions sum in another order; values are O(1) after
+normalisation), the 15 outputs within 1e-3 absolute, Griffin-Lim audio within 1e-3 (same
+initial phase, drawn on the CPU; ~60 FFT round trips accumulate rounding), and the selected
+segments of a 2,000-sample explanation at Jaccard >= 0.9 (segments whose p-value sits on the
+threshold may flip on rounding).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from twolevel.explain import explain
+from twolevel.explain.resynthesis import griffin_lim, stft
+from twolevel.explain.selection import jaccard
+from twolevel.predict import TwoLevelModel
+from twolevel.signal import SAMPLE_RATE, WINDOW_SAMPLES
+
+
+def _device() -> str:
+    forced = os.environ.get("TWOLEVEL_CHECK_DEVICE")
+    if forced:
+        return forced
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (set TWOLEVEL_CHECK_DEVICE=cpu for a dry run of these comparisons)")
+    return "cuda"
+
+
+@pytest.fixture(scope="module")
+def device() -> str:
+    return _device()
+
+
+@pytest.fixture(scope="module")
+def models(tiny_checkpoint, device):
+    return TwoLevelModel.load(tiny_checkpoint, device="cpu"), TwoLevelModel.load(tiny_checkpoint, device=device)
+
+
+def test_frontend_on_device_equals_cpu(models, example_clip, device):
+    cpu, dev = models
+    audio = cpu.load_audio(example_clip).samples[:WINDOW_SAMPLES]
+    batch = torch.from_numpy(np.stack([audio, audio[::-1].copy()]))
+    with torch.inference_mode():
+        on_cpu = cpu.network.frontend(batch)
+        on_dev = dev.network.frontend(batch.to(device)).cpu()
+    assert on_dev.shape == on_cpu.shape == (2, 1, on_cpu.shape[2], 149)
+    assert torch.isfinite(on_dev).all()
+    torch.testing.assert_close(on_dev, on_cpu, rtol=0, atol=1e-3)
+
+
+def test_predictions_on_device_equal_cpu(models, example_clip):
+    cpu, dev = models
+    a, b = cpu.predict(example_clip), dev.predict(example_clip)
+    np.testing.assert_allclose(b.midlevel_vector, a.midlevel_vector, atol=1e-3)
+    np.testing.assert_allclose(b.emotion_vector, a.emotion_vector, atol=1e-3)
+
+
+def test_explain_on_device_selects_what_the_cpu_selects(models, example_clip, device):
+    cpu, dev = models
+    audio = cpu.load_audio(example_clip)
+    on_cpu = explain(cpu, audio, target="articulation", n_samples=2000, resynthesis=False)
+    on_dev = explain(dev, audio, target="articulation", n_samples=2000, resynthesis=True, griffin_lim_iters=8)
+    assert on_dev.parameters["device"].startswith(device)
+    np.testing.assert_array_equal(on_dev.segmentation.labels, on_cpu.segmentation.labels)
+    np.testing.assert_allclose(on_dev.surrogate.coef, on_cpu.surrogate.coef, atol=1e-4)
+    for a, b in zip(on_cpu.selections, on_dev.selections):
+        signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
+        assert jaccard(signed(a), signed(b)) >= 0.9, a.output
+    assert on_dev.resynthesis is not None
+
+
+def test_griffin_lim_on_device_equals_cpu(device):
+    rng = np.random.default_rng(0)
+    t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE
+    signal = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(WINDOW_SAMPLES)).astype(np.float32)
+    magnitude = stft(torch.from_numpy(signal)[None]).abs()
+    on_cpu = griffin_lim(magnitude, 16, 0.99, WINDOW_SAMPLES, seed=0)
+    on_dev = griffin_lim(magnitude.to(device), 16, 0.99, WINDOW_SAMPLES, seed=0)
+    assert on_dev.device.type == torch.device(device).type
+    torch.testing.assert_close(on_dev.cpu(), on_cpu, rtol=0, atol=1e-3)
