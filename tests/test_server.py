@@ -519,3 +519,34 @@ def test_server_stops_cleanly(server):
         TorchServeClient(server["inference_address"], token=server["token"]).ping()
     assert err.value.code == "server_down"
     assert stop_server(run) is False  # stopping twice is harmless
+
+
+def test_prediction_is_answered_while_an_explanation_runs(tmp_path_factory, tiny_checkpoint, example_bytes):
+    """With the shipped model-config.yaml (two workers), a prediction sent while an explanation
+    holds one worker is answered by the other, before the explanation ends."""
+    if not java_available():
+        pytest.skip("java is not installed: TorchServe needs Java 11+")
+    from twolevel.serving.torchserve import project_file
+
+    shipped_config = project_file("archives", "model-config.yaml").read_text()
+    with temporary_server(tmp_path_factory.mktemp("two_workers"), tiny_checkpoint, shipped_config, threads=1,
+                          wait=300) as info:
+        client = TorchServeClient(info["inference_address"], token=info["token"], timeout=300, explain_timeout=600)
+        done = {}
+
+        def explanation():
+            done["explanation"] = client.explain(example_bytes, target="articulation", samples=8000, seed=0)
+            done["explanation_end"] = time.monotonic()
+
+        thread = threading.Thread(target=explanation)
+        thread.start()
+        time.sleep(1.5)  # the explanation reaches a worker (decoding and segmenting take longer than this)
+        answered = []
+        for _ in range(3):
+            got = client.predict(wav_bytes(tone(3)))
+            answered.append(time.monotonic())
+            assert got["model_version"] == "tiny-test"
+        thread.join(timeout=600)
+        assert not thread.is_alive()
+        assert done["explanation"]["parameters"]["n_samples"] == 8000
+        assert all(t < done["explanation_end"] for t in answered), "predictions waited for the explanation"
