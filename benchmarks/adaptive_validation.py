@@ -61,19 +61,32 @@ def window_of(model: TwoLevelModel, clip: Path):
     return spec, segment_spectrogram(spec)
 
 
-def cached_outputs(model, clip: Path, seed: int, spec, seg, compute: bool) -> np.ndarray | None:
-    path = CACHE / f"{clip.stem}_s{seed}_{DEFAULT_CAP}.npz"
-    if path.is_file():
-        return np.load(path)["outputs"]
-    if not compute:
-        return None
-    start = time.perf_counter()
-    switches = sample_switches(DEFAULT_CAP, seg.n_segments, seed)
-    outputs = run_perturbations(model.network, spec, seg.labels, switches, 0.0, 256)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.savez(path, outputs=outputs, n_segments=seg.n_segments)
-    print(f"  computed {path.name}: {DEFAULT_CAP / (time.perf_counter() - start):.0f} samples/s", file=sys.stderr)
-    return outputs
+class CachedOutputs:
+    """The network's outputs on the first rows of one seed's sample matrix, computed on demand and
+    cached in ``runs/adaptive/<clip>_s<seed>_<rows>.npz`` (the longest cache found is reused)."""
+
+    def __init__(self, model, clip: Path, seed: int, spec, seg, compute: bool):
+        self.model, self.clip, self.seed, self.spec, self.seg, self.compute = model, clip, seed, spec, seg, compute
+        self.switches = sample_switches(DEFAULT_CAP, seg.n_segments, seed)
+        found = sorted(CACHE.glob(f"{clip.stem}_s{seed}_*.npz"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+        self.outputs = np.load(found[-1])["outputs"] if found else np.empty((0, len(TARGET_NAMES)))
+
+    def upto(self, n: int) -> np.ndarray:
+        if len(self.outputs) < n:
+            if not self.compute:
+                raise LookupError(f"{self.clip.stem} seed {self.seed}: {len(self.outputs)} cached rows, {n} needed")
+            start = time.perf_counter()
+            more = run_perturbations(self.model.network, self.spec, self.seg.labels,
+                                     self.switches[len(self.outputs):n], 0.0, 256)
+            rate = (n - len(self.outputs)) / (time.perf_counter() - start)
+            self.outputs = np.concatenate([self.outputs, more])
+            CACHE.mkdir(parents=True, exist_ok=True)
+            for old in CACHE.glob(f"{self.clip.stem}_s{self.seed}_*.npz"):
+                old.unlink()
+            np.savez(CACHE / f"{self.clip.stem}_s{self.seed}_{n}.npz", outputs=self.outputs,
+                     n_segments=self.seg.n_segments)
+            print(f"  {self.clip.stem} seed {self.seed}: {n:,} rows ({rate:.0f} samples/s)", file=sys.stderr, flush=True)
+        return self.outputs[:n]
 
 
 def traced_for(model, target: str):
@@ -100,21 +113,28 @@ def plain(fit, name: str) -> set:
 def evaluate(model, clip: Path, agreement: float, compute: bool) -> list[dict]:
     spec, seg = window_of(model, clip)
     k = seg.n_segments
-    outs = {s: cached_outputs(model, clip, s, spec, seg, compute) for s in SEEDS + (REFERENCE_SEED,)}
-    if any(v is None for v in outs.values()):
+    cache = {s: CachedOutputs(model, clip, s, spec, seg, compute) for s in SEEDS + (REFERENCE_SEED,)}
+    try:
+        ref_out, full_out = cache[REFERENCE_SEED].upto(DEFAULT_CAP), cache[0].upto(DEFAULT_CAP)
+    except LookupError as err:
+        print(f"  skipped: {err}", file=sys.stderr)
         return []
-    switches = {s: sample_switches(DEFAULT_CAP, k, s) for s in outs}
-    ref_fit = fit_surrogate(switches[REFERENCE_SEED], outs[REFERENCE_SEED])
-    full_fit = fit_surrogate(switches[0], outs[0])
-    part_fit = fit_surrogate(switches[0][:12_500], outs[0][:12_500])
+    switches = {s: c.switches for s, c in cache.items()}
+    ref_fit = fit_surrogate(switches[REFERENCE_SEED], ref_out)
+    full_fit = fit_surrogate(switches[0], full_out)
+    part_fit = fit_surrogate(switches[0][:12_500], full_out[:12_500])
     rows = []
     for target in TARGETS:
         traced = traced_for(model, target)
-        names = traced(outs[REFERENCE_SEED][0])
+        names = traced(ref_out[0])
         auto = {}
         for s in SEEDS:
-            result = converge(lambda a, b, s=s: outs[s][a:b], switches[s], traced, 1e-6, DEFAULT_CAP,
-                              minimum_samples(k), agreement)
+            try:
+                result = converge(lambda a, b, s=s: cache[s].upto(b)[a:b], switches[s], traced, 1e-6, DEFAULT_CAP,
+                                  minimum_samples(k), agreement)
+            except LookupError as err:
+                print(f"  skipped: {err}", file=sys.stderr)
+                return []
             auto[s] = (result.convergence.n_samples, {n: signed(*result.selections[n]) for n in result.selections})
         ref = {n: plain(ref_fit, n) for n in names}
         j_ref = [min(jaccard(auto[s][1][n], ref[n]) for n in names if n in auto[s][1]) for s in SEEDS]
@@ -133,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="validate samples='auto' against 50,000-sample references")
     parser.add_argument("--agreement", type=float, nargs="+", default=[DEFAULT_AGREEMENT])
     parser.add_argument("--no-compute", action="store_true", help="use cached outputs only; skip clips without")
+    parser.add_argument("--clips", nargs="+", default=None, help="clip names (stems) to evaluate; default: all")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adaptive.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -145,7 +166,7 @@ def main() -> None:
     for agreement in args.agreement:
         rows = []
         for clip in CLIPS:
-            if not Path(clip).is_file():
+            if not Path(clip).is_file() or (args.clips and Path(clip).stem not in args.clips):
                 continue
             rows += evaluate(model, Path(clip), agreement, not args.no_compute)
         if not rows:

@@ -2,6 +2,10 @@
 
 1. Overhead: ``explain()`` with N samples (no resynthesis) against N bare forward passes of the
    same network on the same batch size (goal: at most 10 % more).
+1b. Efficiency: multiply-adds/s achieved by the perturbation passes against a 2048 x 2048 fp32
+   matmul on the same threads, measured just before and after (goal on CPU: >= 0.6).
+1c. ``samples="auto"`` against a fixed ``TWOLEVEL_BENCH_AUTO_CAP`` (default 50,000): samples
+   used, wall-time ratio, Jaccard of the selections.
 2. Against the ``lime`` package's ``LimeImageExplainer`` on the same network, the same segments and
    the same N (LIME's default batch of 10, and 256 like ours).
 3. Our torch Griffin-Lim against ``librosa.griffinlim``, 64 iterations, 10 s, on CPU.
@@ -23,10 +27,12 @@ import torch
 from twolevel import example_path
 from twolevel.explain import explain
 from twolevel.explain.resynthesis import griffin_lim, stft
+from twolevel.explain.sampling import run_perturbations, sample_switches
 from twolevel.explain.segments import segment_spectrogram
+from twolevel.explain.selection import jaccard
 from twolevel.labels import TARGET_NAMES
 from twolevel.signal import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
-from twolevel.model import A2Mid2EJoint, ModelConfig, pick_device
+from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds, pick_device
 from twolevel.predict import TwoLevelModel
 
 CUDA = torch.cuda.is_available()
@@ -77,6 +83,63 @@ def bare_forward_seconds(model, spectrogram, n_samples, batch_size) -> float:
         torch.cat(out, 1).cpu()  # the explainer copies outputs back too
     _sync()
     return time.perf_counter() - start
+
+
+def matmul_mac_per_second(size: int = 2048, repeats: int = 5) -> float:
+    """Best-of multiply-adds/s of a ``size x size`` fp32 matmul on the current torch threads and device."""
+    device = pick_device()
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a @ b
+    _sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _sync()
+        best = min(best, time.perf_counter() - start)
+    return size ** 3 / best
+
+
+def test_perturbation_passes_vs_matmul(benchmark, model, spectrogram):
+    labels = segment_spectrogram(spectrogram).labels
+    switches = sample_switches(N_SAMPLES, int(labels.max()) + 1, 0)
+    run_perturbations(model.network, spectrogram, labels, switches[:BATCH], 0.0, BATCH)  # warm-up
+    before = matmul_mac_per_second()
+    benchmark.pedantic(lambda: run_perturbations(model.network, spectrogram, labels, switches, 0.0, BATCH),
+                       rounds=1, iterations=1)
+    after = matmul_mac_per_second()
+    seconds = benchmark.stats.stats.min
+    mac = multiply_adds(model.network.config.width) * N_SAMPLES / seconds
+    matmul = (before + after) / 2
+    benchmark.extra_info.update({"samples_per_s": N_SAMPLES / seconds, "gmac_per_s": mac / 1e9,
+                                 "matmul_gmac_per_s": matmul / 1e9, "matmul_spread": abs(before - after) / matmul,
+                                 "ratio_vs_matmul": mac / matmul, "threads": torch.get_num_threads()})
+    print(f"\n[efficiency] {N_SAMPLES / seconds:,.0f} samples/s = {mac / 1e9:.1f} GMAC/s; fp32 matmul "
+          f"{before / 1e9:.1f} / {after / 1e9:.1f} GMAC/s (before / after) on {torch.get_num_threads()} thread(s): "
+          f"ratio {mac / matmul:.2f} (goal >= 0.6)")
+
+
+def test_auto_vs_fixed(benchmark, model, clip):
+    cap = int(os.environ.get("TWOLEVEL_BENCH_AUTO_CAP", 50_000))
+    start = time.perf_counter()
+    fixed = explain(model, clip, target=TARGET, n_samples=cap, batch_size=BATCH, resynthesis=False)
+    fixed_s = time.perf_counter() - start
+    result = {}
+    benchmark.pedantic(lambda: result.update(exp=explain(model, clip, target=TARGET, samples="auto", auto_cap=cap,
+                                                          batch_size=BATCH, resynthesis=False)),
+                       rounds=1, iterations=1)
+    auto = result["exp"]
+    auto_s = benchmark.stats.stats.min
+
+    def signed(s):
+        return {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}
+
+    overlap = jaccard(signed(auto.selections[0]), signed(fixed.selections[0]))
+    used = auto.parameters["n_samples"]
+    benchmark.extra_info.update({"cap": cap, "auto_samples": used, "auto_s": auto_s, "fixed_s": fixed_s,
+                                 "wall_ratio": auto_s / fixed_s, "jaccard_vs_fixed": overlap})
+    print(f"\n[auto] {used:,} of {cap:,} samples, {auto_s:.1f} s vs fixed {fixed_s:.1f} s (ratio {auto_s / fixed_s:.2f}); "
+          f"Jaccard to the fixed selection (same seed) {overlap:.3f}")
 
 
 def test_overhead_vs_bare_forward_passes(benchmark, model, clip, spectrogram):

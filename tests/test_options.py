@@ -10,7 +10,9 @@ from twolevel.options import MAX_SAMPLES, ExplainOptions, default, options_from_
 
 def test_defaults_are_the_papers():
     opts = ExplainOptions()
-    assert (opts.samples, opts.ratio, opts.seed, opts.batch_size, opts.griffin_lim_iters) == (50_000, 1e-6, 0, 256, 64)
+    # samples: "auto" by default, capped at the paper's 50,000 (twolevel/explain/adaptive.py)
+    assert (opts.samples, opts.auto_cap, opts.ratio, opts.seed, opts.batch_size, opts.griffin_lim_iters) == (
+        "auto", 50_000, 1e-6, 0, 256, 64)
     assert opts.target == default("target") == "articulation" and opts.target_kind == "midlevel"
     assert ExplainOptions(target="energy").target_kind == "emotion"
 
@@ -79,10 +81,28 @@ def test_server_limits_and_allowed_keys():
     assert err.value.code == "bad_option"
 
 
+def test_samples_take_auto_or_a_number():
+    assert ExplainOptions(samples="auto").samples == "auto"
+    assert options_from_request({"samples": " auto "}).samples == "auto"
+    assert options_from_request({"samples": "5000"}).samples == 5000
+    for bad in ("Auto!", 0, "", 1.5):
+        with pytest.raises(OptionError) as err:
+            ExplainOptions(samples=bad) if not isinstance(bad, str) else options_from_request({"samples": bad})
+        assert err.value.code == "bad_samples"
+    with pytest.raises(OptionError):
+        ExplainOptions(auto_cap=0)
+
+
 def test_click_types_come_from_the_rules():
     from twolevel_cli.common import click_type
 
-    samples = click_type(rule("samples"))
-    assert isinstance(samples, click.IntRange) and (samples.min, samples.max) == (1, MAX_SAMPLES)
+    samples = click_type(rule("samples"))  # a number in range, or the word auto
+    assert samples.convert("auto", None, None) == "auto" and samples.convert("AUTO", None, None) == "auto"
+    assert samples.convert("5000", None, None) == 5000
+    for bad in ("0", str(MAX_SAMPLES + 1), "many"):
+        with pytest.raises(click.BadParameter):
+            samples.convert(bad, None, None)
+    cap = click_type(rule("auto_cap"))
+    assert isinstance(cap, click.IntRange) and (cap.min, cap.max) == (1, MAX_SAMPLES)
     ratio = click_type(rule("ratio"))
     assert isinstance(ratio, click.FloatRange) and ratio.min == 0 and ratio.min_open
