@@ -545,8 +545,8 @@ def test_prediction_is_answered_while_an_explanation_runs(tmp_path_factory, tiny
         for _ in range(3):
             got = client.predict(wav_bytes(tone(3)))
             answered.append(time.monotonic())
-            assert got["model_version"] == "tiny-test"
+            assert got.model_version == "tiny-test"
         thread.join(timeout=600)
         assert not thread.is_alive()
-        assert done["explanation"]["parameters"]["n_samples"] == 8000
+        assert done["explanation"].parameters["n_samples"] == 8000
         assert all(t < done["explanation_end"] for t in answered), "predictions waited for the explanation"
