@@ -36,7 +36,7 @@ def default_runs(planted):
     Small batches: the planted network costs nothing, and 32 masks stay in cache where 256 do not.
     """
     model, audio = planted
-    return [explain(model, audio, target="articulation", n_samples=ExplainOptions().samples, seed=s, batch_size=32,
+    return [explain(model, audio, target="articulation", n_samples=ExplainOptions().auto_cap, seed=s, batch_size=32,
                     resynthesis=False) for s in (0, 1)]
 
 
