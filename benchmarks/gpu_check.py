@@ -57,12 +57,14 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, width: float) -> tuple[dict, object]:
+def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, width: float,
+             cap: int) -> tuple[dict, object]:
     device = model.device
-    explain(model, audio, target="articulation", n_samples=2000, batch_size=batch_size, resynthesis=False)  # warm-up
+    explain(model, audio, target="articulation", n_samples=700, batch_size=batch_size, resynthesis=False)  # warm-up
     synchronise(device)
     start = time.perf_counter()
-    exp = explain(model, audio, target="articulation", n_samples=samples, batch_size=batch_size, resynthesis=False)
+    exp = explain(model, audio, target="articulation", n_samples=samples, auto_cap=cap, batch_size=batch_size,
+                  resynthesis=False)
     synchronise(device)
     wall = time.perf_counter() - start
     n = int(exp.parameters["n_samples"])
@@ -89,6 +91,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=0, help="default: 4096 on CUDA, 256 on CPU")
+    parser.add_argument("--paper-width", type=float, default=1.0, help="width of the 'paper' cases (dry runs: less)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -103,21 +106,22 @@ def main() -> None:
     audio = shipped.load_audio(example_path("nebula.ogg"))
     rows = []
     width = shipped.network.config.width
-    row, _ = run_case(f"shipped w{width:g} fp32", shipped, audio, args.samples, batch, width)
+    row, _ = run_case(f"shipped w{width:g} fp32", shipped, audio, args.samples, batch, width, args.samples)
     rows.append(row)
-    row, auto = run_case(f"shipped w{width:g} fp32 auto", shipped, audio, "auto", batch, width)
+    row, auto = run_case(f"shipped w{width:g} fp32 auto", shipped, audio, "auto", batch, width, args.samples)
     rows.append(row)
 
     torch.manual_seed(0)
-    paper = A2Mid2EJoint(ModelConfig(width=1.0), mean=float(shipped.network.frontend.mean),
+    pw = args.paper_width
+    paper = A2Mid2EJoint(ModelConfig(width=pw), mean=float(shipped.network.frontend.mean),
                          std=float(shipped.network.frontend.std)).to(device).eval()
     paper.model_version = "paper-width-random"
-    row, fp32 = run_case("paper w1 fp32", TwoLevelModel(paper), audio, args.samples, batch, 1.0)
+    row, fp32 = run_case(f"paper w{pw:g} fp32", TwoLevelModel(paper), audio, args.samples, batch, pw, args.samples)
     rows.append(row)
     bf16_ok = device.type == "cpu" or torch.cuda.is_bf16_supported()
     if bf16_ok:
         cast = TwoLevelModel(Autocast(paper, torch.bfloat16))
-        row, bf16 = run_case("paper w1 bf16 autocast", cast, audio, args.samples, batch, 1.0)
+        row, bf16 = run_case(f"paper w{pw:g} bf16 autocast", cast, audio, args.samples, batch, pw, args.samples)
         a, b = all_selections(fp32), all_selections(bf16)
         overlaps = {name: jaccard(a[name], b[name]) for name in TARGET_NAMES}
         row["jaccard_vs_fp32_min"] = min(overlaps.values())

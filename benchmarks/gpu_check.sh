@@ -18,14 +18,18 @@
 #       nnAudio==0.3.4 soundfile cffi pycparser soxr scikit-image lazy_loader imageio tifffile \
 #       networkx pillow packaging scipy numpy tqdm pytest iniconfig pluggy
 #   (.whl/ is git-ignored; carry it with the working tree.) torch itself is never installed here.
+#   For Python 3.11 this is 75 MB; leave numpy out (PyTorch images ship it) to stay under a 64 MiB
+#   carry limit: 58 MB. A wheel for another Python version is refused by pip and reported missing.
 #
-# A dry run without a GPU: TWOLEVEL_CHECK_DEVICE=cpu GPU_CHECK_SAMPLES=2000 bash benchmarks/gpu_check.sh
+# A dry run without a GPU (every line, small): TWOLEVEL_CHECK_DEVICE=cpu GPU_CHECK_SAMPLES=700 \
+#   GPU_CHECK_PAPER_WIDTH=0.125 bash benchmarks/gpu_check.sh /tmp/gpu-dry-run
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-benchmarks/results}}"
 PY="${PYTHON:-python3}"
 DEVICE="${TWOLEVEL_CHECK_DEVICE:-cuda}"
 SAMPLES="${GPU_CHECK_SAMPLES:-50000}"
+PAPER_WIDTH="${GPU_CHECK_PAPER_WIDTH:-1.0}"
 mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" MPLBACKEND=Agg
 
@@ -48,7 +52,7 @@ if [ -n "$need" ]; then
   need="$(missing)"
   if [ -n "$need" ]; then
     echo "gpu_check: still missing: $need. Put their wheels (and those of their dependencies) into .whl/:" >&2
-    sed -n '/^# Preparing .whl/,/torch itself/p' "$0" >&2
+    sed -n '/^# Preparing .whl/,/reported missing/p' "$0" >&2
     exit 2
   fi
 fi
@@ -65,6 +69,7 @@ TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout 240 "$PY" -m pytest -q -p no:cacheprovid
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== explanations ($SAMPLES samples)"
-timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --out "$OUT_DIR" || status=1
+timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" \
+  --out "$OUT_DIR" || status=1
 echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status)"
 exit $status
