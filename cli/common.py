@@ -36,7 +36,12 @@ class IntOrWord(click.ParamType):
         text = str(value).strip()
         if text.lower() in self.rule.words:
             return text.lower()
-        return click.IntRange(min=self.rule.low, max=self.rule.high).convert(text, param, ctx)
+        try:
+            number = int(text.replace(",", "").replace("_", ""))
+        except ValueError:
+            words = " or ".join(repr(w) for w in self.rule.words)
+            self.fail(f"{text!r} is neither a whole number nor {words}", param, ctx)
+        return click.IntRange(min=self.rule.low, max=self.rule.high).convert(number, param, ctx)
 
 
 def click_type(rule: OptionRule):
