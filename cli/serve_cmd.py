@@ -20,11 +20,11 @@ from .common import friendly_errors
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to pack (default: the shipped archives/twolevel-default.pt, or $TWOLEVEL_MODEL).")
+              help="Checkpoint to pack (default: the shipped model, or $TWOLEVEL_MODEL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="model_store", show_default=True,
               help="Model store folder for the .mar.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="model-config.yaml to pack (default: archives/model-config.yaml).")
+              help="model-config.yaml to pack (default: the shipped model-config.yaml).")
 @click.option("--name", default=DEFAULT_MODEL, show_default=True, help="Model name in TorchServe.")
 @friendly_errors
 def package(model_path, out_dir, config_path, name):
@@ -66,7 +66,7 @@ def serve():
                    "reachable by this user only).")
 @click.option("--metrics-port", type=int, default=0, help="Metrics port (default: a free one).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="config.properties to start from (default: archives/config.properties).")
+              help="config.properties to start from (default: the shipped config.properties).")
 @click.option("--threads", type=int, default=None, help="torch threads in the worker (default: model-config.yaml).")
 @click.option("--wait", type=float, default=300.0, show_default=True, help="Seconds to wait for the model.")
 @friendly_errors

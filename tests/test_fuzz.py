@@ -60,12 +60,11 @@ HEADERS = st.dictionaries(st.sampled_from(["X-Twolevel-" + k.replace("_", "-").t
 
 
 def _shipped_server_settings() -> dict:
-    import pathlib
-
     import yaml
+    from twolevel.resources import MODEL_CONFIG_FILE, asset_path
     from twolevel_handlers.twolevel_handler import SERVER_SETTINGS
 
-    shipped = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "archives" / "model-config.yaml").read_text())
+    shipped = yaml.safe_load(asset_path(MODEL_CONFIG_FILE).read_text())
     return {**SERVER_SETTINGS, **(shipped.get("handler") or {})}
 
 
