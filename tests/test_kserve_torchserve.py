@@ -1,0 +1,121 @@
+"""KServe's TorchServe runtime: `twolevel-cli package --kserve DIR` writes the storage layout, and
+TorchServe starts on it the way KServe's ``kserve-torchserve`` container does::
+
+    torchserve --start --model-store=<storage>/model-store --ts-config=<storage>/config/config.properties
+
+with ``TS_SERVICE_ENVELOPE`` set as KServe sets it. The only change to the written config is the
+one a pod does not need: the addresses are rewritten to free loopback ports (the pod binds
+0.0.0.0:8085). Then the shared request suite calls the v1 and v2 predict and explain routes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("ts", reason="torchserve is not installed")
+pytest.importorskip("yaml")
+
+from kserve_suite import expected_results, run_suite  # noqa: E402
+from twolevel.serving.kserve_storage import read_properties, write_properties  # noqa: E402
+from twolevel.serving.torchserve import free_port, java_available  # noqa: E402
+from twolevel_cli.main import cli  # noqa: E402
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+TEST_MODEL_CONFIG = """\
+minWorkers: 1
+maxWorkers: 1
+batchSize: 4
+maxBatchDelay: 20
+responseTimeout: 300
+handler:
+  max_seconds: 30
+  max_explain_seconds: 30
+  default_samples: 500
+  max_samples: 2000
+  explain_batch_size: 64
+  griffin_lim_iters: 8
+  threads: 1
+"""
+
+
+def test_package_kserve_writes_the_layout(tmp_path, tiny_checkpoint):
+    config = tmp_path / "model-config.yaml"
+    config.write_text(TEST_MODEL_CONFIG)
+    result = CliRunner().invoke(cli, ["package", "--model", str(tiny_checkpoint), "--config", str(config),
+                                      "--kserve", str(tmp_path / "storage")])
+    assert result.exit_code == 0, result.output
+    props = read_properties(tmp_path / "storage" / "config" / "config.properties")
+    assert (tmp_path / "storage" / "model-store" / "twolevel.mar").is_file()
+    assert props["model_store"] == "/mnt/models/model-store"
+    assert props["inference_address"] == "http://0.0.0.0:8085" == props["management_address"]
+    assert props["enable_envvars_config"] == "false" and props["disable_token_authorization"] == "true"
+    snapshot = json.loads(props["model_snapshot"])
+    (version, entry), = snapshot["models"]["twolevel"].items()
+    assert version == "tiny-test" and entry["marName"] == "twolevel.mar"
+    assert (entry["batchSize"], entry["maxBatchDelay"], entry["responseTimeout"]) == (4, 20, 300)
+
+
+@pytest.fixture(scope="module")
+def kserve_torchserve(tmp_path_factory, tiny_checkpoint):
+    if not java_available():
+        pytest.skip("java is not installed: TorchServe's frontend needs Java 11+")
+    root = tmp_path_factory.mktemp("kserve-torchserve")
+    config = root / "model-config.yaml"
+    config.write_text(TEST_MODEL_CONFIG)
+    storage = root / "mnt-models"
+    result = CliRunner().invoke(cli, ["package", "--model", str(tiny_checkpoint), "--config", str(config),
+                                      "--kserve", str(storage)])
+    assert result.exit_code == 0, result.output
+    props = read_properties(storage / "config" / "config.properties")
+    port, metrics = free_port(), free_port()
+    props.update({"inference_address": f"http://127.0.0.1:{port}", "management_address": f"http://127.0.0.1:{port}",
+                  "metrics_address": f"http://127.0.0.1:{metrics}", "grpc_inference_address": "127.0.0.1",
+                  "grpc_management_address": "127.0.0.1", "grpc_inference_port": str(free_port()),
+                  "grpc_management_port": str(free_port())})
+    write_properties(storage / "config" / "config.properties", props, header="loopback ports for the test")
+    run = root / "run"
+    (run / "tmp").mkdir(parents=True)
+    env = dict(os.environ, TMPDIR=str(run / "tmp"), LOG_LOCATION=str(run / "logs"), METRICS_LOCATION=str(run / "logs"),
+               TS_SERVICE_ENVELOPE="kserve", PROTOCOL_VERSION="v1", OMP_NUM_THREADS="1", TWOLEVEL_THREADS="1")
+    env.pop("TS_CONFIG_FILE", None)
+    args = ["--start", "--foreground", f"--model-store={storage / 'model-store'}",
+            f"--ts-config={storage / 'config' / 'config.properties'}"]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from ts.model_server import start; sys.exit(start())",
+                             *args], cwd=run, env=env, stdout=open(run / "console.log", "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, (run / "console.log").read_text()[-3000:]
+            try:  # TorchServe's KServe v1 model-ready route
+                with urllib.request.urlopen(f"{base}/models/twolevel", timeout=5) as resp:
+                    if all(w["status"] == "READY" for w in json.loads(resp.read())[0]["workers"]):
+                        break
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+            assert time.monotonic() < deadline, "TorchServe did not load the model in 240 s"
+            time.sleep(1.0)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_v1_and_v2_predict_and_explain_on_the_kserve_layout(kserve_torchserve, tiny_model, example_clip):
+    audio = Path(example_clip).read_bytes()
+    run_suite(kserve_torchserve, audio, expected_results(tiny_model, audio))
