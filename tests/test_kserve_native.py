@@ -1,0 +1,98 @@
+"""The KServe-native model server (`twolevel-cli kserve`, a kserve.Model over the library): started
+on loopback with a bearer token, then the same request suite as TorchServe on KServe's layout."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kserve", reason="the kserve extra is not installed")
+
+from kserve_suite import MODEL, expected_results, post, run_suite, v1_body  # noqa: E402
+from twolevel.serving.torchserve import free_port  # noqa: E402
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+TOKEN = "kserve-test-token"
+TEST_MODEL_CONFIG = """\
+handler:
+  max_seconds: 30
+  max_explain_seconds: 30
+  default_samples: 500
+  max_samples: 2000
+  explain_batch_size: 64
+  griffin_lim_iters: 8
+  threads: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def kserve_native(tmp_path_factory, tiny_checkpoint):
+    root = tmp_path_factory.mktemp("kserve-native")
+    config = root / "model-config.yaml"
+    config.write_text(TEST_MODEL_CONFIG)
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", TWOLEVEL_THREADS="1", TWOLEVEL_TOKEN=TOKEN)
+    cmd = [sys.executable, "-m", "twolevel_cli.main", "kserve", "--host", "127.0.0.1", "--port", str(port),
+           "--model", str(tiny_checkpoint), "--config", str(config), "--device", "cpu"]
+    log = root / "server.log"
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as resp:
+                    if json.loads(resp.read()).get("ready"):
+                        break
+            except (OSError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "the KServe server did not get ready in 180 s"
+            time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_same_suite_as_torchserve(kserve_native, tiny_model, example_clip):
+    audio = Path(example_clip).read_bytes()
+    run_suite(kserve_native, audio, expected_results(tiny_model, audio),
+              headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def test_model_routes_need_the_bearer_token_and_probes_do_not(kserve_native, example_clip):
+    audio = Path(example_clip).read_bytes()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        status, body = post(kserve_native, f"/v1/models/{MODEL}:predict", v1_body(audio), headers)
+        assert status == 401 and body["error"] == "bad_token", (headers, status, body)
+    with urllib.request.urlopen(f"{kserve_native}/v2/health/live", timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_raw_and_multipart_bodies_like_torchserves(kserve_native, tiny_model, example_clip):
+    from twolevel.client import _multipart
+
+    audio = Path(example_clip).read_bytes()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    expected = tiny_model.predict(audio, name="song.ogg").to_dict()
+    status, raw = post(kserve_native, f"/v1/models/{MODEL}:predict", audio, auth, content_type="audio/ogg")
+    assert status == 200 and raw["emotions"] == pytest.approx(expected["emotions"], rel=1e-4)
+    body, ctype = _multipart({"name": "song.ogg"}, "data", "song.ogg", audio)
+    status, got = post(kserve_native, f"/v1/models/{MODEL}:predict", body, auth, content_type=ctype)
+    assert status == 200 and got["name"] == "song.ogg", got
+    assert got["midlevels"] == pytest.approx(expected["midlevels"], rel=1e-4)
