@@ -6,13 +6,30 @@ Each check compares the server's answer with the same library call made in the t
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 MODEL = "twolevel"
+#: The handler: section both servers run the suite with (small caps, one thread, few Griffin-Lim iterations).
+HANDLER_SECTION = """\
+handler:
+  max_seconds: 30
+  max_explain_seconds: 30
+  default_samples: 500
+  max_samples: 2000
+  explain_batch_size: 64
+  griffin_lim_iters: 8
+  threads: 1
+"""
 EXPLAIN = {"target": "energy", "samples": 700, "seed": 3}
 
 
@@ -106,3 +123,30 @@ def run_suite(base: str, audio: bytes, expected: tuple[dict, dict], headers: dic
     assert status == 400 and body["error"] == "bad_base64", (status, body)
     status, body = post(base, f"/v1/models/{MODEL}:predict", b'{"instances": [', headers)
     assert 400 <= status < 500 and isinstance(body, dict) and "error" in body, (status, body)
+
+
+@contextlib.contextmanager
+def server_process(cmd: list, cwd, env: dict, log, ready_url: str, is_ready, wait: float = 240):
+    """Run a server command in its own process group until ``is_ready(json at ready_url)``; stop it on exit."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            assert proc.poll() is None, Path(log).read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(ready_url, timeout=5) as resp:
+                    if is_ready(json.loads(resp.read())):
+                        break
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+            assert time.monotonic() < deadline, f"{cmd[:4]} not ready after {wait:.0f} s"
+            time.sleep(0.5)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

@@ -2,13 +2,8 @@
 on loopback with a bearer token, then the same request suite as TorchServe on KServe's layout."""
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,22 +11,13 @@ import pytest
 
 pytest.importorskip("kserve", reason="the kserve extra is not installed")
 
-from kserve_suite import MODEL, expected_results, post, run_suite, v1_body  # noqa: E402
+from kserve_suite import HANDLER_SECTION, MODEL, expected_results, post, run_suite, server_process, v1_body  # noqa: E402
 from twolevel.serving.torchserve import free_port  # noqa: E402
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 TOKEN = "kserve-test-token"
-TEST_MODEL_CONFIG = """\
-handler:
-  max_seconds: 30
-  max_explain_seconds: 30
-  default_samples: 500
-  max_samples: 2000
-  explain_batch_size: 64
-  griffin_lim_iters: 8
-  threads: 1
-"""
+TEST_MODEL_CONFIG = HANDLER_SECTION
 
 
 @pytest.fixture(scope="module")
@@ -43,30 +29,10 @@ def kserve_native(tmp_path_factory, tiny_checkpoint):
     env = dict(os.environ, OMP_NUM_THREADS="1", TWOLEVEL_THREADS="1", TWOLEVEL_TOKEN=TOKEN)
     cmd = [sys.executable, "-m", "twolevel_cli.main", "kserve", "--host", "127.0.0.1", "--port", str(port),
            "--model", str(tiny_checkpoint), "--config", str(config), "--device", "cpu"]
-    log = root / "server.log"
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as resp:
-                    if json.loads(resp.read()).get("ready"):
-                        break
-            except (OSError, ValueError):
-                pass
-            assert time.monotonic() < deadline, "the KServe server did not get ready in 180 s"
-            time.sleep(0.5)
+    with server_process(cmd, root, env, root / "server.log", f"{base}/v2/health/ready",
+                        lambda answer: answer.get("ready"), wait=180):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_same_suite_as_torchserve(kserve_native, tiny_model, example_clip):

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +20,7 @@ from click.testing import CliRunner
 pytest.importorskip("ts", reason="torchserve is not installed")
 pytest.importorskip("yaml")
 
-from kserve_suite import expected_results, run_suite  # noqa: E402
+from kserve_suite import HANDLER_SECTION, expected_results, run_suite, server_process  # noqa: E402
 from twolevel.serving.kserve_storage import read_properties, write_properties  # noqa: E402
 from twolevel.serving.torchserve import free_port, java_available  # noqa: E402
 from twolevel_cli.main import cli  # noqa: E402
@@ -37,15 +33,7 @@ maxWorkers: 1
 batchSize: 4
 maxBatchDelay: 20
 responseTimeout: 300
-handler:
-  max_seconds: 30
-  max_explain_seconds: 30
-  default_samples: 500
-  max_samples: 2000
-  explain_batch_size: 64
-  griffin_lim_iters: 8
-  threads: 1
-"""
+""" + HANDLER_SECTION
 
 
 def test_package_kserve_writes_the_layout(tmp_path, tiny_checkpoint):
@@ -90,30 +78,12 @@ def kserve_torchserve(tmp_path_factory, tiny_checkpoint):
     env.pop("TS_CONFIG_FILE", None)
     args = ["--start", "--foreground", f"--model-store={storage / 'model-store'}",
             f"--ts-config={storage / 'config' / 'config.properties'}"]
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from ts.model_server import start; sys.exit(start())",
-                             *args], cwd=run, env=env, stdout=open(run / "console.log", "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [sys.executable, "-c", "import sys; from ts.model_server import start; sys.exit(start())", *args]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, (run / "console.log").read_text()[-3000:]
-            try:  # TorchServe's KServe v1 model-ready route
-                with urllib.request.urlopen(f"{base}/models/twolevel", timeout=5) as resp:
-                    if all(w["status"] == "READY" for w in json.loads(resp.read())[0]["workers"]):
-                        break
-            except (OSError, ValueError, KeyError, IndexError):
-                pass
-            assert time.monotonic() < deadline, "TorchServe did not load the model in 240 s"
-            time.sleep(1.0)
+    # Ready when the model's workers are (TorchServe's describe-model route; management shares the port).
+    with server_process(cmd, run, env, run / "console.log", f"{base}/models/twolevel",
+                        lambda desc: all(w["status"] == "READY" for w in desc[0]["workers"])):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def test_v1_and_v2_predict_and_explain_on_the_kserve_layout(kserve_torchserve, tiny_model, example_clip):
