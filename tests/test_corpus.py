@@ -88,7 +88,8 @@ def test_fifty_files_two_workers_one_killed_mid_run(tmp_path_factory, tiny_check
     for i in range(49):
         write_wav(music / f"track-{i:02d}.wav", 6.0, 110 * (1 + i % 7), seed=i)
     (music / "track-bad.wav").write_bytes(b"RIFF....this is not a wav file")
-    config = ("minWorkers: 2\nmaxWorkers: 2\nbatchSize: 2\nmaxBatchDelay: 20\nresponseTimeout: 120\n"
+    # The shipped deployment: two workers, no request batching (TorchServe drops a batch whose worker dies).
+    config = ("minWorkers: 2\nmaxWorkers: 2\nbatchSize: 1\nmaxBatchDelay: 0\nresponseTimeout: 120\n"
               "handler:\n  max_seconds: 30\n  threads: 1\n")
     out = root / "predictions.jsonl"
     with temporary_server(root / "ts", tiny_checkpoint, config, threads=1, wait=240) as server:

@@ -41,69 +41,65 @@ def _value_table(title: str, values: dict, names) -> str:
     return f"<table><tr><th colspan=3>{html.escape(title)}</th></tr>{rows}</table>"
 
 
-def _effects_uri(effects_dict: dict, title: str) -> str:
-    from .effects import Effects
+def _effects_uri(effects, title: str) -> str:
     from .plots import effects_plot
 
-    return png_data_uri(lambda path: effects_plot(Effects.from_dict(effects_dict), path, title=title))
+    return png_data_uri(lambda path: effects_plot(effects, path, title=title))
 
 
 def prediction_html(prediction) -> str:
     """HTML of a :class:`~twolevel.Prediction`: emotions and mid-levels, windows, effects plot."""
-    d = prediction.to_dict()
+    p = prediction
     e = html.escape
-    head = (f"<b>{e(str(d['name']))}</b> &mdash; {d['duration']:.1f} s, {len(d['windows'])} window(s), "
-            f"model <code>{e(str(d['model_version']))}</code>")
-    tables = (_value_table("emotions", d["emotions"], EMOTION_NAMES)
-              + _value_table("mid-level features", d["midlevels"], MIDLEVEL_NAMES))
+    head = (f"<b>{e(str(p.name))}</b> &mdash; {p.duration:.1f} s, {len(p.windows)} window(s), "
+            f"model <code>{e(str(p.model_version))}</code>")
+    tables = (_value_table("emotions", p.emotions, EMOTION_NAMES)
+              + _value_table("mid-level features", p.midlevels, MIDLEVEL_NAMES))
     windows = ""
-    if len(d["windows"]) > 1:
+    if len(p.windows) > 1:
         cols = list(EMOTION_NAMES)
-        rows = "".join("<tr>" + f"<td>{w['start']:.1f} s</td>"
-                       + "".join(f"<td>{w['emotions'][c]:.2f}</td>" for c in cols) + "</tr>"
-                       for w in d["windows"])
+        rows = "".join("<tr>" + f"<td>{w.start:.1f} s</td>" + "".join(f"<td>{w.emotions[c]:.2f}</td>" for c in cols)
+                       + "</tr>" for w in p.windows)
         windows = ("<details><summary>per 10 s window</summary><table><tr><th>start</th>"
                    + "".join(f"<th>{e(c)}</th>" for c in cols) + f"</tr>{rows}</table></details>")
-    plot = _img(_effects_uri(d["effects"], str(d["name"])), "effects plot: weight x mid-level value per emotion")
+    plot = _img(_effects_uri(p.effects, str(p.name)), "effects plot: weight x mid-level value per emotion")
     return f"<div class='twolevel'>{STYLE}<p>{head}</p>{tables}{windows}<div>{plot}</div></div>"
 
 
 def explanation_html(explanation) -> str:
     """HTML of an :class:`~twolevel.explain.Explanation`: predictions, effects plot, input and
     explanation spectrograms, the selections, and players for the resynthesised audio."""
-    from .explain.explanation import decode_array
     from .report import explanation_figure, spectrogram_figure
+    from .serialize import audio_to_base64
+    from .signal import WINDOW_SECONDS
 
-    d = explanation.to_dict(include_audio=True)
+    x = explanation
     e = html.escape
-    spec = decode_array(d["spectrogram"]).astype(np.float32)
-    labels = decode_array(d["segments"]).astype(np.int64)
-    band_hz = np.asarray(d["spectrogram"].get("band_frequencies_hz") or [], dtype=np.float64)
-    duration = float(d["window"]["duration"])
-    name = str(d.get("name", "clip"))
-    head = (f"<b>{e(name)}</b> &mdash; explaining <b>{e(d['target'])}</b> on "
-            f"{d['window']['offset']:.1f}&ndash;{d['window']['offset'] + duration:.1f} s "
-            f"({d['parameters']['n_samples']:,} samples, {d['segments']['n_segments']} segments)")
-    preds = d["predictions"]
-    tables = (_value_table("emotions", preds["emotions"], EMOTION_NAMES)
-              + _value_table("mid-level features", preds["midlevels"], MIDLEVEL_NAMES))
+    spec, segmentation, band_hz = x.spectrogram, x.segmentation, np.asarray(x.band_frequencies)
+    name = str(x.name)
+    head = (f"<b>{e(name)}</b> &mdash; explaining <b>{e(x.target)}</b> on "
+            f"{x.offset:.1f}&ndash;{x.offset + WINDOW_SECONDS:.1f} s "
+            f"({x.parameters['n_samples']:,} samples, {x.n_segments} segments)")
+    tables = (_value_table("emotions", x.emotions, EMOTION_NAMES)
+              + _value_table("mid-level features", x.midlevels, MIDLEVEL_NAMES))
     parts = [STYLE, f"<p>{head}</p>", tables,
-             f"<div>{_img(_effects_uri(d['effects'], name), 'effects plot')}</div>",
-             _img(png_data_uri(lambda p: spectrogram_figure(spec, labels, band_hz, duration, p, name)),
+             f"<div>{_img(_effects_uri(x.effects, name), 'effects plot')}</div>",
+             _img(png_data_uri(lambda p: spectrogram_figure(spec, segmentation, band_hz, WINDOW_SECONDS, p, name)),
                   "input spectrogram and its segments")]
-    r2 = d["surrogate"]["r2"]
-    for sel in d["selections"]:
-        fit = r2.get(sel["output"])
-        what = ("empty selection: no segment passed the threshold" if sel["empty"] else
-                f"{len(sel['positive'])} positive, {len(sel['negative'])} negative segments")
-        parts.append(f"<h4>{e(sel['output'])} ({e(sel['role'])}): {what}; surrogate R&sup2; "
-                     f"{'n/a' if fit is None else f'{fit:.3f}'}</h4>")
-        parts.append(_img(png_data_uri(lambda p, s=sel: explanation_figure(spec, labels, s, band_hz, duration, p)),
-                          f"{sel['output']}: positive and negative explanation spectrograms"))
-    audio = d.get("audio") or {}
+    for sel in x.selections:
+        r2 = x.output_fit(sel.output)["r2"]
+        what = ("empty selection: no segment passed the threshold" if sel.empty else
+                f"{len(sel.positive)} positive, {len(sel.negative)} negative segments")
+        parts.append(f"<h4>{e(sel.output)} ({e(sel.role)}): {what}; surrogate R&sup2; "
+                     f"{f'{r2:.3f}' if np.isfinite(r2) else 'n/a'}</h4>")
+        parts.append(_img(png_data_uri(lambda p, s=sel: explanation_figure(spec, segmentation, s, band_hz,
+                                                                           WINDOW_SECONDS, p)),
+                          f"{sel.output}: positive and negative explanation spectrograms"))
+    audio = x.resynthesis.audio if x.resynthesis is not None else {}
     if audio:
-        rows = "".join(f"<tr><td>{e(k)}</td><td><audio controls preload='none' "
-                       f"src='data:audio/flac;base64,{v}'></audio></td></tr>" for k, v in audio.items())
+        rows = "".join(f"<tr><td>{e(k)}</td><td><audio controls preload='none' src='data:audio/flac;base64,"
+                       f"{audio_to_base64(v)}'></audio></td></tr>"
+                       for k, v in audio.items())
         parts.append(f"<h4>listen</h4><table>{rows}</table>")
     else:
         parts.append("<p><i>no resynthesised audio (explained with resynthesis=False)</i></p>")

@@ -24,7 +24,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import uuid
 
 import sys
@@ -43,6 +42,7 @@ finally:
 from ..client import DEFAULT_MODEL
 from ..errors import TwolevelError
 from ..model import pick_device
+from ..options import default_threads
 from ..predict import TwoLevelModel
 from .requests import multipart_fields, parse_request
 from .responses import error_body, wrap_result
@@ -74,7 +74,7 @@ class TwolevelKServeModel(Model):
     def load(self) -> bool:
         import torch
 
-        torch.set_num_threads(max(1, int(os.environ.get("TWOLEVEL_THREADS") or self.settings.get("threads") or 1)))
+        torch.set_num_threads(default_threads(self.settings.get("threads")))
         self.model = TwoLevelModel.load(self.checkpoint, device=str(pick_device(self.device)),
                                         batch_size=int(self.settings["batch_windows"]),
                                         max_seconds=float(self.settings["max_seconds"]))

@@ -53,7 +53,7 @@ KSERVE_PROPERTIES = {
 }
 #: Settings of the shipped config.properties that carry over (request/response sizes, timeouts, threads).
 CARRIED_OVER = ("max_request_size", "max_response_size", "default_response_timeout", "number_of_netty_threads",
-                "netty_client_threads", "job_queue_size", "enable_model_api")
+                "netty_client_threads", "job_queue_size", "enable_model_api", "use_native_io", "vmargs")
 #: model-config.yaml keys -> TorchServe model_snapshot keys.
 SNAPSHOT_KEYS = {"minWorkers": "minWorkers", "maxWorkers": "maxWorkers", "batchSize": "batchSize",
                  "maxBatchDelay": "maxBatchDelay", "responseTimeout": "responseTimeout"}
