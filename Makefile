@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (Python 3.11, Java 17, no GPU needed):
-#   make demo   install, then run the main job on the shipped model and a shipped clip
-#   make test   install with the dev extras, then run the test suite
+#   make demo   install with the serve extra, then run the main job on the shipped model and a shipped clip
+#   make test   install with every extra (dev, train, serve, kserve), then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,17 +10,21 @@ export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export MPLBACKEND ?= Agg
 
-.PHONY: install demo demo-serve test bench clean
+.PHONY: install install-demo demo demo-serve test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 
-$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e '.[dev,train]'
+# Editable installs with the extras each entry point needs; one stamp per set of extras.
+EXTRAS_demo := serve
+EXTRAS_dev  := dev,train,serve,kserve
+$(VENV)/.installed-%: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e '.[$(EXTRAS_$*)]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-dev
+install-demo: $(VENV)/.installed-demo
 
 # make demo: package the shipped model, start TorchServe (loopback, its own run folder), explain the
 # shipped example through the endpoint into out/, print where report.html is, and stop the server,
@@ -33,7 +37,7 @@ DEMO_CLIP    ?= twolevel/examples/enemy-unknown.ogg
 # An emotion, so the demo shows both levels: energy <- its strongest mid-levels <- spectrogram segments.
 DEMO_TARGET  ?= energy
 
-demo: install
+demo: install-demo
 	@if ! $(BIN)/python -c "import sys; from twolevel.checkpoint import default_model_path as p; sys.exit(not p().is_file())"; then \
 	  echo "demo: no trained model shipped yet: running the local demo instead"; \
 	  $(BIN)/twolevel-cli demo --out out; \
@@ -44,7 +48,7 @@ demo: install
 	  $(MAKE) --no-print-directory demo-serve; \
 	fi
 
-demo-serve: install
+demo-serve: install-demo
 	@set -e; \
 	trap '$(BIN)/twolevel-cli serve stop --run-dir $(DEMO_RUN)' EXIT; \
 	trap 'exit 130' INT TERM; \

@@ -4,7 +4,7 @@ One run measures, on the same sixteen 10 s clips and with the same torch thread 
 
 * in process: ``TwoLevelModel.predict_many`` on the decoded clips in batches of 8 (decode included),
 * the server at concurrency 1 (one request at a time) and 8 (eight client threads), deployed as
-  shipped (``archives/model-config.yaml``: two workers, no request batching),
+  shipped (``twolevel/assets/model-config.yaml``: two workers, no request batching),
 
 and reports clips/s, the ratios server / in-process (goal: >= 0.8 at concurrency 8) and the
 p50 / p99 request latencies. The model is the shipped checkpoint when there is one, else a

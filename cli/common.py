@@ -86,7 +86,7 @@ def echo_json(data) -> None:
 
 model_option = click.option(
     "--model", "model_path", type=click.Path(dir_okay=False), default=None,
-    help="Checkpoint to use (default: the shipped archives/twolevel-default.pt, or $TWOLEVEL_MODEL).",
+    help="Checkpoint to use (default: the shipped model, or $TWOLEVEL_MODEL).",
 )
 device_option = click.option(
     "--device", default=None, help="torch device, e.g. cpu or cuda (default: CUDA when available, else CPU).",

@@ -11,6 +11,7 @@ from twolevel.signal import WINDOW_SECONDS
 
 from .common import (device_option, echo_json, endpoint_client, endpoint_option, explain_option, friendly_errors,
                      json_option, model_option, option_default, set_threads, timeout_option, token_option)
+from .corpus_cmd import corpus_options, run_corpus_job
 
 #: Most seeds --repeats runs (each is a full explanation).
 MAX_REPEATS = 20
@@ -72,7 +73,7 @@ def _print_human(exp, report: Path) -> None:
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @explain_option("--target", "target", metavar="NAME",
                 help="Mid-level feature or emotion to explain: " + ", ".join(MIDLEVEL_NAMES + EMOTION_NAMES) + ".")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out", show_default=True,
@@ -97,9 +98,10 @@ def _print_human(exp, report: Path) -> None:
 @endpoint_option
 @token_option
 @timeout_option
+@corpus_options
 @friendly_errors
 def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, offset, repeats, audio_format,
-            griffin_lim_iters, as_json, model_path, endpoint, token, timeout):
+            griffin_lim_iters, as_json, model_path, endpoint, token, timeout, jsonl, concurrency):
     """Explain TARGET on FILE down to the spectrogram, and make the explanation audible.
 
     Cuts the 10 s window at --offset, segments its spectrogram (Felzenszwalb), switches segments
@@ -114,7 +116,19 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
       twolevel-cli explain song.mp3 --target articulation --out out/
       twolevel-cli explain song.mp3 --target energy --samples 5000 --repeats 3 --out out/
       twolevel-cli explain song.mp3 --endpoint http://127.0.0.1:8080 --target tension --out out/
+      twolevel-cli explain music/ --endpoint http://127.0.0.1:8080 --target energy --samples 2000 \
+        --concurrency 4 --jsonl explanations.jsonl       (a corpus: one JSON line per file, resumable)
     """
+    if jsonl or Path(file).is_dir():
+        from twolevel.errors import OptionError
+
+        if not (jsonl and endpoint):
+            raise OptionError("a folder is a corpus job: give --endpoint URL and --jsonl OUT", code="bad_option")
+        client = endpoint_client(endpoint, token, timeout)
+        client.progress = lambda _elapsed: None  # one bar for the job, not a ticker per request
+        call = lambda p: client.explain(p, target=target, samples=samples, ratio=ratio, seed=seed,  # noqa: E731
+                                        offset=offset)
+        return run_corpus_job([file], call, jsonl, "explanation", concurrency, as_json)
     from twolevel.explain import repeats_summary
     from twolevel.report import write_report
 

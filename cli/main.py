@@ -35,6 +35,7 @@ for _module, _names in (
     ("explain_cmd", ("explain",)),
     ("train_cmd", ("train", "evaluate")),
     ("serve_cmd", ("package", "serve")),
+    ("kserve_cmd", ("kserve",)),
 ):
     try:
         _mod = __import__(f"twolevel_cli.{_module}", fromlist=list(_names))

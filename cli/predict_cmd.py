@@ -9,6 +9,7 @@ from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
 from .common import (device_option, echo_json, endpoint_client, endpoint_option, friendly_errors, json_option,
                      model_option, set_threads, timeout_option, token_option)
+from .corpus_cmd import corpus_options, run_corpus_job
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3"}
 
@@ -56,8 +57,9 @@ def _expand(files: tuple[str, ...]) -> list[Path]:
 @endpoint_option
 @token_option
 @timeout_option
+@corpus_options
 @friendly_errors
-def predict(files, model_path, device, as_json, effects_dir, endpoint, token, timeout):
+def predict(files, model_path, device, as_json, effects_dir, endpoint, token, timeout, jsonl, concurrency):
     """Predict 8 emotions and 7 mid-level features for each audio FILE (or folder).
 
     Accepts WAV, FLAC, OGG and MP3. Clips longer than 10 s are cut into 10 s windows; the
@@ -69,6 +71,7 @@ def predict(files, model_path, device, as_json, effects_dir, endpoint, token, ti
       twolevel-cli predict song.mp3
       twolevel-cli predict --json --effects plots/ music/
       twolevel-cli predict --endpoint http://127.0.0.1:8080 song.mp3
+      twolevel-cli predict --endpoint http://127.0.0.1:8080 music/ --concurrency 8 --jsonl out.jsonl
     """
     from twolevel.plots import effects_plot
 
@@ -83,6 +86,8 @@ def predict(files, model_path, device, as_json, effects_dir, endpoint, token, ti
 
         model = TwoLevelModel.load(model_path, device=device)
         run = model.predict
+    if jsonl:
+        return run_corpus_job(files, run, jsonl, "prediction", concurrency if endpoint else 1, as_json)
     from twolevel.errors import AudioError
 
     for path in paths:

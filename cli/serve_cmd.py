@@ -20,21 +20,38 @@ from .common import friendly_errors
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to pack (default: the shipped archives/twolevel-default.pt, or $TWOLEVEL_MODEL).")
+              help="Checkpoint to pack (default: the shipped model, or $TWOLEVEL_MODEL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="model_store", show_default=True,
               help="Model store folder for the .mar.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="model-config.yaml to pack (default: archives/model-config.yaml).")
+              help="model-config.yaml to pack (default: the shipped model-config.yaml).")
 @click.option("--name", default=DEFAULT_MODEL, show_default=True, help="Model name in TorchServe.")
+@click.option("--kserve", "kserve_dir", type=click.Path(file_okay=False), default=None,
+              help="Instead of --out: write KServe's TorchServe storage layout here "
+                   "(config/config.properties, model-store/NAME.mar) for an InferenceService's storageUri.")
 @friendly_errors
-def package(model_path, out_dir, config_path, name):
+def package(model_path, out_dir, config_path, name, kserve_dir):
     """Build the TorchServe model archive (.mar): handler, checkpoint and model-config.yaml.
 
     The archive loads in a worker whose Python environment has twolevel installed.
+
+    \b
+    Examples:
+      twolevel-cli package                          model_store/twolevel.mar
+      twolevel-cli package --kserve storage/        KServe layout; copy storage/ to the storageUri
+                                                    of deploy/kserve-torchserve.yaml
     """
     from twolevel.checkpoint import default_model_path
 
     path = Path(model_path) if model_path else default_model_path()
+    if kserve_dir:
+        from twolevel.serving.kserve_storage import write_kserve_storage
+
+        written = write_kserve_storage(kserve_dir, path, config_path, name)
+        click.echo(f"KServe storage layout in {kserve_dir}  (model {path}, version {written['version']})")
+        click.echo(f"  {written['config']}\n  {written['mar']}")
+        click.echo("  copy the folder to the InferenceService's storageUri (see deploy/kserve-torchserve.yaml)")
+        return
     mar = build_archive(path, out_dir, config_path, name)
     click.echo(f"model archive: {mar}  (model {path})")
 
@@ -66,7 +83,7 @@ def serve():
                    "reachable by this user only).")
 @click.option("--metrics-port", type=int, default=0, help="Metrics port (default: a free one).")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="config.properties to start from (default: archives/config.properties).")
+              help="config.properties to start from (default: the shipped config.properties).")
 @click.option("--threads", type=int, default=None, help="torch threads in the worker (default: model-config.yaml).")
 @click.option("--wait", type=float, default=300.0, show_default=True, help="Seconds to wait for the model.")
 @friendly_errors

@@ -43,7 +43,7 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--lr", default=6e-3, show_default=True, type=float,
               help="Adam learning rate (the paper used 5e-4, which under-fits in 80 epochs; 6e-3 cross-validated "
-                   "best here, see archives/MODEL_CARD.md).")
+                   "best here, see twolevel/assets/MODEL_CARD.md).")
 @click.option("--weight-decay", default=1e-4, show_default=True, type=float, help="Decoupled weight decay.")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
               help="Learning-rate schedule over --epochs.")
@@ -70,7 +70,7 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
 @click.option("--resume", is_flag=True, help="Continue from <out>.last (or skip finished folds with --folds).")
 # -- data --
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Spectrogram and descriptor cache (default: cache/ in the project).")
+              help="Spectrogram and descriptor cache (default: $TWOLEVEL_CACHE, else the user cache folder, ~/.cache/twolevel on Linux).")
 @click.option("--midlevel-annotations", type=click.Path(dir_okay=False), default=None,
               help="annotations.csv of the human mid-level data set: learn the mid-level layer from it "
                    "instead of from signal descriptors.")
@@ -94,7 +94,7 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_
 
     \b
     Examples:
-      twolevel-cli train ../shared/data/soundtracks-set1 --out archives/twolevel-default.pt
+      twolevel-cli train ../shared/data/soundtracks-set1 --out twolevel/assets/twolevel-default.pt
       twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
       twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
     """

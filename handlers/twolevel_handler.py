@@ -39,53 +39,14 @@ from pathlib import Path
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from twolevel.audio import load_audio
-from twolevel.errors import TwolevelError
-from twolevel.explain import explain as explain_clip
 from twolevel.model import pick_device
-from twolevel.options import (DEFAULT_MAX_SECONDS, MAX_SAMPLES, ExplainOptions, default, default_threads,
-                              options_from_request)
+from twolevel.options import default_threads
 from twolevel.predict import TwoLevelModel
-from twolevel.serving.requests import EXPLAIN_OPTION_KEYS, option_text as _text, parse_request
+from twolevel.serving.requests import parse_request
 from twolevel.serving.responses import error_body, wrap_result
+from twolevel.serving.service import SERVER_SETTINGS, explain_request, prepare_request
 
 logger = logging.getLogger(__name__)
-
-#: Settings of the ``handler:`` section of model-config.yaml (the one server config), and what
-#: each is when the section leaves it out: the library's own defaults, so nothing is set twice.
-SERVER_SETTINGS = {
-    "max_seconds": DEFAULT_MAX_SECONDS,          # longest audio for /predictions, s
-    "max_explain_seconds": DEFAULT_MAX_SECONDS,  # longest audio for /explanations, s
-    "default_samples": default("samples"),       # LIME perturbations when a request names none ("auto")
-    "min_samples": 1,                            # the range a request may ask for
-    "max_samples": MAX_SAMPLES,                  # also the cap of "auto"
-    "default_target": default("target"),
-    "default_ratio": default("ratio"),
-    "explain_batch_size": default("batch_size"),  # perturbed spectrograms per forward pass
-    "griffin_lim_iters": default("griffin_lim_iters"),
-    "batch_windows": 16,                         # 10 s windows per forward pass for predictions
-    "threads": None,                             # torch threads ($TWOLEVEL_THREADS overrides; None: half the cores)
-    "checkpoint": "",                            # file in the archive; default: the manifest's serializedFile
-}
-
-
-def server_defaults(cfg: dict) -> ExplainOptions:
-    """The options a request starts from: the server's defaults for what it leaves out."""
-    samples = cfg["default_samples"]
-    samples = "auto" if str(samples).strip().lower() == "auto" else int(samples)
-    return ExplainOptions(target=cfg["default_target"], samples=samples,
-                          auto_cap=min(int(cfg["max_samples"]), default("auto_cap")),
-                          ratio=float(cfg["default_ratio"]), batch_size=int(cfg["explain_batch_size"]),
-                          griffin_lim_iters=int(cfg["griffin_lim_iters"]), resynthesis=False)
-
-
-def explain_options(options: dict, cfg: dict) -> ExplainOptions:
-    """A request's option text -> :class:`ExplainOptions`, within the server's sample caps."""
-    request = {k: v for k, v in options.items() if k in EXPLAIN_OPTION_KEYS}
-    return options_from_request(request, defaults=server_defaults(cfg),
-                                allowed=("target", "samples", "ratio", "seed", "offset", "resynthesis"),
-                                limits={"samples": (int(cfg["min_samples"]), int(cfg["max_samples"]))})
-
 
 class TwolevelHandler(BaseHandler):
     """TorchServe handler: predictions in batches, explanations one by one, errors per request."""
@@ -160,12 +121,7 @@ class TwolevelHandler(BaseHandler):
             try:
                 req = parse_request(row, self._headers(idx))
                 req["explain"] = req["explain"] or self._is_explain_request(idx)
-                limit = float(self.config["max_explain_seconds" if req["explain"] else "max_seconds"])
-                if req["explain"]:
-                    req["explain_options"] = explain_options(req["options"], self.config)
-                name = _text(req["options"].get("name") or "") or None
-                req["audio"] = load_audio(req.pop("audio_bytes"), max_seconds=limit, name=name and Path(name).name)
-                out.append(req)
+                out.append(prepare_request(req, self.config))
             except Exception as err:  # noqa: BLE001 -- every failure is answered per request
                 out.append(err)
         return out
@@ -202,17 +158,9 @@ class TwolevelHandler(BaseHandler):
             if not isinstance(req, dict):
                 results.append(req)
                 continue
-            if "explain_options" not in req:
-                try:
-                    req["explain_options"] = explain_options(req.get("options", {}), self.config)
-                except TwolevelError as err:
-                    results.append(err)
-                    continue
-            options = req["explain_options"]
             try:
-                exp = explain_clip(self.model, req["audio"], options)
-                results.append(exp.to_dict(include_audio=options.resynthesis))
-            except Exception as err:  # noqa: BLE001
+                results.append(explain_request(self.model, req, self.config))
+            except Exception as err:  # noqa: BLE001 -- answered per request
                 results.append(err)
         return results
 

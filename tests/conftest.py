@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 # 2 shared cores: one torch thread per test process keeps BLAS and torch from fighting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Caches of the code under test go to a throwaway folder, never the user's cache or the checkout.
+os.environ.setdefault("TWOLEVEL_CACHE", tempfile.mkdtemp(prefix="twolevel-test-cache-"))
 
 import torch  # noqa: E402
 

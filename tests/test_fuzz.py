@@ -60,18 +60,14 @@ HEADERS = st.dictionaries(st.sampled_from(["X-Twolevel-" + k.replace("_", "-").t
 
 
 def _shipped_server_settings() -> dict:
-    import pathlib
+    from twolevel.serving.service import read_settings
 
-    import yaml
-    from twolevel_handlers.twolevel_handler import SERVER_SETTINGS
-
-    shipped = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "archives" / "model-config.yaml").read_text())
-    return {**SERVER_SETTINGS, **(shipped.get("handler") or {})}
+    return read_settings()  # the shipped model-config.yaml over the library's defaults
 
 
 def _check_options(options: dict) -> None:
     """The option stage behind the parser: ExplainOptions within the shipped server's caps."""
-    from twolevel_handlers.twolevel_handler import explain_options
+    from twolevel.serving.service import explain_options
 
     explain_options(options, _shipped_server_settings())
 

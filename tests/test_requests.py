@@ -66,7 +66,7 @@ def test_huge_json_integers_and_json_messages():
 def test_seed_and_huge_numbers_are_refused_before_any_work():
     """Issue 11 case 4: seed >= 2**64 failed in Griffin-Lim after the whole LIME run."""
     pytest.importorskip("ts")
-    from twolevel_handlers.twolevel_handler import SERVER_SETTINGS, explain_options
+    from twolevel.serving.service import SERVER_SETTINGS, explain_options
 
     for options, code in (({"seed": str(2**64)}, "bad_seed"), ({"seed": 2**64}, "bad_seed"),
                           ({"ratio": 10**400}, "bad_ratio"), ({"samples": "9" * 4000}, "bad_samples")):

@@ -3,7 +3,8 @@
 The archive packs the tiny test checkpoint with the shipped model-config.yaml (two one-thread
 workers, no request batching) with caps small enough to test (20 s of audio to explain, 2,000
 samples) and the server's max_request_size is lowered to 8 MiB so that an oversize body is cheap
-to send. Everything else is the project's archives/config.properties. Bounded loops only; no
+to send. Everything else is the shipped
+twolevel/assets/config.properties. Bounded loops only; no
 timed asserts (the worker-kill test bounds how long a client waits, which is its subject).
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 SR = 22_050
 MAX_REQUEST = 8 * 1024 * 1024
-#: The shipped archives/model-config.yaml (workers, batching: what the worker-kill test is about)
+#: The shipped twolevel/assets/model-config.yaml (workers, batching: what the worker-kill test is about)
 #: with caps small enough to test: 20 s of audio to explain, 2,000 samples, 8 Griffin-Lim iterations.
 TEST_HANDLER = {"max_seconds": 600, "max_explain_seconds": 20, "default_samples": 500, "min_samples": 10,
                 "max_samples": 2000, "explain_batch_size": 64, "griffin_lim_iters": 8, "threads": 1}
@@ -43,7 +44,9 @@ TEST_HANDLER = {"max_seconds": 600, "max_explain_seconds": 20, "default_samples"
 def _test_model_config() -> str:
     import yaml
 
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "archives" / "model-config.yaml").read_text())
+    from twolevel.resources import MODEL_CONFIG_FILE, asset_path
+
+    shipped = yaml.safe_load(asset_path(MODEL_CONFIG_FILE).read_text())
     shipped.update({"responseTimeout": 300, "handler": {**shipped.get("handler", {}), **TEST_HANDLER}})
     return yaml.safe_dump(shipped)
 

@@ -2,21 +2,20 @@
 
 The evaluation here runs on clips the shipped model trained on, so it only tells a trained model
 from an untrained or mis-wired one (an untrained model scores about 0); the honest accuracy is
-the cross-validation table in archives/MODEL_CARD.md.
+the cross-validation table in twolevel/assets/MODEL_CARD.md.
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from twolevel.checkpoint import default_model_path, load_checkpoint, weights_digest
 from twolevel.labels import EMOTION_NAMES
+from twolevel.resources import MODEL_CARD_FILE, asset_path
 
-ROOT = Path(__file__).resolve().parents[1]
-CARD = ROOT / "archives" / "MODEL_CARD.md"
+CARD = asset_path(MODEL_CARD_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ __all__ = [
 
 def example_path(name: str = "enemy-unknown.ogg"):
     """Path of a shipped example clip (see ``twolevel/examples/ATTRIBUTION.md``)."""
-    from pathlib import Path
+    from .resources import package_file
 
-    path = Path(__file__).resolve().parent / "examples" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"no example clip {name!r}; shipped: enemy-unknown.ogg, awakening.ogg, nebula.ogg")
-    return path
+    try:
+        return package_file("twolevel.examples", name)
+    except TwolevelError:
+        raise FileNotFoundError(f"no example clip {name!r}; shipped: enemy-unknown.ogg, awakening.ogg, nebula.ogg") from None

@@ -16,19 +16,20 @@ import torch
 from .errors import CheckpointError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from .model import A2Mid2EJoint, ModelConfig, pick_device
+from .resources import DEFAULT_MODEL_FILE, asset_path
 
 FORMAT = "twolevel-checkpoint"
 FORMAT_VERSION = 1
-#: Shipped default model, relative to the project root (see :func:`default_model_path`).
-DEFAULT_MODEL_FILE = "twolevel-default.pt"
 
 
 def default_model_path() -> Path:
-    """Path of the default model: ``$TWOLEVEL_MODEL`` if set, else ``archives/twolevel-default.pt``."""
+    """Path of the default model: ``$TWOLEVEL_MODEL`` if set, else the shipped package data
+    ``twolevel/assets/twolevel-default.pt`` (found with importlib.resources, in a wheel too)."""
     env = os.environ.get("TWOLEVEL_MODEL")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "archives" / DEFAULT_MODEL_FILE
+    # Not checked here: callers test .is_file(), and loading a missing file is a CheckpointError.
+    return asset_path(DEFAULT_MODEL_FILE, must_exist=False)
 
 
 def weights_digest(state_dict: dict) -> str:

@@ -87,6 +87,12 @@ class Prediction:
                    windows=[WindowPrediction.from_dict(w) for w in data.get("windows", [])],
                    model_version=str(data.get("model_version", "unknown")))
 
+    def _repr_html_(self) -> str:
+        """Jupyter display: value tables and the effects plot (:mod:`twolevel.notebook`)."""
+        from .notebook import prediction_html
+
+        return prediction_html(self)
+
 
 class TwoLevelModel:
     """A loaded A2Mid2E-Joint model with audio in and typed predictions out.

@@ -16,7 +16,7 @@ under-fitted in 80 epochs here), decoupled weight decay, batch 8, cosine learnin
 and, given validation clips, the state with the best validation Pearson r (average over the 8
 emotions) is kept, with early stopping after ``patience`` epochs without gain; without them the
 state after the last epoch (in cross-validation the two scored alike on average, but the
-validation pick can keep an early, lucky epoch). archives/MODEL_CARD.md has the numbers.
+validation pick can keep an early, lucky epoch). twolevel/assets/MODEL_CARD.md has the numbers.
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ from .errors import CheckpointError, OptionError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from .signal import N_BANDS, WINDOW_FRAMES
 from .model import A2Mid2EJoint, ModelConfig, multiply_adds
+from .resources import cache_dir as default_cache_dir
 
 #: Part of every spectrogram cache key; bump when the front end changes.
 SPEC_CACHE_VERSION = 1
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parent.parent / "cache"
 
 
 # --- caches -------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def cached_spectrograms(paths: Sequence[Path], cache_dir: Path | None = None,
     from .frontend import Frontend
     from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE
 
-    cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "spec"
+    cache = Path(cache_dir) / "spec" if cache_dir else default_cache_dir("spec")
     frontend: Frontend | None = None
     out = []
     it = _progress(paths, "spectrograms", progress)
@@ -95,7 +95,7 @@ def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, pro
     """Raw descriptors ``(n, 7)`` of each clip (:func:`twolevel.targets.raw_descriptors`), computed once."""
     from .targets import DESCRIPTOR_VERSION, raw_descriptors
 
-    cache = Path(cache_dir or DEFAULT_CACHE_DIR) / "desc"
+    cache = Path(cache_dir) / "desc" if cache_dir else default_cache_dir("desc")
     rows = []
     for p in _progress(paths, "descriptors", progress):
         p = Path(p)

@@ -134,6 +134,12 @@ class Explanation:
             data["audio"] = {name: audio_to_base64(a) for name, a in self.resynthesis.audio.items()}
         return json_safe(data)
 
+    def _repr_html_(self) -> str:
+        """Jupyter display: tables, effects plot, explanation spectrograms, audio players (:mod:`twolevel.notebook`)."""
+        from ..notebook import explanation_html
+
+        return explanation_html(self)
+
     @classmethod
     def from_dict(cls, data: dict) -> "Explanation":
         """Rebuild from :meth:`to_dict` output (audio too, when the dict carries it)."""

@@ -232,3 +232,20 @@ def parse_request(row: dict, headers: dict) -> dict:
     if "explain" in options:
         explain = explain or option_bool(options.pop("explain"), "explain")
     return {"audio_bytes": audio, "options": options, "protocol": protocol, "explain": explain}
+
+
+def multipart_fields(body: bytes, content_type: str) -> dict:
+    """A ``multipart/form-data`` body -> ``{field name: bytes}`` (what TorchServe hands a handler
+    as one request's row), for servers that receive the raw body."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
+    if not message.is_multipart():
+        raise TwolevelError("malformed multipart body (no parts found)", code="bad_request")
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = part.get_payload(decode=True) or b""
+    return fields

@@ -1,7 +1,7 @@
 """The TorchServe model archive and TorchServe processes on loopback, for the CLI, tests and embedders.
 
-Each server lives in a run folder (default ``runs/serve``): its config.properties (the project's
-``archives/config.properties`` with the ports filled in), its own temp dir (TorchServe's pid file
+Each server lives in a run folder (default ``runs/serve``): its config.properties (the
+shipped ``twolevel/assets/config.properties`` with the ports filled in), its own temp dir (TorchServe's pid file
 and unpacked archives), its logs, TorchServe's key_file.json and ``server.json`` (pid, addresses,
 key file), which :func:`stop_server`, :func:`server_status` and
 :class:`twolevel.client.TorchServeClient` read. Two servers with different run folders never share
@@ -30,25 +30,12 @@ from pathlib import Path
 from .. import __version__
 from ..client import DEFAULT_MODEL, management_request, read_key_file, renew_key, run_dir as default_run_dir
 from ..errors import TwolevelError
+from ..resources import MODEL_CONFIG_FILE, SERVER_CONFIG_FILE, asset_path, handler_path
 
-__all__ = ["build_archive", "java_available", "model_ready", "project_file", "server_status", "start_server",
+__all__ = ["build_archive", "java_available", "model_ready", "server_status", "start_server",
            "stop_server", "temporary_server"]
 
 TS_NAMESPACE = "org.pytorch.serve.ModelServer"
-
-
-def project_file(*parts: str) -> Path:
-    """A file of the project (archives/, handlers/), next to the installed sources or under the cwd."""
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        path = root.joinpath(*parts)
-        if path.exists():
-            return path
-    if parts[0] == "handlers":
-        import twolevel_handlers
-
-        return Path(twolevel_handlers.__file__).resolve().parent.joinpath(*parts[1:])
-    raise TwolevelError(f"{'/'.join(parts)} not found next to the twolevel sources or in {Path.cwd()}",
-                        code="not_found")
 
 
 # --- the model archive ---------------------------------------------------------------------
@@ -63,8 +50,8 @@ def build_archive(checkpoint: str | os.PathLike, out_dir: str | os.PathLike = "m
     payload = read_checkpoint(checkpoint)  # CheckpointError for anything that is not a twolevel model
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = Path(config) if config else project_file("archives", "model-config.yaml")
-    handler = project_file("handlers", "twolevel_handler.py")
+    config = Path(config) if config else asset_path(MODEL_CONFIG_FILE)
+    handler = handler_path()
     model_version = version or str(payload.get("model_version") or __version__)
     # torch-model-archiver wants a version without spaces.
     model_version = "".join(c if c.isalnum() or c in ".-_" else "-" for c in model_version) or __version__
@@ -203,7 +190,7 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     # TorchServe 0.12 always opens its two gRPC ports too (no switch turns them off): give them
     # free ports of their own so that two servers never collide, and keep them on loopback.
     grpc_ports = [free_port(), free_port()]
-    base = Path(config) if config else project_file("archives", "config.properties")
+    base = Path(config) if config else asset_path(SERVER_CONFIG_FILE)
     props = dict(_read_properties(base))
     props.update({
         "inference_address": f"http://127.0.0.1:{ports[0]}",
