@@ -25,7 +25,7 @@ def corpus_options(func):
 
 def run_corpus_job(files, call, out: str, kind: str, concurrency: int, as_json: bool) -> None:
     """Run the job, print the summary (stderr, or JSON on stdout), exit 1 when a file failed."""
-    from twolevel.corpus import run_corpus
+    from twolevel.corpus_jobs import run_corpus
 
     summary = run_corpus(files, call, out, kind=kind, concurrency=concurrency,
                          desc="explaining" if kind == "explanation" else "predicting")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twolevel.corpus import TRANSIENT, finished_files, run_corpus
+from twolevel.corpus_jobs import TRANSIENT, finished_files, run_corpus
 from twolevel.errors import AudioError, TwolevelError
 
 SR = 22_050
