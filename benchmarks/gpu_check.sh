@@ -64,12 +64,12 @@ PY
 
 status=0
 echo "== CUDA tests (device: $DEVICE)"
-TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout 240 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
+TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout 150 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
   tests/test_cuda.py tests/test_runtime.py 2>&1 | tee "$OUT_DIR/gpu_tests.log" | tail -15
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== explanations ($SAMPLES samples)"
-timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" \
+timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" ${GPU_CHECK_PAPER_MODEL:+--paper-model "$GPU_CHECK_PAPER_MODEL"} \
   --out "$OUT_DIR" || status=1
 echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status)"
 exit $status
