@@ -1,6 +1,7 @@
 """``explain``: level 2 from the command line: which spectrogram segments drive an output, as a report."""
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def explain(file, target, out_dir, samples, ratio, seed, batch_size, device, off
         if not (jsonl and endpoint):
             raise OptionError("a folder is a corpus job: give --endpoint URL and --jsonl OUT", code="bad_option")
         client = endpoint_client(endpoint, token, timeout)
-        client.progress = lambda _elapsed: None  # one bar for the job, not a ticker per request
+        client.progress = lambda _label: contextlib.nullcontext()  # one bar for the job, no ticker per request
         call = lambda p: client.explain(p, target=target, samples=samples, ratio=ratio, seed=seed,  # noqa: E731
                                         offset=offset)
         return run_corpus_job([file], call, jsonl, "explanation", concurrency, as_json)

@@ -86,7 +86,7 @@ def test_fifty_files_two_workers_one_killed_mid_run(tmp_path_factory, tiny_check
     music = root / "music"
     music.mkdir()
     for i in range(49):
-        write_wav(music / f"track-{i:02d}.wav", 6.0, 110 * (1 + i % 7), seed=i)
+        write_wav(music / f"track-{i:02d}.wav", 4.0, 110 * (1 + i % 7), seed=i)
     (music / "track-bad.wav").write_bytes(b"RIFF....this is not a wav file")
     # The shipped deployment: two workers, no request batching (TorchServe drops a batch whose worker dies).
     config = ("minWorkers: 2\nmaxWorkers: 2\nbatchSize: 1\nmaxBatchDelay: 0\nresponseTimeout: 120\n"
@@ -116,6 +116,20 @@ def test_fifty_files_two_workers_one_killed_mid_run(tmp_path_factory, tiny_check
                 break
             time.sleep(1)
         assert len(alive) == 2 and workers[0].pid not in {p.pid for p in alive}
+        # explain takes the same job options: two files, one JSON line each with the explanation.
+        few = root / "few"
+        few.mkdir()
+        for i in (0, 1):
+            (few / f"track-{i:02d}.wav").write_bytes((music / f"track-{i:02d}.wav").read_bytes())
+        explained = root / "explanations.jsonl"
+        proc = subprocess.run([sys.executable, "-m", "twolevel_cli.main", "explain", str(few), "--endpoint",
+                               server["inference_address"], "--target", "energy", "--samples", "500",
+                               "--concurrency", "2", "--jsonl", str(explained), "--json"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = lines(explained)
+        assert len(rows) == 2 and all(r["ok"] and r["explanation"]["target"] == "energy" for r in rows), rows
+        assert all(r["explanation"]["parameters"]["n_samples"] == 500 for r in rows)
     assert job.returncode == 1, stderr  # one file failed
     summary = json.loads(stdout)
     assert (summary["total"], summary["ok"], summary["failed"], summary["skipped"]) == (50, 49, 1, 0)
