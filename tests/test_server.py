@@ -529,9 +529,9 @@ def test_prediction_is_answered_while_an_explanation_runs(tmp_path_factory, tiny
     holds one worker is answered by the other, before the explanation ends."""
     if not java_available():
         pytest.skip("java is not installed: TorchServe needs Java 11+")
-    from twolevel.serving.torchserve import project_file
+    from twolevel.resources import ASSETS_PACKAGE, MODEL_CONFIG_FILE, package_file
 
-    shipped_config = project_file("archives", "model-config.yaml").read_text()
+    shipped_config = package_file(ASSETS_PACKAGE, MODEL_CONFIG_FILE).read_text()
     with temporary_server(tmp_path_factory.mktemp("two_workers"), tiny_checkpoint, shipped_config, threads=1,
                           wait=300) as info:
         client = TorchServeClient(info["inference_address"], token=info["token"], timeout=300, explain_timeout=600)
