@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twolevel.predict import TwoLevelModel  # noqa: E402
 from twolevel.probes import format_probe_table, run_probes  # noqa: E402
 
 
@@ -25,13 +24,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="checkpoints (default: the shipped model)")
     ap.add_argument("--probes", type=Path, default=None, help="probe folder (default: probes/)")
+    ap.add_argument("--descriptors", action="store_true",
+                    help="score the raw descriptor targets (twolevel/targets.py) instead of a model")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     out = {}
+    if args.descriptors:
+        from twolevel.probes import descriptor_outputs
+
+        results = run_probes(descriptor_outputs, args.probes, kinds=("midlevel",))
+        print(json.dumps({"descriptors": [r.as_dict() for r in results]}, indent=1) if args.json
+              else "descriptor targets\n" + format_probe_table(results))
+        return 0
     for path in args.models or [None]:
+        from twolevel.predict import TwoLevelModel
+
         model = TwoLevelModel.load(path)
         results = run_probes(model, args.probes)
         out[model.model_version] = [r.as_dict() for r in results]

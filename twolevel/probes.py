@@ -54,14 +54,26 @@ def _outputs(prediction) -> dict[str, float]:
             **dict(zip(EMOTION_NAMES, map(float, prediction.emotion_vector)))}
 
 
-def run_probes(model, probe_dir: Path | None = None) -> list[ProbeResult]:
-    """Score ``model`` (a :class:`~twolevel.predict.TwoLevelModel`) on every probe concept, suite order."""
-    pairs = load_probes(probe_dir)
+def descriptor_outputs(path: Path) -> dict[str, float]:
+    """The 7 raw descriptors of a clip (the targets the mid-levels learn), as probe outputs."""
+    from .audio import load_audio
+    from .targets import raw_descriptors
+
+    return dict(zip(MIDLEVEL_NAMES, map(float, raw_descriptors(load_audio(path).samples))))
+
+
+def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion")) -> list[ProbeResult]:
+    """Score ``model`` on every probe concept of ``kinds``, in suite order.
+
+    ``model`` is a :class:`~twolevel.predict.TwoLevelModel`, or any callable ``path -> {output: value}``
+    (e.g. :func:`descriptor_outputs`, to check the descriptor targets themselves).
+    """
+    pairs = [p for p in load_probes(probe_dir) if p["kind"] in kinds]
     cache: dict[Path, dict[str, float]] = {}
 
     def out(path: Path) -> dict[str, float]:
         if path not in cache:
-            cache[path] = _outputs(model.predict(path))
+            cache[path] = model(path) if callable(model) else _outputs(model.predict(path))
         return cache[path]
 
     by_concept: dict[str, list] = {}
