@@ -26,12 +26,22 @@ def main(argv=None) -> int:
     ap.add_argument("--probes", type=Path, default=None, help="probe folder (default: probes/)")
     ap.add_argument("--descriptors", action="store_true",
                     help="score the raw descriptor targets (twolevel/targets.py) instead of a model")
+    ap.add_argument("--tonality", action="store_true",
+                    help="score the sharper descriptors of twolevel/tonality.py on their three concepts")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     out = {}
+    if args.tonality:
+        from twolevel.probes import tonality_outputs
+        from twolevel.tonality import TONALITY_DESCRIPTORS
+
+        results = run_probes(tonality_outputs, args.probes, kinds=("midlevel",), concepts=set(TONALITY_DESCRIPTORS))
+        print(json.dumps({"tonality": [r.as_dict() for r in results]}, indent=1) if args.json
+              else "tonality descriptors\n" + format_probe_table(results))
+        return 0
     if args.descriptors:
         from twolevel.probes import descriptor_outputs
 

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=ROOT / "cache" / "debian-audio")
     ap.add_argument("--packages", default=",".join(DEFAULT_PACKAGES), help="comma-separated package names")
-    ap.add_argument("--max-windows", type=int, default=12, help="10 s windows per track at most")
+    ap.add_argument("--max-windows", type=int, default=3, help="10 s windows per track at most")
     ap.add_argument("--max-tracks", type=int, default=0, help="tracks per package at most (0 = all)")
     ap.add_argument("--fetch-only", action="store_true", help="download, extract and record licences only")
     args = ap.parse_args(argv)

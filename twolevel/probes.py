@@ -62,13 +62,24 @@ def descriptor_outputs(path: Path) -> dict[str, float]:
     return dict(zip(MIDLEVEL_NAMES, map(float, raw_descriptors(load_audio(path).samples))))
 
 
-def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion")) -> list[ProbeResult]:
+def tonality_outputs(path: Path) -> dict[str, float]:
+    """The sharper descriptors of :mod:`twolevel.tonality` (tonal stability, minorness, pulse clarity)."""
+    from .audio import load_audio
+    from .tonality import TONALITY_DESCRIPTORS
+
+    y = load_audio(path).samples
+    return {name: float(fn(y)) for name, fn in TONALITY_DESCRIPTORS.items()}
+
+
+def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion"),
+               concepts=None) -> list[ProbeResult]:
     """Score ``model`` on every probe concept of ``kinds``, in suite order.
 
     ``model`` is a :class:`~twolevel.predict.TwoLevelModel`, or any callable ``path -> {output: value}``
-    (e.g. :func:`descriptor_outputs`, to check the descriptor targets themselves).
+    (e.g. :func:`descriptor_outputs`, to check the descriptor targets themselves); ``concepts``
+    restricts the suite to those concepts.
     """
-    pairs = [p for p in load_probes(probe_dir) if p["kind"] in kinds]
+    pairs = [p for p in load_probes(probe_dir) if p["kind"] in kinds and (concepts is None or p["concept"] in concepts)]
     cache: dict[Path, dict[str, float]] = {}
 
     def out(path: Path) -> dict[str, float]:
