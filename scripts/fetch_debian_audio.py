@@ -89,6 +89,41 @@ def licence_of(root: Path, package: str, cache: Path) -> dict:
     return out
 
 
+def track_licences(copyright_text: str, files: list[Path], root: Path) -> dict[str, str]:
+    """Each music file's licence from a machine-readable (DEP-5) copyright file, last match winning.
+
+    The stanzas name source paths (``music/theme.ogg``); installed files are matched by their
+    path's tail keeping a folder (``data/music/*`` names ``usr/share/games/x/music/a.ogg``). Files no stanza names get ``Files: *``'s.
+    """
+    import fnmatch
+
+    stanzas = []
+    for block in re.split(r"\n\s*\n", copyright_text):
+        files_m = re.search(r"^Files:\s*(.+?)(?=^\S|\Z)", block, re.M | re.S)
+        lic_m = re.search(r"^License:\s*(.+)$", block, re.M)
+        if files_m and lic_m:
+            stanzas.append((files_m.group(1).split(), lic_m.group(1).strip()))
+    out = {}
+    for f in files:
+        rel = str(f.relative_to(root))
+        licence = "unknown"
+        for patterns, lic in stanzas:
+            if any(_tail_match(rel, pat, fnmatch.fnmatch) for pat in patterns):
+                licence = lic
+        out[rel] = licence
+    return out
+
+
+def _tail_match(rel: str, pattern: str, fnmatch) -> bool:
+    """``pattern`` (a source path glob) matches ``rel`` (an installed path) by a tail that keeps
+    at least one folder: ``data/music/*`` matches ``usr/share/games/x/music/a.ogg``."""
+    if pattern == "*":
+        return True
+    parts = pattern.strip("/").split("/")
+    tails = ["/".join(parts[k:]) for k in range(max(1, len(parts) - 1))]
+    return any(fnmatch(rel, "*/" + t) or fnmatch(rel, t) for t in tails)
+
+
 def music_files(root: Path) -> list[Path]:
     files = [p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
     return sorted(p for p in files if not NOT_MUSIC.search(str(p.relative_to(root))))
@@ -122,6 +157,11 @@ def main(argv=None) -> int:
         if args.max_tracks:
             files = files[:args.max_tracks]
         licences[package]["tracks"] = len(files)
+        doc = cache / licences[package]["copyright_file"] if licences[package]["copyright_file"] else None
+        per_track = track_licences(doc.read_text(errors="replace"), files, root) if doc else {}
+        licences[package]["track_licences"] = per_track
+        licences[package]["track_licence_counts"] = {lic: list(per_track.values()).count(lic)
+                                                     for lic in sorted(set(per_track.values()))}
         tracks += [Track(p, package) for p in files]
         print(f"{package}: {len(files)} audio files; licences {', '.join(licences[package]['licenses']) or '?'}")
     (cache / "licences.json").write_text(json.dumps(licences, indent=1))

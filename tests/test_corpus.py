@@ -133,3 +133,11 @@ def test_fetch_script_refuses_the_reserved_packages_and_reads_licences(tmp_path)
     assert (tmp_path / lic["copyright_file"]).is_file()
     assert [p.name for p in mod.music_files(root)] == ["theme.ogg"]
     json.dumps(lic)
+    text = ("Files: *\nLicense: GPL-3+\n\nFiles: data/music/*\n       extra/intro.ogg\nLicense: CC-BY-SA-3.0\n\n"
+            "Files: debian/*\nLicense: GPL-2+\n")
+    files = [root / "usr/share/games/x/music/theme.ogg", root / "usr/share/games/x/intro.ogg",
+             root / "usr/share/games/x/extra/intro.ogg"]
+    assert mod.track_licences(text, files, root) == {
+        "usr/share/games/x/music/theme.ogg": "CC-BY-SA-3.0",  # data/music/* by its music/ tail
+        "usr/share/games/x/intro.ogg": "GPL-3+",              # a tail needs a folder: not extra/intro.ogg
+        "usr/share/games/x/extra/intro.ogg": "CC-BY-SA-3.0"}
