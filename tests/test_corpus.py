@@ -89,6 +89,13 @@ def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(c
     assert float(fresh.frontend.mean) == pytest.approx(0.3)
     with pytest.raises(CheckpointError, match="width"):
         init_from_pretrained(A2Mid2EJoint(ModelConfig(width=0.25)), path)
+    # train(..., init_from=...) starts from those weights (lr 0: one epoch leaves them as they start)
+    from twolevel.training import train
+
+    model, _ = train(corpus_training_set(out), TrainConfig(width=0.125, epochs=1, batch_size=2, lr=0.0,
+                                                           init_from=str(path)))
+    assert torch.equal(model.features[0].weight, pre.features[0].weight)
+    assert torch.equal(model.midlevel.weight, pre.midlevel.weight)
 
 
 def test_gain_augmentation_is_the_spectrogram_of_the_louder_audio():
