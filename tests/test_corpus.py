@@ -11,7 +11,8 @@ import soundfile as sf
 import torch
 
 from twolevel.corpus import Track, build_corpus, corpus_training_set, load_corpus, track_windows
-from twolevel.labels import MIDLEVEL_NAMES, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
+from twolevel.labels import MIDLEVEL_NAMES
+from twolevel.signal import N_BANDS, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ def test_build_corpus_cuts_windows_and_records_sources(corpus):
     assert len(index["windows"]) == 4  # 2 + 2; the 3 s effect is skipped
     assert any("shorter than" in why for why in index["skipped"].values())
     idx, specs, raw = load_corpus(out)
-    assert specs.shape == (4, WINDOW_FRAMES, 149) and specs.dtype == np.float16
+    assert specs.shape == (4, WINDOW_FRAMES, N_BANDS) and specs.dtype == np.float16
     assert raw.shape == (4, len(MIDLEVEL_NAMES)) and np.isfinite(raw).all()
     assert {w["package"] for w in idx["windows"]} == {"pkg-a", "pkg-b"}
     # built once: a second call computes nothing new

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twolevel.labels import SAMPLE_RATE
+from twolevel.signal import SAMPLE_RATE
 from twolevel.tonality import key_clarity, minorness_v2, modulation_rate, pulse_clarity, tonal_stability_v2
 
 SR = SAMPLE_RATE

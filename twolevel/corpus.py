@@ -17,7 +17,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .labels import EMOTION_NAMES, MIDLEVEL_NAMES, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .signal import N_BANDS, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
 
 #: Audio file suffixes the corpus reads (libsndfile decodes all of them).
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".flac", ".wav", ".mp3")
@@ -118,7 +119,7 @@ def build_corpus(tracks: Sequence[Track], out_dir: Path, max_windows_per_track: 
 
 def _write(out_dir: Path, index: dict, specs: list, raws: list) -> None:
     tmp = out_dir / "windows.tmp.npz"
-    np.savez(tmp, specs=np.stack(specs) if specs else np.zeros((0, WINDOW_FRAMES, 149), np.float16),
+    np.savez(tmp, specs=np.stack(specs) if specs else np.zeros((0, WINDOW_FRAMES, N_BANDS), np.float16),
              raw=np.stack(raws) if raws else np.zeros((0, len(MIDLEVEL_NAMES))))
     tmp.replace(out_dir / "windows.npz")
     (out_dir / "index.json").write_text(json.dumps(index, indent=0))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import SAMPLE_RATE
+from .signal import SAMPLE_RATE
 from .targets import EPS, TEMPO_RANGE_BPM, key_correlations
 
 #: Hop of the constant-Q chroma and the onset envelope, in samples (23 ms at 22,050 Hz).
