@@ -149,3 +149,14 @@ def test_fetch_script_refuses_the_reserved_packages_and_reads_licences(tmp_path)
         "usr/share/games/x/music/theme.ogg": "CC-BY-SA-3.0",  # data/music/* by its music/ tail
         "usr/share/games/x/intro.ogg": "GPL-3+",              # a tail needs a folder: not extra/intro.ogg
         "usr/share/games/x/extra/intro.ogg": "CC-BY-SA-3.0"}
+
+
+def test_train_cli_refuses_a_missing_pretrained_checkpoint_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from twolevel_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.pt"),
+                                   "--init-from", str(tmp_path / "nope.pt")])
+    assert res.exit_code == 2
+    assert "nope.pt: no such file" in res.output and "Traceback" not in res.output
