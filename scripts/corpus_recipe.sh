@@ -10,7 +10,7 @@ OUT=${2:-runs/final-pretrained.pt}
 BIN=${BIN:-.venv/bin}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TWOLEVEL_THREADS=${TWOLEVEL_THREADS:-1}
 mkdir -p runs
-$BIN/python scripts/fetch_debian_audio.py --max-windows "${MAX_WINDOWS:-3}"
+$BIN/python scripts/fetch_debian_audio.py --max-windows "${MAX_WINDOWS:-2}" --max-tracks "${MAX_TRACKS:-25}"
 PRE=runs/pretrained-w0.125-e${PRE_EPOCHS:-15}.pt
 [ -f "$PRE" ] || $BIN/python scripts/pretrain_corpus.py cache/debian-audio/corpus --out "$PRE" \
     --epochs "${PRE_EPOCHS:-15}" --log "${PRE%.pt}.log"

@@ -19,6 +19,7 @@ licence summary goes into the model card.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import shutil
@@ -145,7 +146,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(int(os.environ.get("TWOLEVEL_THREADS", "1")))
     cache = args.cache
-    licences, tracks = {}, []
+    licences, per_package = {}, []
     for package in packages:
         try:
             root = extract(download(package, cache), package, cache)
@@ -162,9 +163,11 @@ def main(argv=None) -> int:
         licences[package]["track_licences"] = per_track
         licences[package]["track_licence_counts"] = {lic: list(per_track.values()).count(lic)
                                                      for lic in sorted(set(per_track.values()))}
-        tracks += [Track(p, package) for p in files]
+        per_package.append([Track(p, package) for p in files])
         print(f"{package}: {len(files)} audio files; licences {', '.join(licences[package]['licenses']) or '?'}")
     (cache / "licences.json").write_text(json.dumps(licences, indent=1))
+    # round robin over the packages, so that a corpus cut short (or --max-tracks) stays varied
+    tracks = [t for group in itertools.zip_longest(*per_package) for t in group if t is not None]
     if args.fetch_only:
         return 0
     build_corpus(tracks, cache / "corpus", args.max_windows, progress=sys.stderr.isatty())
