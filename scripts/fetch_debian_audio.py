@@ -130,6 +130,25 @@ def music_files(root: Path) -> list[Path]:
     return sorted(p for p in files if not NOT_MUSIC.search(str(p.relative_to(root))))
 
 
+def licence_table(cache: Path) -> str:
+    """Markdown: per package, the tracks and windows in the corpus and their licences."""
+    licences = json.loads((cache / "licences.json").read_text())
+    index = json.loads((cache / "corpus" / "index.json").read_text())
+    rows = ["| package | tracks used | windows | licence of those tracks (DEP-5 copyright) |", "|---|---|---|---|"]
+    for package, info in licences.items():
+        root = cache / "root" / package
+        used = {w["file"] for w in index["windows"] if w["package"] == package}
+        windows = sum(w["package"] == package for w in index["windows"])
+        per = info.get("track_licences", {})
+        names = [per.get(str(Path(f).relative_to(root)), "unknown") if Path(f).is_relative_to(root) else "unknown"
+                 for f in sorted(used)]
+        counts = ", ".join(f"{lic} ({names.count(lic)})" for lic in sorted(set(names))) or "-"
+        if "unknown" in names:
+            counts += "; see the package's copyright file: " + "; ".join(info.get("licenses", [])[:2])
+        rows.append(f"| {package} | {len(used)} | {windows} | {counts} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=ROOT / "cache" / "debian-audio")
@@ -137,7 +156,12 @@ def main(argv=None) -> int:
     ap.add_argument("--max-windows", type=int, default=3, help="10 s windows per track at most")
     ap.add_argument("--max-tracks", type=int, default=0, help="tracks per package at most (0 = all)")
     ap.add_argument("--fetch-only", action="store_true", help="download, extract and record licences only")
+    ap.add_argument("--licence-table", action="store_true",
+                    help="print the licences of the corpus windows as a Markdown table (for the model card) and stop")
     args = ap.parse_args(argv)
+    if args.licence_table:
+        print(licence_table(args.cache))
+        return 0
     packages = [p.strip() for p in args.packages.split(",") if p.strip()]
     refuse_reserved(packages)
     import os
