@@ -1,7 +1,7 @@
 """Concept probes: the shipped model orders rendered one-quality pairs (probes/) as its card says.
 
 The goal (issue 13) is >= 11 of 12 pairs per mid-level and every emotion pair; where the shipped
-model falls short, the floor asserted here is what it actually reaches (archives/MODEL_CARD.md,
+model falls short, the floor asserted here is what it actually reaches (twolevel/assets/MODEL_CARD.md,
 "Concept probes"), so a regression fails. Raise a floor when a better model ships.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ and 0.26). These answer them from representations closer to the question:
 
 Each is a plain function of a mono signal (float, ``sr`` Hz) returning one float, tested on
 synthetic signals in ``tests/test_tonality.py``. They are not (yet) the training targets: see
-archives/MODEL_CARD.md, "Concept probes".
+twolevel/assets/MODEL_CARD.md, "Concept probes".
 """
 from __future__ import annotations
 
