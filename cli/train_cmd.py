@@ -30,6 +30,15 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
     return folds
 
 
+def _existing_or_empty(ctx, param, value: str) -> str:
+    """A checkpoint path made absolute ("" when not given); a missing file is one clear error."""
+    if not value:
+        return ""
+    if not Path(value).is_file():
+        raise click.BadParameter(f"{value}: no such file", ctx=ctx, param=param)
+    return str(Path(value).resolve())
+
+
 @click.command()
 @click.argument("dataset_dir", type=click.Path())
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
@@ -55,6 +64,13 @@ def _parse_folds(text: str | None, k: int) -> list[int] | None:
               help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
 @click.option("--freq-shift", default=0, show_default=True, type=click.IntRange(0, 24),
               help="Augmentation: shift each training crop by up to this many bands (24 per octave).")
+@click.option("--gain-db", default=0.0, show_default=True, type=click.FloatRange(0, 24),
+              help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
+@click.option("--time-mask", default=0, show_default=True, type=click.IntRange(0, 156),
+              help="Augmentation: silence one random block of up to this many frames (31.3 per s) of each crop.")
+@click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
+              help="Start the trunk and mid-level head from this pre-trained checkpoint "
+                   "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")
 @click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")

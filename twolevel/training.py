@@ -285,6 +285,12 @@ class TrainConfig:
     ema: float = 0.0
     #: Random shift of each training crop by up to this many filterbank bands (0 = off).
     freq_shift: int = 0
+    #: Random gain of each training crop, up to +- this many dB (0 = off; twolevel/augment.py).
+    gain_db: float = 0.0
+    #: One random block of up to this many frames of each training crop set to silence (0 = off).
+    time_mask: int = 0
+    #: Checkpoint whose trunk and mid-level head start the model (twolevel/pretrain.py); "" = random.
+    init_from: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -360,6 +366,10 @@ def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float
         model.midlevel.bias.copy_(torch.as_tensor(mid_mean, dtype=torch.float32))
         model.emotion.bias.copy_(torch.as_tensor(emo_mean, dtype=torch.float32)
                                  - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
+    if cfg.init_from:  # the trunk and mid-level head from a pre-trained model; the emotion layer stays fresh
+        from .pretrain import init_from_pretrained
+
+        init_from_pretrained(model, cfg.init_from)
     return model
 
 
@@ -384,12 +394,17 @@ class _Batches:
                    mid_scale.to(device) if mid_scale is not None else None)
 
     def random_window(self, i: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-        """A random 10 s crop of clip ``i``, shifted by up to ``cfg.freq_shift`` bands."""
+        """A random 10 s crop of clip ``i``, shifted by up to ``cfg.freq_shift`` bands, then
+        ``cfg.gain_db`` / ``cfg.time_mask`` augmented (twolevel/augment.py)."""
         frames = self.specs[i].shape[0]
         start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
         window = crop(self.specs[i], start)
         if cfg.freq_shift:
             window = shift_bands(window, int(torch.randint(-cfg.freq_shift, cfg.freq_shift + 1, (1,), generator=gen)))
+        if cfg.gain_db or cfg.time_mask:
+            from .augment import augment_window
+
+            window = augment_window(window, gen, cfg.gain_db, cfg.time_mask)
         return window
 
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Per-concept table of the probe suite for one or more models.
+
+    python benchmarks/concept_probes.py                         # the shipped model
+    python benchmarks/concept_probes.py runs/a.pt runs/b.pt --json
+
+For each of the 7 mid-levels (12 pairs each) and the emotion pairs (minor/major, slow/fast),
+how many rendered pairs the model orders right (twolevel/probes.py); goal: >= 11 of 12 per
+mid-level and every emotion pair.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twolevel.probes import format_probe_table, run_probes  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", help="checkpoints (default: the shipped model)")
+    ap.add_argument("--probes", type=Path, default=None, help="probe folder (default: probes/)")
+    ap.add_argument("--descriptors", action="store_true",
+                    help="score the raw descriptor targets (twolevel/targets.py) instead of a model")
+    ap.add_argument("--tonality", action="store_true",
+                    help="score the sharper descriptors of twolevel/tonality.py on their three concepts")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    out = {}
+    if args.tonality:
+        from twolevel.probes import tonality_outputs
+        from twolevel.tonality import TONALITY_DESCRIPTORS
+
+        results = run_probes(tonality_outputs, args.probes, kinds=("midlevel",), concepts=set(TONALITY_DESCRIPTORS))
+        print(json.dumps({"tonality": [r.as_dict() for r in results]}, indent=1) if args.json
+              else "tonality descriptors\n" + format_probe_table(results))
+        return 0
+    if args.descriptors:
+        from twolevel.probes import descriptor_outputs
+
+        results = run_probes(descriptor_outputs, args.probes, kinds=("midlevel",))
+        print(json.dumps({"descriptors": [r.as_dict() for r in results]}, indent=1) if args.json
+              else "descriptor targets\n" + format_probe_table(results))
+        return 0
+    for path in args.models or [None]:
+        from twolevel.predict import TwoLevelModel
+
+        model = TwoLevelModel.load(path)
+        results = run_probes(model, args.probes)
+        out[model.model_version] = [r.as_dict() for r in results]
+        if not args.json:
+            print(f"model {model.model_version}")
+            print(format_probe_table(results))
+            print()
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The mid-level pre-training corpus, pre-training, the trunk hand-over and the augmentations."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from twolevel.corpus import Track, build_corpus, corpus_training_set, load_corpus, track_windows
+from twolevel.labels import MIDLEVEL_NAMES
+from twolevel.signal import N_BANDS, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tone_track(path: Path, seconds: float, silent_from: float | None = None) -> Path:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    y = 0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+    y += 0.2 * np.sin(2 * np.pi * 330 * t) * (np.sin(2 * np.pi * 3 * t) > 0)
+    y += np.random.default_rng(int(seconds)).normal(0, 1, len(t)) * 0.01 * t  # noisier as it goes on
+    if silent_from is not None:
+        y[int(silent_from * SAMPLE_RATE):] = 0
+    sf.write(path, y.astype(np.float32), SAMPLE_RATE)
+    return path
+
+
+def test_track_windows_spread_and_skip_silence():
+    y = np.full(95 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    starts = track_windows(y, max_windows=3)
+    assert len(starts) == 3
+    assert starts[0] == 0 and starts[-1] == 80 * SAMPLE_RATE  # beginning and end, not the first 30 s
+    y[: 50 * SAMPLE_RATE] = 0
+    assert all(s >= 50 * SAMPLE_RATE for s in track_windows(y, max_windows=20))
+    assert track_windows(y[: WINDOW_SAMPLES - 1], 5) == []
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    tracks = [Track(_tone_track(d / "a.wav", 31.0), "pkg-a"), Track(_tone_track(d / "b.wav", 25.0), "pkg-b"),
+              Track(_tone_track(d / "sfx.wav", 3.0), "pkg-b")]
+    index = build_corpus(tracks, d / "out", max_windows_per_track=2, log=None)
+    return d / "out", index
+
+
+def test_build_corpus_cuts_windows_and_records_sources(corpus):
+    out, index = corpus
+    assert len(index["windows"]) == 4  # 2 + 2; the 3 s effect is skipped
+    assert any("shorter than" in why for why in index["skipped"].values())
+    idx, specs, raw = load_corpus(out)
+    assert specs.shape == (4, WINDOW_FRAMES, N_BANDS) and specs.dtype == np.float16
+    assert raw.shape == (4, len(MIDLEVEL_NAMES)) and np.isfinite(raw).all()
+    assert {w["package"] for w in idx["windows"]} == {"pkg-a", "pkg-b"}
+    # built once: a second call computes nothing new
+    again = build_corpus([Track(Path(w["file"]), w["package"]) for w in idx["windows"]], out, 2, log=None)
+    assert len(again["windows"]) == 4
+
+
+def test_corpus_training_set_is_midlevel_only_and_rank_mapped(corpus):
+    out, _ = corpus
+    ts = corpus_training_set(out)
+    assert len(ts) == 4 and np.isnan(ts.emotions).all()
+    assert ts.midlevels.min() == 0.0 and ts.midlevels.max() == 1.0
+    assert len(corpus_training_set(out, packages=["pkg-a"])) == 2
+
+
+def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(corpus, tmp_path):
+    from twolevel.checkpoint import load_checkpoint
+    from twolevel.errors import CheckpointError
+    from twolevel.model import A2Mid2EJoint, ModelConfig
+    from twolevel.pretrain import init_from_pretrained, pretrain
+    from twolevel.training import TrainConfig
+
+    out, _ = corpus
+    path = pretrain(out, TrainConfig(width=0.125, epochs=1, batch_size=2, seed=0), tmp_path / "pre.pt", log=None)
+    pre = load_checkpoint(path, device="cpu")
+    torch.manual_seed(1)
+    fresh = A2Mid2EJoint(ModelConfig(width=0.125), mean=0.3, std=0.2)
+    emotion_before = fresh.emotion.weight.detach().clone()
+    names = init_from_pretrained(fresh, path)
+    assert any(n.startswith("features.") for n in names) and "midlevel.weight" in names
+    assert not any(n.startswith(("emotion.", "frontend.")) for n in names)
+    assert torch.equal(fresh.midlevel.weight, pre.midlevel.weight)
+    assert torch.equal(fresh.features[0].weight, pre.features[0].weight)
+    assert torch.equal(fresh.emotion.weight, emotion_before)
+    assert float(fresh.frontend.mean) == pytest.approx(0.3)
+    with pytest.raises(CheckpointError, match="width"):
+        init_from_pretrained(A2Mid2EJoint(ModelConfig(width=0.25)), path)
+    # train(..., init_from=...) starts from those weights (lr 0: one epoch leaves them as they start)
+    from twolevel.training import train
+
+    model, _ = train(corpus_training_set(out), TrainConfig(width=0.125, epochs=1, batch_size=2, lr=0.0,
+                                                           init_from=str(path)))
+    assert torch.equal(model.features[0].weight, pre.features[0].weight)
+    assert torch.equal(model.midlevel.weight, pre.midlevel.weight)
+
+
+def test_gain_augmentation_is_the_spectrogram_of_the_louder_audio():
+    from twolevel.augment import apply_gain, augment_window, mask_frames
+    from twolevel.frontend import Frontend
+
+    fe = Frontend().eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, SAMPLE_RATE) * 0.1
+    with torch.inference_mode():
+        s, s2 = fe.log_spectrogram(x)[0], fe.log_spectrogram(x * 0.5)[0]
+    assert torch.allclose(apply_gain(s, 20 * np.log10(0.5)), s2, atol=1e-4)
+    m = mask_frames(s, 3, 5)
+    assert float(m[3:8].abs().max()) == 0.0 and torch.equal(m[8:], s[8:]) and float(s[3:8].max()) > 0
+    g = torch.Generator().manual_seed(0)
+    out = augment_window(s, g, gain_db=6.0, time_mask=10)
+    assert out.shape == s.shape and not torch.equal(out, s)
+
+
+def _fetch_module():
+    spec = importlib.util.spec_from_file_location("fetch_debian_audio", ROOT / "scripts" / "fetch_debian_audio.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fetch_script_refuses_the_reserved_packages_and_reads_licences(tmp_path):
+    mod = _fetch_module()
+    assert not any(p.startswith("wesnoth") for p in mod.DEFAULT_PACKAGES)
+    with pytest.raises(SystemExit, match="reserved"):
+        mod.refuse_reserved(["asc-music", "wesnoth-1.16-music"])
+    root = tmp_path / "root"
+    doc = root / "usr/share/doc/some-music"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: *\nLicense: CC-BY-SA-3.0\n\nFiles: debian/*\nLicense: GPL-2+\n")
+    (root / "usr/share/games/x/music").mkdir(parents=True)
+    (root / "usr/share/games/x/sounds").mkdir(parents=True)
+    for p in ("music/theme.ogg", "sounds/click.ogg"):
+        (root / "usr/share/games/x" / p).write_bytes(b"")
+    lic = mod.licence_of(root, "some-music", tmp_path)
+    assert lic["licenses"] == ["CC-BY-SA-3.0", "GPL-2+"]
+    assert (tmp_path / lic["copyright_file"]).is_file()
+    assert [p.name for p in mod.music_files(root)] == ["theme.ogg"]
+    json.dumps(lic)
+    text = ("Files: *\nLicense: GPL-3+\n\nFiles: data/music/*\n       extra/intro.ogg\nLicense: CC-BY-SA-3.0\n\n"
+            "Files: debian/*\nLicense: GPL-2+\n")
+    files = [root / "usr/share/games/x/music/theme.ogg", root / "usr/share/games/x/intro.ogg",
+             root / "usr/share/games/x/extra/intro.ogg"]
+    assert mod.track_licences(text, files, root) == {
+        "usr/share/games/x/music/theme.ogg": "CC-BY-SA-3.0",  # data/music/* by its music/ tail
+        "usr/share/games/x/intro.ogg": "GPL-3+",              # a tail needs a folder: not extra/intro.ogg
+        "usr/share/games/x/extra/intro.ogg": "CC-BY-SA-3.0"}
+
+
+def test_train_cli_refuses_a_missing_pretrained_checkpoint_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from twolevel_cli.main import cli
+
+    res = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.pt"),
+                                   "--init-from", str(tmp_path / "nope.pt")])
+    assert res.exit_code == 2
+    assert "nope.pt: no such file" in res.output and "Traceback" not in res.output

@@ -1,0 +1,77 @@
+"""Synthetic checks of the sharper tonal and pulse descriptors (twolevel/tonality.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from twolevel.signal import SAMPLE_RATE
+from twolevel.tonality import key_clarity, minorness_v2, modulation_rate, pulse_clarity, tonal_stability_v2
+
+SR = SAMPLE_RATE
+MAJOR = [0, 2, 4, 5, 7, 9, 11]
+MINOR = [0, 2, 3, 5, 7, 8, 10]
+
+
+def tone(midi: int, seconds: float, amp: float = 0.2) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    f = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum(amp / k * np.sin(2 * np.pi * k * f * t) for k in (1, 2, 3) if k * f < SR / 2)
+    return y * np.exp(-2.0 * t) * np.minimum(1, t * 200)
+
+
+def chord_sequence(tonics, mode, bar_seconds=2.0, degrees=(0, 3, 4, 0)) -> np.ndarray:
+    """One triad per half bar on ``degrees`` of the key ``tonics[bar]``, plus a scale run over it."""
+    out = []
+    for bar, tonic in enumerate(tonics):
+        seg = np.zeros(int(bar_seconds * SR))
+        half = len(seg) // 2
+        for h in range(2):
+            d = degrees[(2 * bar + h) % len(degrees)]
+            for k in (0, 2, 4):
+                p = 48 + tonic + 12 * ((d + k) // 7) + mode[(d + k) % 7]
+                seg[h * half:(h + 1) * half] += tone(p, half / SR)[:half]
+        step = len(seg) // 8
+        for n in range(8):
+            p = 60 + tonic + 12 * (n // 7) + mode[n % 7]
+            seg[n * step:(n + 1) * step] += tone(p, step / SR)[:step]
+        out.append(seg)
+    return np.concatenate(out).astype(np.float32)
+
+
+def test_one_key_is_more_stable_than_a_key_change_every_bar():
+    stable = chord_sequence([2] * 5, MAJOR)
+    wandering = chord_sequence([2, 8, 1, 7, 0], MAJOR)  # tritone and semitone steps
+    assert tonal_stability_v2(stable) > tonal_stability_v2(wandering) + 0.1
+
+
+def test_minor_triads_are_more_minor_than_the_same_in_major():
+    for tonic in (0, 7):
+        assert minorness_v2(chord_sequence([tonic] * 5, MINOR)) > minorness_v2(chord_sequence([tonic] * 5, MAJOR))
+
+
+def test_modulation_rate_counts_key_changes_and_relative_keys_as_one():
+    corr = np.full((4, 24), -0.5)
+    corr[0, 0] = corr[1, 12 + 9] = 0.9  # C major, then A minor: the same key signature
+    corr[2, 6] = 0.9                    # F# major: a change
+    corr[3, 6] = 0.9
+    assert modulation_rate(corr) == pytest.approx(1 / 3)
+    clear = key_clarity(corr)
+    assert clear[0] == pytest.approx(1.4)
+
+
+def test_a_metronome_has_a_clearer_pulse_than_random_onsets():
+    rng = np.random.default_rng(0)
+    n = int(10 * SR)
+    click = tone(84, 0.05, 0.8)
+
+    def place(times):
+        y = np.zeros(n)
+        for t in times:
+            i = int(t * SR)
+            y[i:i + len(click)] += click[: n - i]
+        return y.astype(np.float32)
+
+    steady = place(np.arange(0, 9.9, 0.5))  # 120 BPM
+    loose = place(np.sort(rng.uniform(0, 9.9, len(np.arange(0, 9.9, 0.5)))))
+    assert pulse_clarity(steady) > pulse_clarity(loose) + 0.1
+    assert pulse_clarity(np.zeros(n, dtype=np.float32)) == 0.0

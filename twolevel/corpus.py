@@ -1,0 +1,156 @@
+"""An unlabelled audio corpus for the mid-level task: 10 s windows with descriptor targets.
+
+The descriptor targets (:mod:`twolevel.targets`) need no human labels, so they can be computed
+on any music. :func:`build_corpus` cuts decoded tracks into 10 s windows, computes each window's
+log spectrogram with the model's own front end and its 7 raw descriptors, and stores them in one
+folder (``windows.npz`` + ``index.json``), computed once and reused. :func:`corpus_training_set`
+turns that folder into mid-level-only :class:`~twolevel.training.TrainingSet` items (emotions NaN)
+for pre-training or co-training. Where the audio comes from (freely licensed Debian packages) is
+the job of ``scripts/fetch_debian_audio.py``; nothing here downloads.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from .signal import N_BANDS, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES
+
+#: Audio file suffixes the corpus reads (libsndfile decodes all of them).
+AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".flac", ".wav", ".mp3")
+#: Tracks shorter than this are sound effects, not music, in seconds.
+MIN_TRACK_SECONDS = 20.0
+#: Windows whose RMS is below this (about -45 dBFS) are silence or a fade.
+MIN_WINDOW_RMS = 0.005
+#: Part of the corpus cache: bump when windows, spectrograms or descriptors change.
+CORPUS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio file of the corpus and the package (licence unit) it came from."""
+
+    path: Path
+    package: str
+
+
+def track_windows(samples: np.ndarray, max_windows: int, hop_seconds: float = 10.0) -> list[int]:
+    """Start samples of up to ``max_windows`` 10 s windows spread evenly over a track.
+
+    Windows start every ``hop_seconds`` (non-overlapping at 10 s); when there are more than
+    ``max_windows`` of them, an evenly spaced subset is kept, so a long track contributes its
+    beginning, middle and end rather than only its first minutes. Silent windows are dropped.
+    """
+    hop = int(hop_seconds * SAMPLE_RATE)
+    starts = list(range(0, max(0, len(samples) - WINDOW_SAMPLES) + 1, hop))
+    starts = [s for s in starts if float(np.sqrt(np.mean(samples[s:s + WINDOW_SAMPLES] ** 2))) >= MIN_WINDOW_RMS]
+    if len(starts) > max_windows:
+        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
+        starts = [starts[i] for i in pick]
+    return starts
+
+
+def build_corpus(tracks: Sequence[Track], out_dir: Path, max_windows_per_track: int = 12,
+                 progress: bool = False, log=print) -> dict:
+    """Cut ``tracks`` into 10 s windows; store spectrograms and raw descriptors in ``out_dir``.
+
+    Per window: the un-normalised log spectrogram ``(313, 149)`` (float16) and the 7 raw
+    descriptors. Tracks already in ``out_dir/index.json`` are not computed again (the work is
+    resumable: the folder is rewritten every 200 windows). Returns the index.
+    """
+    import torch
+
+    from .audio import AudioError, load_audio
+    from .frontend import Frontend
+    from .targets import DESCRIPTOR_VERSION, raw_descriptors
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index_path = out_dir / "index.json"
+    index = {"version": CORPUS_VERSION, "descriptor_version": DESCRIPTOR_VERSION, "windows": [], "skipped": {}}
+    specs: list[np.ndarray] = []
+    raws: list[np.ndarray] = []
+    if index_path.is_file() and (out_dir / "windows.npz").is_file():
+        old = json.loads(index_path.read_text())
+        if old.get("version") == CORPUS_VERSION and old.get("descriptor_version") == DESCRIPTOR_VERSION:
+            index = old
+            with np.load(out_dir / "windows.npz") as z:
+                specs, raws = list(z["specs"]), list(z["raw"])
+    done = {w["file"] for w in index["windows"]} | set(index["skipped"])
+    frontend = Frontend().eval()
+    todo = [t for t in tracks if str(t.path) not in done]
+    it = todo
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(todo, desc="corpus", unit="track")
+    written = len(specs)
+    for t in it:
+        try:
+            audio = load_audio(t.path, max_seconds=3600.0)
+        except AudioError as err:
+            index["skipped"][str(t.path)] = str(err)
+            continue
+        if audio.duration < MIN_TRACK_SECONDS:
+            index["skipped"][str(t.path)] = f"shorter than {MIN_TRACK_SECONDS:g} s"
+            continue
+        y = audio.samples
+        for start in track_windows(y, max_windows_per_track):
+            seg = y[start:start + WINDOW_SAMPLES]
+            with torch.inference_mode():
+                spec = frontend.log_spectrogram(torch.from_numpy(np.ascontiguousarray(seg))[None])[0].numpy()
+            specs.append(spec[:WINDOW_FRAMES].astype(np.float16))
+            raws.append(raw_descriptors(seg))
+            index["windows"].append({"package": t.package, "file": str(t.path),
+                                     "start_s": round(start / SAMPLE_RATE, 3)})
+        if len(specs) - written >= 200:  # resumable without rewriting the whole folder per track
+            _write(out_dir, index, specs, raws)
+            written = len(specs)
+    _write(out_dir, index, specs, raws)
+    if log is not None:
+        log(f"corpus {out_dir}: {len(index['windows'])} windows from "
+            f"{len({w['file'] for w in index['windows']})} tracks ({len(index['skipped'])} files skipped)")
+    return index
+
+
+def _write(out_dir: Path, index: dict, specs: list, raws: list) -> None:
+    tmp = out_dir / "windows.tmp.npz"
+    np.savez(tmp, specs=np.stack(specs) if specs else np.zeros((0, WINDOW_FRAMES, N_BANDS), np.float16),
+             raw=np.stack(raws) if raws else np.zeros((0, len(MIDLEVEL_NAMES))))
+    tmp.replace(out_dir / "windows.npz")
+    (out_dir / "index.json").write_text(json.dumps(index, indent=0))
+
+
+def load_corpus(corpus_dir: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    """``(index, specs (n, 313, 149) float16, raw descriptors (n, 7))`` of a built corpus."""
+    from .errors import OptionError
+
+    corpus_dir = Path(corpus_dir)
+    if not (corpus_dir / "windows.npz").is_file():
+        raise OptionError(f"{corpus_dir}: no windows.npz; build it with scripts/fetch_debian_audio.py")
+    index = json.loads((corpus_dir / "index.json").read_text())
+    with np.load(corpus_dir / "windows.npz") as z:
+        return index, z["specs"], z["raw"]
+
+
+def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None):
+    """Mid-level-only training items of a corpus: targets rank-mapped over the corpus itself.
+
+    Rank-mapping over the corpus (not over Soundtracks) keeps every target spread 0..1 within
+    the data it is learned from, as the Soundtracks targets are within theirs.
+    """
+    from .targets import rank_map
+    from .training import TrainingSet
+
+    index, specs, raw = load_corpus(corpus_dir)
+    keep = [i for i, w in enumerate(index["windows"]) if packages is None or w["package"] in set(packages)]
+    ok = [i for i in keep if np.isfinite(raw[i]).all()]
+    mid = rank_map(raw[ok]) if ok else np.zeros((0, len(MIDLEVEL_NAMES)))
+    ids = [f"corpus:{index['windows'][i]['package']}:{Path(index['windows'][i]['file']).name}@"
+           f"{index['windows'][i]['start_s']:g}" for i in ok]
+    return TrainingSet(ids, [np.asarray(specs[i], dtype=np.float32) for i in ok],
+                       np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, ["corpus"] * len(ok))

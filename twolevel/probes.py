@@ -1,0 +1,108 @@
+"""Concept probes: does a model order rendered pairs that differ in one quality the right way?
+
+``probes/`` (rendered by ``scripts/render_probes.py``, committed) holds pairs of 10 s clips; in
+each pair clip ``b`` has more of one quality than clip ``a`` (more melodious, more staccato,
+steadier, ...). For the 7 mid-level concepts, a pair is ordered right when the model's output of
+that mid-level is higher for ``b``; emotion pairs (minor/major, slow/fast) name the emotions
+expected higher (+1) or lower (-1) in ``b``, and a pair is right when all of them are.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
+
+#: The committed probe suite (in the source tree, not in the installed package).
+DEFAULT_PROBE_DIR = Path(__file__).resolve().parent.parent / "probes"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """How many pairs of one concept a model ordered right, and each pair's margin (b - a)."""
+
+    concept: str
+    kind: str  # "midlevel" or "emotion"
+    correct: int
+    total: int
+    margins: tuple[float, ...]
+
+    def as_dict(self) -> dict:
+        return {"concept": self.concept, "kind": self.kind, "correct": self.correct, "total": self.total,
+                "margins": [round(m, 4) for m in self.margins]}
+
+
+def load_probes(probe_dir: Path | None = None) -> list[dict]:
+    """The pairs of ``probes.json`` with their clip paths resolved."""
+    from .errors import OptionError
+
+    probe_dir = Path(probe_dir or DEFAULT_PROBE_DIR)
+    index = probe_dir / "probes.json"
+    if not index.is_file():
+        raise OptionError(f"{probe_dir}: no probes.json (render it with scripts/render_probes.py)")
+    pairs = json.loads(index.read_text())["pairs"]
+    for p in pairs:
+        p["path_a"], p["path_b"] = probe_dir / p["a"], probe_dir / p["b"]
+    return pairs
+
+
+def _outputs(prediction) -> dict[str, float]:
+    return {**dict(zip(MIDLEVEL_NAMES, map(float, prediction.midlevel_vector))),
+            **dict(zip(EMOTION_NAMES, map(float, prediction.emotion_vector)))}
+
+
+def descriptor_outputs(path: Path) -> dict[str, float]:
+    """The 7 raw descriptors of a clip (the targets the mid-levels learn), as probe outputs."""
+    from .audio import load_audio
+    from .targets import raw_descriptors
+
+    return dict(zip(MIDLEVEL_NAMES, map(float, raw_descriptors(load_audio(path).samples))))
+
+
+def tonality_outputs(path: Path) -> dict[str, float]:
+    """The sharper descriptors of :mod:`twolevel.tonality` (tonal stability, minorness, pulse clarity)."""
+    from .audio import load_audio
+    from .tonality import TONALITY_DESCRIPTORS
+
+    y = load_audio(path).samples
+    return {name: float(fn(y)) for name, fn in TONALITY_DESCRIPTORS.items()}
+
+
+def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion"),
+               concepts=None) -> list[ProbeResult]:
+    """Score ``model`` on every probe concept of ``kinds``, in suite order.
+
+    ``model`` is a :class:`~twolevel.predict.TwoLevelModel`, or any callable ``path -> {output: value}``
+    (e.g. :func:`descriptor_outputs`, to check the descriptor targets themselves); ``concepts``
+    restricts the suite to those concepts.
+    """
+    pairs = [p for p in load_probes(probe_dir) if p["kind"] in kinds and (concepts is None or p["concept"] in concepts)]
+    cache: dict[Path, dict[str, float]] = {}
+
+    def out(path: Path) -> dict[str, float]:
+        if path not in cache:
+            cache[path] = model(path) if callable(model) else _outputs(model.predict(path))
+        return cache[path]
+
+    by_concept: dict[str, list] = {}
+    kinds: dict[str, str] = {}
+    for p in pairs:
+        a, b = out(p["path_a"]), out(p["path_b"])
+        # the margin of the pair: the smallest signed gap over the outputs it checks
+        margin = min(sign * (b[name] - a[name]) for name, sign in p["higher"].items())
+        by_concept.setdefault(p["concept"], []).append(margin)
+        kinds[p["concept"]] = p["kind"]
+    return [ProbeResult(c, kinds[c], int(sum(m > 0 for m in ms)), len(ms), tuple(ms)) for c, ms in by_concept.items()]
+
+
+def format_probe_table(results: list[ProbeResult], goal_midlevel: int = 11) -> str:
+    lines = [f"{'concept':<20}{'kind':<10}{'right':>7}  {'median margin':>14}  goal"]
+    for r in results:
+        goal = goal_midlevel if r.kind == "midlevel" else r.total
+        flag = "ok" if r.correct >= min(goal, r.total) else "below"
+        lines.append(f"{r.concept:<20}{r.kind:<10}{r.correct:>3}/{r.total:<3}  {np.median(r.margins):>+14.4f}  "
+                     f"{flag} (>= {min(goal, r.total)})")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Sharper descriptors for the weak concepts: key clarity and modulation, mode, pulse clarity.
+
+The descriptor targets of :mod:`twolevel.targets` (version 1) ask the right questions but answer
+tonal stability, minorness and rhythm stability weakly (the model learns them to r 0.24, 0.18
+and 0.26). These answer them from representations closer to the question:
+
+- **key clarity** and **modulation**: a constant-Q chroma (pitch classes resolved at every
+  octave, unlike an STFT chroma at 2048 samples), key-profile correlations over 4 s windows
+  every 2 s, how clearly each window's best key beats its runner-up, and how often the best
+  key changes from one window to the next;
+- **minorness**: each window's best minor against its best major correlation, weighted by how
+  clear that window's key is (an unclear window says little about mode);
+- **pulse clarity**: the largest peak of the onset envelope's autocorrelation over lags of
+  40..240 BPM, against that autocorrelation's median (a steady pulse peaks high above its floor).
+
+Each is a plain function of a mono signal (float, ``sr`` Hz) returning one float, tested on
+synthetic signals in ``tests/test_tonality.py``. They are not (yet) the training targets: see
+twolevel/assets/MODEL_CARD.md, "Concept probes".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .signal import SAMPLE_RATE
+from .targets import EPS, TEMPO_RANGE_BPM, key_correlations
+
+#: Hop of the constant-Q chroma and the onset envelope, in samples (23 ms at 22,050 Hz).
+TONALITY_HOP = 512
+#: Length of one key window and the step between windows, in seconds: 4 s holds a cadence
+#: (with 2 s windows, a bar on the dominant reads as a key change).
+KEY_WINDOW_SECONDS = 4.0
+KEY_STEP_SECONDS = 2.0
+
+
+def cqt_chroma(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Constant-Q chroma ``(12, frames)`` (C first), from C2 over 6 octaves."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=TONALITY_HOP, fmin=librosa.note_to_hz("C2"),
+                                      n_octaves=6, bins_per_octave=36)
+
+
+def window_keys(chroma: np.ndarray, sr: int = SAMPLE_RATE, seconds: float = KEY_WINDOW_SECONDS,
+                step_seconds: float = KEY_STEP_SECONDS) -> np.ndarray:
+    """Key-profile correlations ``(windows, 24)`` of ``seconds``-long chroma windows every ``step_seconds``.
+
+    Columns: 12 major keys (C..B), then 12 minor keys. Silent windows are dropped.
+    """
+    win = max(1, int(round(seconds * sr / TONALITY_HOP)))
+    step = max(1, int(round(step_seconds * sr / TONALITY_HOP)))
+    rows = []
+    for s in range(0, max(1, chroma.shape[1] - win + 1), step):
+        mean = chroma[:, s:s + win].mean(axis=1)
+        if mean.sum() > EPS and mean.std() > EPS:
+            rows.append(key_correlations(mean))
+    return np.array(rows) if rows else np.zeros((0, 24))
+
+
+def key_clarity(corr: np.ndarray) -> np.ndarray:
+    """Per window: best key correlation minus the best key that is neither it nor its relative.
+
+    The relative major/minor shares the pitch classes, so it is not counted as a rival.
+    """
+    out = np.zeros(len(corr))
+    for w, c in enumerate(corr):
+        best = int(np.argmax(c))
+        tonic, minor = best % 12, best >= 12
+        relative = (tonic - 3) % 12 if minor else 12 + (tonic + 9) % 12
+        rivals = np.delete(c, [best, relative])
+        out[w] = c[best] - rivals.max()
+    return out
+
+
+def modulation_rate(corr: np.ndarray) -> float:
+    """Share of consecutive windows whose best key (relative keys counted as one) differs: 0..1."""
+    if len(corr) < 2:
+        return 0.0
+    best = corr.argmax(axis=1)
+    # relative keys as one: minor key m -> its relative major (m + 3)
+    major_of = np.where(best >= 12, (best - 12 + 3) % 12, best)
+    return float(np.mean(major_of[1:] != major_of[:-1]))
+
+
+def tonal_stability_v2(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Key clarity x (1 - modulation rate): high for one clear key, low for unclear or wandering keys."""
+    corr = window_keys(cqt_chroma(y, sr), sr)
+    if not len(corr):
+        return 0.0
+    clarity = float(np.clip(np.mean(corr.max(axis=1)), 0, None))
+    return clarity * (1.0 - modulation_rate(corr))
+
+
+def minorness_v2(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Clarity-weighted mean over key windows of best minor minus best major correlation."""
+    corr = window_keys(cqt_chroma(y, sr), sr)
+    if not len(corr):
+        return 0.0
+    weight = np.clip(key_clarity(corr), 0, None) + 1e-3
+    diff = corr[:, 12:].max(axis=1) - corr[:, :12].max(axis=1)
+    return float((weight * diff).sum() / weight.sum())
+
+
+def onset_autocorrelation(y: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """``(bpm, r)``: autocorrelation (lag 0 = 1) of the centred onset envelope at lags of 40..240 BPM."""
+    import librosa
+
+    env = librosa.onset.onset_strength(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=TONALITY_HOP)
+    env = env - env.mean()
+    ac = np.correlate(env, env, mode="full")[len(env) - 1:]
+    if ac[0] <= EPS:
+        return np.zeros(0), np.zeros(0)
+    ac = ac / ac[0]
+    lags = np.arange(1, len(ac))
+    bpm = 60.0 * sr / (TONALITY_HOP * lags)
+    keep = (bpm >= TEMPO_RANGE_BPM[0]) & (bpm <= TEMPO_RANGE_BPM[1])
+    return bpm[keep], ac[1:][keep]
+
+
+def pulse_clarity(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Highest autocorrelation peak over 40..240 BPM above the median of that range (0 for no pulse)."""
+    _, r = onset_autocorrelation(y, sr)
+    if len(r) < 3:
+        return 0.0
+    peaks = (r[1:-1] > r[:-2]) & (r[1:-1] >= r[2:])
+    if not peaks.any():
+        return 0.0
+    return float(max(0.0, r[1:-1][peaks].max() - np.median(r)))
+
+
+#: Name -> function, for probes and comparisons.
+TONALITY_DESCRIPTORS = {"tonal_stability": tonal_stability_v2, "minorness": minorness_v2,
+                        "rhythm_stability": pulse_clarity}
