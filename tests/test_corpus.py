@@ -72,7 +72,8 @@ def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(c
     from twolevel.checkpoint import load_checkpoint
     from twolevel.errors import CheckpointError
     from twolevel.model import A2Mid2EJoint, ModelConfig
-    from twolevel.pretrain import init_from_pretrained, pretrain
+    from twolevel.checkpoint import init_from_pretrained
+    from twolevel.pretrain import pretrain
     from twolevel.training import TrainConfig
 
     out, _ = corpus

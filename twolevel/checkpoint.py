@@ -102,3 +102,22 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     model.checkpoint_path = str(path)
     dev = device if isinstance(device, torch.device) else pick_device(device)
     return model.to(dev).eval()
+
+
+#: Parameter prefixes copied from a pre-trained model: the trunk and the mid-level head.
+PRETRAINED_PARTS = ("features.", "midlevel.")
+
+
+def init_from_pretrained(model: A2Mid2EJoint, path: str | os.PathLike) -> list[str]:
+    """Load the trunk and mid-level head of the checkpoint at ``path`` into ``model``; returns their names.
+
+    The widths must match; the front end (the training set's own normalisation) and the emotion
+    layer of ``model`` are kept.
+    """
+    source = load_checkpoint(path, device="cpu")
+    if source.config.width != model.config.width:
+        raise CheckpointError(f"{path}: pre-trained at width {source.config.width:g}, "
+                              f"this model has width {model.config.width:g}")
+    state = {k: v for k, v in source.state_dict().items() if k.startswith(PRETRAINED_PARTS)}
+    model.load_state_dict(state, strict=False)  # the front end and the emotion layer are not in ``state``
+    return sorted(state)

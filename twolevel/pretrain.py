@@ -2,37 +2,15 @@
 
 :func:`pretrain` trains A2Mid2E-Joint on mid-level-only items (:mod:`twolevel.corpus`: 10 s
 windows of freely licensed music with rank-mapped descriptor targets; emotions are NaN, so the
-emotion loss is zero and the 7 -> 8 layer does not learn). :func:`init_from_pretrained` then
-copies the convolutional trunk and the mid-level head into a fresh model before joint training
-on Soundtracks (``TrainConfig.init_from``); the emotion layer always starts fresh, so the
+emotion loss is zero and the 7 -> 8 layer does not learn). :func:`twolevel.checkpoint.init_from_pretrained`
+then copies the convolutional trunk and the mid-level head into a fresh model before joint
+training on Soundtracks (``TrainConfig.init_from``); the emotion layer always starts fresh, so the
 explainable 7 -> 8 layer is learned from the emotion ratings only.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-
-#: Parameter prefixes copied from a pre-trained model: the trunk and the mid-level head.
-PRETRAINED_PARTS = ("features.", "midlevel.")
-
-
-def init_from_pretrained(model, path: str | Path) -> list[str]:
-    """Load the trunk and mid-level head of the checkpoint at ``path`` into ``model``; returns their names.
-
-    The widths must match; the front end (the training set's own normalisation) and the emotion
-    layer of ``model`` are kept.
-    """
-    from .checkpoint import load_checkpoint
-    from .errors import CheckpointError
-
-    source = load_checkpoint(path, device="cpu")
-    if source.config.width != model.config.width:
-        raise CheckpointError(f"{path}: pre-trained at width {source.config.width:g}, "
-                              f"this model has width {model.config.width:g}")
-    state = {k: v for k, v in source.state_dict().items() if k.startswith(PRETRAINED_PARTS)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected, unexpected
-    return sorted(state)
 
 
 def pretrain(corpus_dir: str | Path, cfg, out: str | Path, progress: bool = False, on_epoch=None,

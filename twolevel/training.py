@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio, window_starts
-from .checkpoint import save_checkpoint, weights_digest
+from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
@@ -367,8 +367,6 @@ def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float
         model.emotion.bias.copy_(torch.as_tensor(emo_mean, dtype=torch.float32)
                                  - model.emotion.weight @ torch.as_tensor(mid_mean, dtype=torch.float32))
     if cfg.init_from:  # the trunk and mid-level head from a pre-trained model; the emotion layer stays fresh
-        from .pretrain import init_from_pretrained
-
         init_from_pretrained(model, cfg.init_from)
     return model
 
