@@ -112,9 +112,9 @@ def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, pro
 def _progress(items, desc: str, enabled: bool):
     if not enabled:
         return items
-    from tqdm import tqdm
+    from .progress import each
 
-    return tqdm(items, desc=desc, unit="clip", leave=False)
+    return each(items, desc, unit="clip")
 
 
 # --- training data -------------------------------------------------------------------------------
@@ -526,9 +526,9 @@ def _state_copy(model: A2Mid2EJoint) -> dict:
 def _progress_bar(cfg: TrainConfig, start_epoch: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .progress import counter
 
-    return tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train w={cfg.width:g}", unit="epoch")
+    return counter(f"train w={cfg.width:g}", cfg.epochs, "epoch", initial=start_epoch)
 
 
 def _show_epoch(bar, rec: dict, run: _Run) -> None:
