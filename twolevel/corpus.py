@@ -85,9 +85,9 @@ def build_corpus(tracks: Sequence[Track], out_dir: Path, max_windows_per_track: 
     todo = [t for t in tracks if str(t.path) not in done]
     it = todo
     if progress:
-        from tqdm import tqdm
+        from .progress import each
 
-        it = tqdm(todo, desc="corpus", unit="track")
+        it = each(todo, "corpus", unit="track", leave=True)
     written = len(specs)
     for t in it:
         try:

@@ -144,7 +144,7 @@ def run_corpus(files: Iterable[str | os.PathLike], call: Callable, out: str | os
     Returns the :class:`CorpusSummary`. Interrupted (Ctrl-C), it stops sending, keeps what was
     written, and re-raises.
     """
-    from tqdm import tqdm
+    from .progress import counter
 
     if concurrency < 1:
         raise TwolevelError(f"concurrency must be at least 1, not {concurrency}", code="bad_option")
@@ -158,8 +158,8 @@ def run_corpus(files: Iterable[str | os.PathLike], call: Callable, out: str | os
         with out.open("ab") as fh:  # a line cut off by a crash: start on a fresh line
             fh.write(b"\n")
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=len(paths), initial=summary.skipped, unit="file", desc=desc, disable=not show,
-               dynamic_ncols=True, smoothing=0.1)
+    bar = counter(desc, len(paths), "file", initial=summary.skipped, enabled=show, dynamic_ncols=True,
+                  smoothing=0.1)
     stop = threading.Event()
     start = time.monotonic()
     pending = iter(todo)

@@ -3,6 +3,7 @@
 * :func:`sample_bar`: a ``progress(done, total)`` callback for :func:`twolevel.explain.explain`.
 * :func:`waiting`: elapsed seconds while one long blocking call runs (a remote explanation).
 * :func:`each`: an iterable that shows how many items are done (clips of a folder).
+* :func:`counter`: a bar the caller advances itself (epochs of training, files sent to a server).
 
 Bars go to stderr, so ``--json`` on stdout stays clean.
 """
@@ -73,8 +74,19 @@ def waiting(label: str, enabled: bool | None = None, interval: float = 1.0):
         bar.close()
 
 
-def each(items: Iterable[T], label: str, unit: str = "clip", enabled: bool = True) -> Iterator[T]:
-    """``items`` with a bar counting them (left off when done)."""
+def each(items: Iterable[T], label: str, unit: str = "clip", enabled: bool = True,
+         leave: bool = False) -> Iterator[T]:
+    """``items`` with a bar counting them (left on screen when done only with ``leave``)."""
     if not enabled:
         return iter(items)
-    return iter(tqdm(items, desc=label, unit=unit, leave=False))
+    return iter(tqdm(items, desc=label, unit=unit, leave=leave))
+
+
+def counter(label: str, total: int | None, unit: str, initial: int = 0, enabled: bool = True,
+            **options) -> tqdm:
+    """A bar of ``total`` ``unit``s starting at ``initial``; the caller calls ``update``,
+    ``set_postfix`` and ``close``. Disabled, it draws nothing and its methods do nothing.
+
+    ``options`` go to tqdm as they are (e.g. ``dynamic_ncols``, ``smoothing``).
+    """
+    return tqdm(total=total, initial=initial, unit=unit, desc=label, disable=not enabled, **options)

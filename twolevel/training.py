@@ -112,9 +112,9 @@ def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, pro
 def _progress(items, desc: str, enabled: bool):
     if not enabled:
         return items
-    from tqdm import tqdm
+    from .progress import each
 
-    return tqdm(items, desc=desc, unit="clip", leave=False)
+    return each(items, desc, unit="clip")
 
 
 # --- training data -------------------------------------------------------------------------------
@@ -524,9 +524,9 @@ def _state_copy(model: A2Mid2EJoint) -> dict:
 def _progress_bar(cfg: TrainConfig, start_epoch: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from .progress import counter
 
-    return tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train w={cfg.width:g}", unit="epoch")
+    return counter(f"train w={cfg.width:g}", cfg.epochs, "epoch", initial=start_epoch)
 
 
 def _show_epoch(bar, rec: dict, run: _Run) -> None:
@@ -656,9 +656,15 @@ def validation_split(data: TrainingSet, fraction: float, seed: int) -> tuple[Tra
     if len(data) < 3 * n_parts:
         raise OptionError(f"--val-fraction {fraction:g} of {len(data)} clips leaves fewer than 3 to "
                           "validate on: give more clips, or --val-fraction 0 to keep the last epoch")
-    parts = stratified_folds(data.categories, n_parts, seed + 1000)
-    held_out = set(parts[0].tolist())
-    return data.subset([i for i in range(len(data)) if i not in held_out]), data.subset(parts[0])
+    kept, held_out = _hold_out(data.categories, n_parts, seed + 1000)
+    return data.subset(kept), data.subset(held_out)
+
+
+def _hold_out(categories: Sequence[str], n_parts: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, held_out)`` indices, both ascending: the first of ``n_parts`` stratified folds is held out."""
+    parts = stratified_folds(categories, n_parts, seed)
+    held = set(parts[0].tolist())
+    return np.array([i for i in range(len(categories)) if i not in held], dtype=int), parts[0]
 
 
 def inner_folds_for(k: int, val_fraction: float) -> int | None:
@@ -685,41 +691,13 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     folds = stratified_folds(cats, k, cfg.seed)
     inner_k = inner_folds or k - 1
     results = {"k": k, "inner_folds": inner_k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width),
-               "folds": {}}
-    if results_path is not None and Path(results_path).is_file():
-        old = json.loads(Path(results_path).read_text())
-        if old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k:
-            results["folds"] = old.get("folds", {})
+               "folds": _finished_folds(results_path, cfg, k, inner_k)}
     for f in (folds_to_run if folds_to_run is not None else range(k)):
         if str(f) in results["folds"]:
             continue
-        test_idx = folds[f]
-        rest = np.array(sorted(set(range(len(data))) - set(test_idx.tolist())))
-        inner = stratified_folds([cats[i] for i in rest], inner_k, cfg.seed + 1000 + f)
-        val_idx = rest[inner[0]]
-        train_idx = np.array(sorted(set(rest.tolist()) - set(val_idx.tolist())))
-        train_set = data.subset(train_idx)
-        if extra_train is not None:
-            train_set = extra_train(train_set)
-
-        def on_epoch(rec, f=f):
-            if log is not None:
-                log(json.dumps({"fold": f, **{k2: (round(v, 5) if isinstance(v, float) else v)
-                                                for k2, v in rec.items()}}))
-
-        model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
-                               on_epoch=on_epoch)
-        best = score(model, data.subset(test_idx))
-        model.load_state_dict(summary["last_state"])
-        last = score(model, data.subset(test_idx))
-        results["folds"][str(f)] = {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
-                                    "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
-                                    "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
-                                    "test": best, "test_last": last, "seconds": summary["seconds"],
-                                    "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
-        if log is not None:
-            log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
-                            "best_epoch": summary["best_epoch"]}))
+        train_idx, val_idx = _inner_split(cats, folds[f], inner_k, cfg.seed + 1000 + f)
+        results["folds"][str(f)] = _run_fold(data, f, train_idx, val_idx, folds[f], cfg, device, progress,
+                                             extra_train, log)
         if results_path is not None:
             Path(results_path).parent.mkdir(parents=True, exist_ok=True)
             Path(results_path).write_text(json.dumps(results, indent=1))
@@ -727,6 +705,49 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     if results_path is not None:
         Path(results_path).write_text(json.dumps(results, indent=1))
     return results
+
+
+def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k: int) -> dict:
+    """Folds already in ``results_path`` from a run with the same settings (none otherwise)."""
+    if results_path is not None and Path(results_path).is_file():
+        old = json.loads(Path(results_path).read_text())
+        if old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k:
+            return old.get("folds", {})
+    return {}
+
+
+def _inner_split(cats: Sequence[str], test_idx: np.ndarray, inner_k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)`` of the clips outside ``test_idx``: 1/inner_k of them validates."""
+    rest = np.array(sorted(set(range(len(cats))) - set(test_idx.tolist())))
+    kept, held_out = _hold_out([cats[i] for i in rest], inner_k, seed)
+    return rest[kept], rest[held_out]
+
+
+def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
+              cfg: TrainConfig, device, progress: bool, extra_train, log) -> dict:
+    """Train on ``train_idx`` (early stopping on ``val_idx``) and score on ``test_idx``: the fold's record."""
+    train_set = data.subset(train_idx)
+    if extra_train is not None:
+        train_set = extra_train(train_set)
+
+    def on_epoch(rec):
+        if log is not None:
+            log(json.dumps({"fold": f, **{k2: (round(v, 5) if isinstance(v, float) else v)
+                                            for k2, v in rec.items()}}))
+
+    model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
+                           on_epoch=on_epoch)
+    best = score(model, data.subset(test_idx))
+    model.load_state_dict(summary["last_state"])
+    last = score(model, data.subset(test_idx))
+    if log is not None:
+        log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
+                        "best_epoch": summary["best_epoch"]}))
+    return {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
+            "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
+            "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
+            "test": best, "test_last": last, "seconds": summary["seconds"],
+            "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
 
 
 def _mean_sd(values: Sequence[float]) -> dict:

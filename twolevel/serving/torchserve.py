@@ -162,13 +162,7 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
         raise TwolevelError("TorchServe needs Java 11+ (`java` not on PATH and no JAVA_HOME)", code="no_java")
     run = Path(run) if run is not None else default_run_dir()
     run = run.resolve()
-    state = run / "server.json"
-    if state.is_file():
-        old = json.loads(state.read_text())
-        if old.get("pid") and _pid_alive(int(old["pid"])):
-            raise TwolevelError(f"a TorchServe from {run} is already running (pid {old['pid']}, "
-                                f"{old.get('inference_address')}); stop it with `twolevel-cli serve stop`",
-                                code="already_running")
+    _refuse_if_running(run)
     store = Path(model_store).resolve()
     if not (store / mar).is_file():
         raise TwolevelError(f"no model archive {store / mar}; build it with `twolevel-cli package`", code="no_archive")
@@ -177,6 +171,38 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
         d.mkdir(parents=True, exist_ok=True)
     run.chmod(0o700)  # key file and management socket: this user only
     (run / "key_file.json").unlink(missing_ok=True)
+    base = Path(config) if config else asset_path(SERVER_CONFIG_FILE)
+    props = _server_properties(run, base, store, mar, model_name, port, management_port, metrics_port,
+                               extra_properties)
+    run_config = run / "config.properties"
+    run_config.write_text(f"# written by twolevel-cli serve start from {base}\n"
+                          + "".join(f"{k}={v}\n" for k, v in props.items()))
+    pid = _launch(run, store, run_config, tmp, logs, _server_env(tmp, logs, threads))
+    info = {
+        "pid": pid, "run_dir": str(run), "tmpdir": str(tmp), "log_dir": str(logs),
+        "inference_address": props["inference_address"], "management_address": props["management_address"],
+        "metrics_address": props["metrics_address"], "key_file": str(run / "key_file.json"),
+        "model_store": str(store), "model": model_name, "archive": mar, "config": str(run_config),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    (run / "server.json").write_text(json.dumps(info, indent=2))
+    return _wait_until_ready(info, model_name, wait)
+
+
+def _refuse_if_running(run: Path) -> None:
+    """Raise ``already_running`` if the server recorded in ``run/server.json`` is still alive."""
+    state = run / "server.json"
+    if state.is_file():
+        old = json.loads(state.read_text())
+        if old.get("pid") and _pid_alive(int(old["pid"])):
+            raise TwolevelError(f"a TorchServe from {run} is already running (pid {old['pid']}, "
+                                f"{old.get('inference_address')}); stop it with `twolevel-cli serve stop`",
+                                code="already_running")
+
+
+def _server_properties(run: Path, base: Path, store: Path, mar: str, model_name: str, port: int,
+                       management_port: int, metrics_port: int, extra_properties: dict | None) -> dict:
+    """The run's ``config.properties``: ``base`` with loopback addresses, free ports and the model."""
     ports = [p or free_port() for p in (port, metrics_port)]
     # The management API can scale the model to zero workers (TorchServe 0.12 has no switch that
     # forbids PUT /models/{name}): by default it listens on a Unix socket in the run folder, so
@@ -190,7 +216,6 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     # TorchServe 0.12 always opens its two gRPC ports too (no switch turns them off): give them
     # free ports of their own so that two servers never collide, and keep them on loopback.
     grpc_ports = [free_port(), free_port()]
-    base = Path(config) if config else asset_path(SERVER_CONFIG_FILE)
     props = dict(_read_properties(base))
     props.update({
         "inference_address": f"http://127.0.0.1:{ports[0]}",
@@ -204,9 +229,11 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
         "load_models": f"{model_name}={mar}",
     })
     props.update({k: str(v) for k, v in (extra_properties or {}).items()})
-    run_config = run / "config.properties"
-    run_config.write_text(f"# written by twolevel-cli serve start from {base}\n"
-                          + "".join(f"{k}={v}\n" for k, v in props.items()))
+    return props
+
+
+def _server_env(tmp: Path, logs: Path, threads: int | None) -> dict:
+    """The server's environment: its own TMPDIR and log folder, thread counts, no inherited config."""
     env = dict(os.environ)
     n_threads = str(threads or env.get("TWOLEVEL_THREADS") or 1)
     env.update({
@@ -218,6 +245,11 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     env.pop("TS_CONFIG_FILE", None)
     if threads:
         env["TWOLEVEL_THREADS"] = n_threads
+    return env
+
+
+def _launch(run: Path, store: Path, run_config: Path, tmp: Path, logs: Path, env: dict) -> int:
+    """Run ``torchserve --start`` (it forks the Java frontend and returns); the server's pid."""
     cmd = [sys.executable, "-c", "import sys; from ts.model_server import start; sys.exit(start())",
            "--start", "--ncs", "--model-store", str(store), "--ts-config", str(run_config)]
     with open(logs / "console.log", "ab") as console:
@@ -228,18 +260,16 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
     if proc.returncode != 0 or pid is None:
         raise TwolevelError(f"torchserve --start failed (exit {proc.returncode}); logs in {logs}\n{_log_tail(logs)}",
                             code="start_failed")
-    info = {
-        "pid": pid, "run_dir": str(run), "tmpdir": str(tmp), "log_dir": str(logs),
-        "inference_address": props["inference_address"], "management_address": props["management_address"],
-        "metrics_address": props["metrics_address"], "key_file": str(run / "key_file.json"),
-        "model_store": str(store), "model": model_name, "archive": mar, "config": str(run_config),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    state.write_text(json.dumps(info, indent=2))
+    return pid
+
+
+def _wait_until_ready(info: dict, model_name: str, wait: float) -> dict:
+    """Poll until the model's workers are ready (``info`` plus the token); stop the server after ``wait`` s."""
+    logs = Path(info["log_dir"])
     deadline = time.monotonic() + wait
     detail = "not started"
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not _pid_alive(info["pid"]):
             raise TwolevelError(f"TorchServe exited during startup; logs in {logs}\n{_log_tail(logs)}",
                                 code="start_failed")
         if Path(info["key_file"]).is_file():
@@ -248,7 +278,7 @@ def start_server(run: str | os.PathLike | None = None, model_store: str | os.Pat
                 info["token"] = read_key_file(info["key_file"])  # not written to server.json
                 return info
         time.sleep(1.0)
-    stop_server(run)
+    stop_server(info["run_dir"])
     raise TwolevelError(f"model {model_name} not ready after {wait:.0f} s ({detail}); server stopped; "
                         f"logs in {logs}\n{_log_tail(logs)}", code="start_failed")
 
