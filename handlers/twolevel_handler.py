@@ -44,7 +44,7 @@ from twolevel.options import default_threads
 from twolevel.predict import TwoLevelModel
 from twolevel.serving.requests import parse_request
 from twolevel.serving.responses import error_body, wrap_result
-from twolevel.serving.service import SERVER_SETTINGS, explain_request, prepare_request
+from twolevel.serving.service import SERVER_SETTINGS, explain_request, prepare_request, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class TwolevelHandler(BaseHandler):
         """Load the checkpoint from the model dir; read ``handler:`` from model-config.yaml."""
         self.context = context
         self.manifest = context.manifest or {}
-        yaml_config = getattr(context, "model_yaml_config", None) or {}
-        self.config.update((yaml_config.get("handler") or {}))
+        self.config = read_settings(getattr(context, "model_yaml_config", None) or {})
         torch.set_num_threads(default_threads(self.config.get("threads")))
         props = context.system_properties
         model_dir = Path(props.get("model_dir") or ".")
