@@ -2,7 +2,7 @@
 
 For every clip (the three examples and six Soundtracks excerpts, first 10 s window) and seed, the
 network's 15 outputs on the first 50,000 samples of that seed's sample matrix are computed once
-and cached (``runs/adaptive/<clip>_s<seed>_50000.npz``); ``sample_switches`` is prefix-consistent,
+and cached (``runs/adaptive/<clip>_<design>_s<seed>_50000.npz``); ``sample_switches`` is prefix-consistent,
 so an ``auto`` run with seed s is exactly the start of that matrix, and the round loop
 (:func:`twolevel.explain.adaptive.converge`, the code ``explain`` runs) is replayed on the cache.
 
@@ -19,8 +19,9 @@ Per clip and target (a mid-level and an emotion; an emotion traces its 3 stronge
   (what ``auto_cap=12500`` would give).
 
 Jaccard is over (segment, sign) pairs. Run (slow the first time: 4 x 50,000 passes per clip):
-``nice -n 10 .venv/bin/python benchmarks/adaptive_validation.py [--agreement 0.9]``;
-writes ``benchmarks/results/adaptive.md``.
+``nice -n 10 .venv/bin/python benchmarks/adaptive_validation.py [--agreement 0.85 0.9] [--design independent]``;
+writes ``benchmarks/results/adaptive-<design>.md``. Every run (samples, reference, floor) uses the
+one ``--design``.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from twolevel.explain.segments import segment_spectrogram
 from twolevel.explain.selection import jaccard, select_segments
 from twolevel.explain.surrogate import fit_surrogate
 from twolevel.labels import MIDLEVEL_NAMES, TARGET_NAMES
+from twolevel.options import SAMPLING_DESIGNS
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import WINDOW_FRAMES
 
@@ -65,12 +67,13 @@ def window_of(model: TwoLevelModel, clip: Path):
 
 class CachedOutputs:
     """The network's outputs on the first rows of one seed's sample matrix, computed on demand and
-    cached in ``runs/adaptive/<clip>_s<seed>_<rows>.npz`` (the longest cache found is reused)."""
+    cached in ``runs/adaptive/<clip>_<design>_s<seed>_<rows>.npz`` (the longest cache found is reused)."""
 
-    def __init__(self, model, clip: Path, seed: int, spec, seg, compute: bool):
+    def __init__(self, model, clip: Path, seed: int, spec, seg, compute: bool, design: str):
         self.model, self.clip, self.seed, self.spec, self.seg, self.compute = model, clip, seed, spec, seg, compute
-        self.switches = sample_switches(DEFAULT_CAP, seg.n_segments, seed)
-        found = sorted(CACHE.glob(f"{clip.stem}_s{seed}_*.npz"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+        self.switches = sample_switches(DEFAULT_CAP, seg.n_segments, seed, design)
+        self.stem = f"{clip.stem}_{design}_s{seed}"
+        found = sorted(CACHE.glob(f"{self.stem}_*.npz"), key=lambda f: int(f.stem.rsplit("_", 1)[1]))
         self.outputs = np.load(found[-1])["outputs"] if found else np.empty((0, len(TARGET_NAMES)))
 
     def upto(self, n: int) -> np.ndarray:
@@ -83,9 +86,9 @@ class CachedOutputs:
             rate = (n - len(self.outputs)) / (time.perf_counter() - start)
             self.outputs = np.concatenate([self.outputs, more])
             CACHE.mkdir(parents=True, exist_ok=True)
-            for old in CACHE.glob(f"{self.clip.stem}_s{self.seed}_*.npz"):
+            for old in CACHE.glob(f"{self.stem}_*.npz"):
                 old.unlink()
-            np.savez(CACHE / f"{self.clip.stem}_s{self.seed}_{n}.npz", outputs=self.outputs,
+            np.savez(CACHE / f"{self.stem}_{n}.npz", outputs=self.outputs,
                      n_segments=self.seg.n_segments)
             print(f"  {self.clip.stem} seed {self.seed}: {n:,} rows ({rate:.0f} samples/s)", file=sys.stderr, flush=True)
         return self.outputs[:n]
@@ -112,10 +115,10 @@ def plain(fit, name: str) -> set:
     return signed(*select_segments(fit.coef[i], fit.pvalues[i], 1e-6))
 
 
-def evaluate(model, clip: Path, agreement: float, compute: bool) -> list[dict]:
+def evaluate(model, clip: Path, agreement: float, compute: bool, design: str) -> list[dict]:
     spec, seg = window_of(model, clip)
     k = seg.n_segments
-    cache = {s: CachedOutputs(model, clip, s, spec, seg, compute) for s in SEEDS + (REFERENCE_SEED,)}
+    cache = {s: CachedOutputs(model, clip, s, spec, seg, compute, design) for s in SEEDS + (REFERENCE_SEED,)}
     try:
         ref_out, full_out = cache[REFERENCE_SEED].upto(DEFAULT_CAP), cache[0].upto(DEFAULT_CAP)
     except LookupError as err:
@@ -161,11 +164,14 @@ def main() -> None:
     parser.add_argument("--agreement", type=float, nargs="+", default=[DEFAULT_AGREEMENT])
     parser.add_argument("--no-compute", action="store_true", help="use cached outputs only; skip clips without")
     parser.add_argument("--clips", nargs="+", default=None, help="clip names (stems) to evaluate; default: all")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "adaptive.md"))
+    parser.add_argument("--design", choices=SAMPLING_DESIGNS, default=SAMPLING_DESIGNS[0],
+                        help="how every run draws its perturbations (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/adaptive-<design>.md")
     args = parser.parse_args()
+    args.out = args.out or str(ROOT / "benchmarks" / "results" / f"adaptive-{args.design}.md")
     torch.set_num_threads(1)
     model = TwoLevelModel.load(device="cpu")
-    lines = [f"# samples='auto' vs 50,000-sample references (model {model.model_version})", "",
+    lines = [f"# samples='auto' vs 50,000-sample references, {args.design} design (model {model.model_version})", "",
              "Worst traced output per row (an emotion traces itself and its 3 strongest mid-levels); "
              "Jaccard over (segment, sign). `floor`: the fixed 50,000-sample selection (seed 0) vs the "
              "reference (seed 100), i.e. how reproducible the paper's own selection is. Generated by "
@@ -175,7 +181,7 @@ def main() -> None:
         for clip in CLIPS:
             if not Path(clip).is_file() or (args.clips and Path(clip).stem not in args.clips):
                 continue
-            found = evaluate(model, Path(clip), agreement, not args.no_compute)
+            found = evaluate(model, Path(clip), agreement, not args.no_compute, args.design)
             rows += found
             if not found:
                 missing.append(Path(clip).stem)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.options import SAMPLING_DESIGNS
 from twolevel.signal import WINDOW_SECONDS
 
 from .common import (device_option, echo_json, endpoint_client, endpoint_option, explain_option, friendly_errors,
@@ -89,6 +90,10 @@ def _print_human(exp, report: Path) -> None:
                      "quick look: Jaccard ~0.8 to a 50,000-sample run.")
 @explain_option("--ratio", "ratio")
 @explain_option("--seed", "seed")
+@explain_option("--design", "design", type=click.Choice(SAMPLING_DESIGNS), default=None,
+                show_default=False, help="How perturbations are drawn: antithetic (the default: each random sample "
+                "followed by its complement, stabler selections for the same samples) or independent (LIME's "
+                "sampling). With --endpoint, the server's default.")
 @explain_option("--batch-size", "batch_size")
 @device_option
 @explain_option("--offset", "offset")
@@ -104,7 +109,7 @@ def _print_human(exp, report: Path) -> None:
 @timeout_option
 @corpus_options
 @friendly_errors
-def explain(file, target, out_dir, samples, auto_cap, ratio, seed, batch_size, device, offset, repeats, audio_format,
+def explain(file, target, out_dir, samples, auto_cap, ratio, seed, design, batch_size, device, offset, repeats, audio_format,
             griffin_lim_iters, as_json, model_path, endpoint, token, timeout, jsonl, concurrency):
     """Explain TARGET on FILE down to the spectrogram, and make the explanation audible.
 
@@ -131,7 +136,7 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, batch_size, d
         client = endpoint_client(endpoint, token, timeout)
         client.progress = lambda _label: contextlib.nullcontext()  # one bar for the job, no ticker per request
         call = lambda p: client.explain(p, target=target, samples=samples, ratio=ratio, seed=seed,  # noqa: E731
-                                        offset=offset)
+                                        design=design, offset=offset)
         return run_corpus_job([file], call, jsonl, "explanation", concurrency, as_json)
     from twolevel.explain import repeats_summary
     from twolevel.report import write_report
@@ -141,7 +146,7 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, batch_size, d
     if endpoint:
         client = endpoint_client(endpoint, token, timeout)
         for k, s in enumerate(seeds):
-            runs.append(client.explain(file, target=target, samples=samples, ratio=ratio, seed=s,
+            runs.append(client.explain(file, target=target, samples=samples, ratio=ratio, seed=s, design=design,
                                        offset=offset, include_audio=(k == 0)))
     else:
         set_threads()
@@ -152,7 +157,8 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, batch_size, d
 
         options = ExplainOptions(target=target, ratio=ratio, seed=seed, batch_size=batch_size, offset=offset,
                                  griffin_lim_iters=griffin_lim_iters, auto_cap=auto_cap,
-                                 **({} if samples is None else {"samples": samples}))
+                                 **({} if samples is None else {"samples": samples}),
+                                 **({} if design is None else {"design": design}))
         model = TwoLevelModel.load(model_path, device=device)
         audio = model.load_audio(file)
         for k, s in enumerate(seeds):

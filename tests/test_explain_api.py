@@ -89,7 +89,7 @@ def _cli():
 
 def test_cli_explain_writes_the_report(tiny_checkpoint, example_clip, tmp_path):
     out = tmp_path / "exp"
-    result = CliRunner().invoke(_cli(), ["explain", str(example_clip), "--target", "articulation", "--samples", "500",
+    result = CliRunner().invoke(_cli(), ["explain", str(example_clip), "--target", "articulation", "--samples", "2000",
                                          "--out", str(out), "--model", str(tiny_checkpoint), "--iterations", "2",
                                          "--format", "flac", "--json"])
     assert result.exit_code == 0, result.output
@@ -134,7 +134,7 @@ def test_cli_endpoint_makes_the_same_report(tmp_path, monkeypatch):
         def __init__(self, endpoint, token=None):
             seen.append((endpoint, token))
 
-        def explain(self, path, target, samples, ratio, seed, offset=None, include_audio=False):
+        def explain(self, path, target, samples, ratio, seed, design=None, offset=None, include_audio=False):
             exp = explain(model, audio, target=target, n_samples=samples, ratio=ratio, seed=seed,
                           resynthesis=include_audio, griffin_lim_iters=2)
             return Explanation.from_dict(json.loads(json.dumps(exp.to_dict(include_audio=include_audio))))

@@ -167,16 +167,19 @@ explain_mod = pytest.importorskip("twolevel.explain", reason="twolevel.explain h
 
 def test_explain_branch_through_handle(handler, model_dir, clips, tiny_model):
     """A mixed batch: request 0 is a prediction, request 1 an explanation (header explain: True)."""
-    rows = [{"body": clips["good"]}, {"data": clips["good"], "target": "articulation", "samples": "300", "seed": "3"}]
+    rows = [{"body": clips["good"]}, {"data": clips["good"], "target": "articulation", "samples": "300", "seed": "3",
+                                      "design": "independent"}]
     statuses, bodies = run(handler, model_dir, rows, explain={1})
     assert statuses == [200, 200]
     assert "emotions" in bodies[0] and "windows" in bodies[0]
     exp = explain_mod.explain(tiny_model, tiny_model.load_audio(clips["good"]), target="articulation",
-                              n_samples=300, seed=3, batch_size=64, resynthesis=False, griffin_lim_iters=4)
+                              n_samples=300, seed=3, design="independent", batch_size=64, resynthesis=False,
+                              griffin_lim_iters=4)
     expected = json.loads(json.dumps(exp.to_dict(include_audio=False)))
     got = bodies[1]
     assert got["target"] == "articulation"
     assert got["parameters"]["n_samples"] == 300 and got["parameters"]["seed"] == 3
+    assert got["parameters"]["design"] == "independent"
     assert got["selections"][0]["positive"] == expected["selections"][0]["positive"]
     for k, v in expected["predictions"]["midlevels"].items():
         assert got["predictions"]["midlevels"][k] == pytest.approx(v, rel=1e-5, abs=1e-6)
@@ -203,6 +206,7 @@ def test_explain_handle_directly_with_audio(handler, model_dir, clips):
     ({"samples": "many"}, "bad_samples"),
     ({"samples": "11"}, "bad_samples"),  # inside the server's range, below what the segments need
     ({"ratio": "-1"}, "bad_ratio"),
+    ({"design": "sobol"}, "bad_design"),
     ({"include_audio": "perhaps"}, "bad_option"),
 ])
 def test_explain_bad_options_fail_alone(handler, model_dir, clips, options, code):

@@ -31,6 +31,7 @@ def test_defaults_are_the_papers():
     ({"offset": -0.5}, "bad_offset", ["offset"]),
     ({"target": "loudness"}, "unknown_target", ["target", "articulation", "tender"]),
     ({"resynthesis": "yes"}, "bad_option", ["resynthesis", "true or false"]),
+    ({"design": "sobol"}, "bad_design", ["design", "antithetic, independent", "sobol"]),
 ])
 def test_each_mistake_names_the_option_and_its_range(changes, code, words):
     with pytest.raises(OptionError) as err:

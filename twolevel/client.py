@@ -36,7 +36,7 @@ AUDIO_CODES = {"not_audio", "empty", "truncated", "silent", "non_finite", "too_l
                "too_large_decoded", "too_many_channels", "bad_sample_rate", "not_found", "missing_audio",
                "bad_base64"}
 #: Error codes for options out of range (mapped back to :class:`OptionError`).
-OPTION_CODES = {"unknown_target", "unknown_option", "bad_samples", "bad_option", "bad_offset", "bad_ratio", "bad_seed"}
+OPTION_CODES = {"unknown_target", "unknown_option", "bad_samples", "bad_option", "bad_offset", "bad_ratio", "bad_seed", "bad_design"}
 #: Where ``twolevel-cli serve start`` keeps its run folder (server.json, key_file.json, logs).
 DEFAULT_RUN_DIR = "runs/serve"
 DEFAULT_MODEL = "twolevel"
@@ -429,11 +429,12 @@ class TorchServeClient:
     def explain(self, source: Union[str, os.PathLike, bytes, bytearray], target: Optional[str] = None,
                 samples: Union[int, str, None] = None, ratio: Optional[float] = None, seed: Optional[int] = None,
                 offset: Optional[float] = None, include_audio: bool = False,
-                progress: Optional[WaitIndicator] = None, **extra) -> Explanation:
+                progress: Optional[WaitIndicator] = None, design: Optional[str] = None, **extra) -> Explanation:
         """The level-2 explanation of ``target`` for one file, as an :class:`~twolevel.explain.Explanation`
         (with its audio when ``include_audio``).
 
-        ``samples`` may also be given as ``n_samples``. Options left out take the server's defaults.
+        ``samples`` may also be given as ``n_samples``; ``design`` is how perturbations are drawn
+        (``"antithetic"`` or ``"independent"``). Options left out take the server's defaults.
         """
         if samples is None and "n_samples" in extra:
             samples = extra.pop("n_samples")
@@ -442,7 +443,7 @@ class TorchServeClient:
         data, name = self._read(source)
         fields = {"name": name, "include_audio": "true" if include_audio else "false"}
         for key, value in (("target", target), ("samples", samples), ("ratio", ratio), ("seed", seed),
-                             ("offset", offset)):
+                           ("design", design), ("offset", offset)):
             if value is not None:
                 fields[key] = repr(value) if isinstance(value, float) else str(value)
         body, ctype = _multipart(fields, "data", name, data)

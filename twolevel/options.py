@@ -35,6 +35,8 @@ MAX_GRIFFIN_LIM_ITERS = 5000
 MAX_FAITHFULNESS_DRAWS = 1000
 #: Largest seed: 2**32 - 1, a range every random generator the explanation seeds accepts.
 MAX_SEED = 2**32 - 1
+#: How perturbations can be drawn (:func:`twolevel.explain.sampling.sample_switches`); the first is the default.
+SAMPLING_DESIGNS = ("antithetic", "independent")
 #: Longest audio accepted by default, in seconds (10 minutes).
 DEFAULT_MAX_SECONDS = 600.0
 
@@ -161,6 +163,9 @@ class ExplainOptions:
             rounds of ``auto_cap / 32``, ``/ 16``, ... samples until every traced output's selection
             agrees with the previous round's (see :mod:`twolevel.explain.adaptive`).
         auto_cap: the most samples ``"auto"`` draws (the paper's 50,000).
+        design: how the perturbations are drawn: ``"antithetic"`` (pairs of a random sample and
+            its complement, which keeps the segments' pairwise interactions out of the weights) or
+            ``"independent"`` (LIME's own sampling); see :func:`twolevel.explain.sampling.sample_switches`.
         ratio: keep a segment when its p-value / |weight| is below this.
         seed: seeds the samples, the deletion check's random draws and Griffin-Lim's phase.
         batch_size: perturbed spectrograms per forward pass.
@@ -181,6 +186,10 @@ class ExplainOptions:
         low=1, high=MAX_SAMPLES, words=("auto",), hint="at least 2 x (segments + 1), about 600 for 10 s"))
     auto_cap: int = option(50_000, OptionRule(
         int, "bad_samples", "Most samples 'auto' draws (the paper's 50,000).", low=1, high=MAX_SAMPLES))
+    design: str = option(SAMPLING_DESIGNS[0], OptionRule(
+        str, "bad_design", "How perturbations are drawn: antithetic (each random sample followed by its complement: "
+        "stabler selections for the same samples) or independent (LIME's sampling).",
+        choices=SAMPLING_DESIGNS))
     ratio: float = option(1e-6, OptionRule(
         float, "bad_ratio", "Keep segments with p / |weight| < RATIO (the paper's 1e-6).", low=0.0, low_open=True))
     # At most 2**32 - 1: every generator seeded from it takes that range (torch's stops at 2**64 - 1,

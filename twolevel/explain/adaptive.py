@@ -161,13 +161,14 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
 def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray, n_segments: int, seed: int,
                       traced: Callable[[np.ndarray], list[str]], ratio: float, hide_value: float = 0.0,
                       batch_size: int = 256, cap: int = DEFAULT_CAP, first_at_least: int = 0,
-                      agreement: float = DEFAULT_AGREEMENT, progress: ProgressCallback = None) -> AdaptiveResult:
+                      agreement: float = DEFAULT_AGREEMENT, design: str = "antithetic",
+                      progress: ProgressCallback = None) -> AdaptiveResult:
     """Perturbation rounds through ``network`` until the traced selections converge (or ``cap``).
 
     ``progress(done, total)`` is called after every batch with ``total`` the cap, and once more
     at the end as ``progress(drawn, drawn)`` when the rounds stopped early.
     """
-    switches = sample_switches(cap, n_segments, seed)
+    switches = sample_switches(cap, n_segments, seed, design)
 
     def outputs_for(start: int, stop: int) -> np.ndarray:
         report = None if progress is None else (lambda done, _total: progress(start + done, cap))

@@ -117,9 +117,10 @@ def _perturb(network, window: _Window, options: ExplainOptions, progress: Progre
 
         adaptive = sample_adaptively(network, window.spectrogram, seg.labels, seg.n_segments, options.seed,
                                      traced_names, options.ratio, options.hide_value, options.batch_size,
-                                     options.auto_cap, minimum_samples(seg.n_segments), progress=progress)
+                                     options.auto_cap, minimum_samples(seg.n_segments), design=options.design,
+                                     progress=progress)
         return adaptive.switches, adaptive.outputs, adaptive
-    switches = sample_switches(options.samples, window.segmentation.n_segments, options.seed)
+    switches = sample_switches(options.samples, window.segmentation.n_segments, options.seed, options.design)
     outputs = run_perturbations(network, window.spectrogram, window.segmentation.labels, switches,
                                 options.hide_value, options.batch_size, progress)
     return switches, outputs, None
@@ -181,7 +182,7 @@ def _parameters(options: ExplainOptions, segmentation: Segmentation, device, n_s
         "target": options.target, "n_samples": n_samples, "samples": options.samples,
         "auto_cap": options.auto_cap if adaptive is not None else None,
         "adaptive": adaptive.convergence.to_dict() if adaptive is not None else None,
-        "ratio": options.ratio, "seed": options.seed,
+        "ratio": options.ratio, "seed": options.seed, "design": options.design,
         "batch_size": options.batch_size, "hide_value": options.hide_value, "offset": options.offset,
         "kernel_width": KERNEL_WIDTH, "distance": "cosine to all-ones", "segmentation": segmentation.parameters(),
         "resynthesis": options.resynthesis, "griffin_lim_iters": options.griffin_lim_iters,

@@ -13,19 +13,45 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..options import SAMPLING_DESIGNS as DESIGNS
 from ..options import default
 
 #: ``callable(done_samples, total_samples)``, called after every batch.
 ProgressCallback = Optional[Callable[[int, int], None]]
 
 
-def sample_switches(n_samples: int, n_segments: int, seed: int) -> np.ndarray:
-    """Uniform random 0/1 matrix ``(n_samples, n_segments)`` uint8; row 0 is all ones (the input itself).
+def sample_switches(n_samples: int, n_segments: int, seed: int, design: str = "antithetic") -> np.ndarray:
+    """Random 0/1 matrix ``(n_samples, n_segments)`` uint8; row 0 is all ones (the input itself).
 
-    Drawn from ``numpy.random.default_rng(seed)``, so the same seed gives the same matrix.
+    Every switch is on with probability 1/2, as in LIME's image explainer. ``design`` says how
+    rows relate:
+
+    * ``"independent"``: every row drawn on its own (LIME's sampling).
+    * ``"antithetic"``: rows come in pairs, a random row and its complement (``1 - z``; pair 0 is
+      the input and the all-off row). Each row has the same distribution as before, so the
+      surrogate estimates the same weights, but in a pair every even-order interaction of the
+      segments (the network's pairwise non-linearity) takes the same value while the switches
+      flip, so it no longer leaks into the weights (a fold-over design). Measured on awakening
+      (200 segments): two 50,000-sample selections of articulation agree at Jaccard 0.97 instead
+      of 0.90, and 12,500 antithetic samples match a 50,000 reference as well as 50,000
+      independent ones do (benchmarks/results/adaptive.md).
+
+    Drawn from ``numpy.random.default_rng(seed)``; the same seed and design give the same matrix,
+    and the first ``m`` rows of an ``n``-row matrix are the ``m``-row matrix (rounds of
+    ``samples="auto"`` rely on it).
     """
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {', '.join(DESIGNS)}, got {design!r}")
     rng = np.random.default_rng(seed)
-    switches = rng.integers(0, 2, size=(n_samples, n_segments), dtype=np.uint8)
+    if design == "independent":
+        switches = rng.integers(0, 2, size=(n_samples, n_segments), dtype=np.uint8)
+    else:
+        drawn = rng.integers(0, 2, size=((n_samples + 1) // 2, n_segments), dtype=np.uint8)
+        drawn[0] = 1
+        switches = np.empty((2 * len(drawn), n_segments), dtype=np.uint8)
+        switches[0::2] = drawn
+        np.subtract(1, drawn, out=switches[1::2])
+        switches = switches[:n_samples]
     switches[0] = 1
     return switches
 

@@ -30,7 +30,7 @@ from ..options import FALSE_WORDS, TRUE_WORDS
 #: Request fields that carry the audio file, in order of preference.
 AUDIO_KEYS = ("data", "audio", "file", "body")
 #: Request fields that carry explanation options (turned into ExplainOptions by the handler).
-EXPLAIN_OPTION_KEYS = ("target", "samples", "ratio", "seed", "offset", "include_audio")
+EXPLAIN_OPTION_KEYS = ("target", "samples", "ratio", "seed", "design", "offset", "include_audio")
 #: Request fields that carry options: the explanation's, which route, and the file's name.
 OPTION_KEYS = EXPLAIN_OPTION_KEYS + ("explain", "name")
 #: Headers ``X-Twolevel-<option>`` (lower case, ``_`` written ``-``) carry options too.

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from ..audio import load_audio
-from ..options import DEFAULT_MAX_SECONDS, MAX_SAMPLES, ExplainOptions, default, options_from_request
+from ..options import DEFAULT_MAX_SECONDS, MAX_SAMPLES, REQUEST_ALIASES, ExplainOptions, default, options_from_request
 from .requests import EXPLAIN_OPTION_KEYS, option_text as _text
 
 #: Settings of the ``handler:`` section of model-config.yaml (the one server config), and what
@@ -52,7 +52,7 @@ def explain_options(options: dict, cfg: dict) -> ExplainOptions:
     """A request's option text -> :class:`ExplainOptions`, within the server's sample caps."""
     request = {k: v for k, v in options.items() if k in EXPLAIN_OPTION_KEYS}
     return options_from_request(request, defaults=server_defaults(cfg),
-                                allowed=("target", "samples", "ratio", "seed", "offset", "resynthesis"),
+                                allowed=tuple(REQUEST_ALIASES.get(k, k) for k in EXPLAIN_OPTION_KEYS),
                                 limits={"samples": (int(cfg["min_samples"]), int(cfg["max_samples"]))})
 
 
