@@ -83,11 +83,11 @@ def _print_human(exp, report: Path) -> None:
 @explain_option("--samples", "samples", default=None, show_default=False,
                 help="Perturbation samples, at least 2 x (segments + 1), or 'auto': rounds of 1,563, 3,125, "
                      "... samples until every traced output's selection agrees with the round before "
-                     "(Jaccard >= 0.85), at most 50,000 (the paper's count). Default: auto locally; with "
+                     "(Jaccard >= 0.9), at most 50,000 (the paper's count). Default: auto locally; with "
                      "--endpoint, the server's default (auto; its cap bounds a request).")
 @explain_option("--auto-cap", "auto_cap",
                 help="Most samples --samples auto draws, here (a server applies its own cap). 12,500 gives a "
-                     "quick look: Jaccard ~0.8 to a 50,000-sample run.")
+                     "quick look: Jaccard ~0.88 to a 50,000-sample run.")
 @explain_option("--ratio", "ratio")
 @explain_option("--seed", "seed")
 @explain_option("--design", "design", type=click.Choice(SAMPLING_DESIGNS), default=None,

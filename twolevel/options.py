@@ -181,7 +181,7 @@ class ExplainOptions:
         str, "unknown_target", "Mid-level feature or emotion to explain.", choices=TARGET_NAMES))
     samples: int | str = option("auto", OptionRule(
         int, "bad_samples", "Perturbation samples, at least 2 x (segments + 1), or 'auto': rounds of "
-        "1,563, 3,125, ... until every traced selection agrees with the round before (Jaccard >= 0.85), "
+        "1,563, 3,125, ... until every traced selection agrees with the round before (Jaccard >= 0.9), "
         "at most --auto-cap (the paper's 50,000).",
         low=1, high=MAX_SAMPLES, words=("auto",), hint="at least 2 x (segments + 1), about 600 for 10 s"))
     auto_cap: int = option(50_000, OptionRule(
