@@ -9,8 +9,9 @@ for the state after the last epoch, which is what a final model trained on all c
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+from pathlib import Path
 
 from twolevel.labels import EMOTION_NAMES
 from twolevel.training import summarise_cv
@@ -30,7 +31,9 @@ def rows(reports: list[dict]) -> list[str]:
     for res in reports:
         s = summarise_cv(res)
         cfg = res["config"]
-        extras = [cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift") if cfg.get(k)]
+        extras = ([cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift", "gain_db", "time_mask")
+                                                    if cfg.get(k)]
+                  + ([f"init {Path(cfg['init_from']).stem}"] if cfg.get("init_from") else []))
         fold = next(iter(res["folds"].values()), {})
         n = res.get("n_clips") or _n_clips(res)
         k = res.get("k_per_seed", res["k"])
@@ -72,7 +75,14 @@ def pooled(reports: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    pool = "--pool" in args
-    reports = [json.load(open(a)) for a in args if a != "--pool"]
-    print("\n".join(rows(reports + (pooled(reports) if pool else []))))
+    parser = argparse.ArgumentParser(description="Markdown table of cross-validation reports (twolevel-cli train --folds K)")
+    parser.add_argument("reports", nargs="+", help="JSON reports written by twolevel-cli train --folds K --out FILE")
+    parser.add_argument("--pool", action="store_true", help="add one row per configuration over all its seeds")
+    args = parser.parse_args()
+    reports = []
+    for name in args.reports:
+        try:
+            reports.append(json.loads(Path(name).read_text()))
+        except (OSError, ValueError) as err:
+            parser.error(f"{name}: {err}")
+    print("\n".join(rows(reports + (pooled(reports) if args.pool else []))))
