@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from twolevel.descriptor_sets import DESCRIPTOR_SETS
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
 from .common import device_option, echo_json, friendly_errors, json_option, model_option, set_threads
@@ -71,6 +72,9 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
               help="Start the trunk and mid-level head from this pre-trained checkpoint "
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")
+@click.option("--descriptors", type=click.Choice(DESCRIPTOR_SETS), default="v1", show_default=True,
+              help="Descriptor set the mid-level targets come from: v1 (docs/midlevel-targets.md, the shipped "
+                   "model's) or v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py).")
 @click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
@@ -121,7 +125,7 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_
     cfg = TrainConfig(**hyper)
     dev = pick_device(device)
     progress = not quiet
-    data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress)
+    data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log)
@@ -132,7 +136,8 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_
 class _TrainingData:
     """The clips to learn from and where their mid-level targets come from."""
 
-    def __init__(self, dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress: bool):
+    def __init__(self, dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress: bool,
+                 descriptors: str = "v1"):
         from twolevel.data import load_midlevel_annotations, load_soundtracks
         from twolevel.training import soundtracks_training_set, with_annotations
 
@@ -141,10 +146,12 @@ class _TrainingData:
         soundtracks = load_soundtracks(dataset_dir)
         self.n_clips = len(soundtracks)
         ann = load_midlevel_annotations(midlevel_annotations, midlevel_audio) if midlevel_annotations else None
-        self.clips = soundtracks_training_set(soundtracks, cache, progress, "none" if ann is not None else "descriptors")
+        self.clips = soundtracks_training_set(soundtracks, cache, progress, "none" if ann is not None else "descriptors",
+                                              descriptors)
         #: Adds the annotated mid-level excerpts to a training part (None: descriptor targets only).
         self.extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
-        self.targets = "human annotations" if ann is not None else "signal descriptors (docs/midlevel-targets.md)"
+        self.targets = ("human annotations" if ann is not None
+                        else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
 
 
 @contextlib.contextmanager

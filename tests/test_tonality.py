@@ -75,3 +75,22 @@ def test_a_metronome_has_a_clearer_pulse_than_random_onsets():
     loose = place(np.sort(rng.uniform(0, 9.9, len(np.arange(0, 9.9, 0.5)))))
     assert pulse_clarity(steady) > pulse_clarity(loose) + 0.1
     assert pulse_clarity(np.zeros(n, dtype=np.float32)) == 0.0
+
+
+def test_descriptor_set_v2_swaps_in_the_sharper_tonal_and_pulse_descriptors():
+    from twolevel.descriptor_sets import descriptor_cache_key, raw_descriptors
+    from twolevel.labels import MIDLEVEL_NAMES
+
+    sr = 22050
+    t = np.arange(int(12 * sr)) / sr
+    y = (0.3 * np.sin(2 * np.pi * 220.0 * t) * (1 + np.sign(np.sin(2 * np.pi * 2.0 * t))) / 2).astype(np.float32)
+    v1, v2 = raw_descriptors(y, sr), raw_descriptors(y, sr, descriptors="v2")
+    swapped = {"tonal_stability": tonal_stability_v2, "minorness": minorness_v2, "rhythm_stability": pulse_clarity}
+    for i, name in enumerate(MIDLEVEL_NAMES):
+        if name in swapped:
+            assert v2[i] == pytest.approx(swapped[name](y, sr))
+        else:
+            assert v2[i] == v1[i]
+    assert descriptor_cache_key("v1") == "1" and descriptor_cache_key("v2") != "1"
+    with pytest.raises(ValueError, match="descriptors must be one of v1, v2"):
+        raw_descriptors(y, sr, descriptors="v3")

@@ -251,7 +251,8 @@ def descriptor(name: str, y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 
 
 def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The 7 raw descriptors of a mono signal, float64 in :data:`MIDLEVEL_NAMES` order."""
+    """The 7 raw descriptors of a mono signal, float64 in :data:`MIDLEVEL_NAMES` order (the v1 set;
+    :mod:`twolevel.descriptor_sets` chooses between sets)."""
     a = _Analysis(y, sr)
     return np.array([float(DESCRIPTORS[n](a)) for n in MIDLEVEL_NAMES], dtype=np.float64)
 

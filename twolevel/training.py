@@ -91,19 +91,21 @@ def cached_spectrograms(paths: Sequence[Path], cache_dir: Path | None = None,
     return out
 
 
-def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, progress: bool = False) -> np.ndarray:
-    """Raw descriptors ``(n, 7)`` of each clip (:func:`twolevel.targets.raw_descriptors`), computed once."""
-    from .targets import DESCRIPTOR_VERSION, raw_descriptors
+def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, progress: bool = False,
+                       descriptors: str = "v1") -> np.ndarray:
+    """Raw descriptors ``(n, 7)`` of each clip (:func:`twolevel.descriptor_sets.raw_descriptors` of
+    the set ``descriptors``), computed once."""
+    from .descriptor_sets import descriptor_cache_key, raw_descriptors
 
     cache = Path(cache_dir) / "desc" if cache_dir else default_cache_dir("desc")
     rows = []
     for p in _progress(paths, "descriptors", progress):
         p = Path(p)
-        f = cache / f"{_file_key(p, 'desc', DESCRIPTOR_VERSION)}.npy"
+        f = cache / f"{_file_key(p, 'desc', descriptor_cache_key(descriptors))}.npy"
         if f.is_file():
             rows.append(np.load(f))
             continue
-        raw = raw_descriptors(load_audio(p).samples)
+        raw = raw_descriptors(load_audio(p).samples, descriptors=descriptors)
         _save_npy(f, raw)
         rows.append(raw)
     return np.stack(rows) if rows else np.zeros((0, len(MIDLEVEL_NAMES)))
@@ -146,8 +148,9 @@ class TrainingSet:
 
 
 def soundtracks_training_set(ds: SoundtracksDataset, cache_dir: Path | None = None, progress: bool = False,
-                             midlevel_targets: str = "descriptors") -> TrainingSet:
-    """Soundtracks clips with ratings/10 and (``descriptors``) rank-mapped descriptor targets.
+                             midlevel_targets: str = "descriptors", descriptors: str = "v1") -> TrainingSet:
+    """Soundtracks clips with ratings/10 and (``descriptors``) rank-mapped descriptor targets of the
+    set ``descriptors`` (:data:`twolevel.descriptor_sets.DESCRIPTOR_SETS`).
 
     With ``midlevel_targets="none"`` the mid-level targets are left NaN (filled from annotations).
     """
@@ -155,7 +158,7 @@ def soundtracks_training_set(ds: SoundtracksDataset, cache_dir: Path | None = No
 
     specs = cached_spectrograms(ds.audio_paths, cache_dir, progress)
     if midlevel_targets == "descriptors":
-        mid = rank_map(cached_descriptors(ds.audio_paths, cache_dir, progress))
+        mid = rank_map(cached_descriptors(ds.audio_paths, cache_dir, progress, descriptors))
     else:
         mid = np.full((len(ds), len(MIDLEVEL_NAMES)), np.nan)
     return TrainingSet(list(ds.ids), specs, ds.ratings.copy(), mid, list(ds.categories))
@@ -291,6 +294,8 @@ class TrainConfig:
     time_mask: int = 0
     #: Checkpoint whose trunk and mid-level head start the model (twolevel/pretrain.py); "" = random.
     init_from: str = ""
+    #: Descriptor set the mid-level targets come from (twolevel.descriptor_sets.DESCRIPTOR_SETS).
+    descriptors: str = "v1"
 
     def to_dict(self) -> dict:
         return asdict(self)

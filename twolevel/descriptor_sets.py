@@ -1,0 +1,41 @@
+"""The descriptor sets a model can learn its mid-levels from.
+
+* ``v1``: :mod:`twolevel.targets` (docs/midlevel-targets.md), the shipped model's targets.
+* ``v2``: v1 with tonal stability, minorness and rhythm stability from :mod:`twolevel.tonality`
+  (CQT key clarity x (1 - modulation rate), clarity-weighted mode, pulse clarity above the onset
+  autocorrelation's median), which order the concept probes with about twice the margin
+  (twolevel/assets/MODEL_CARD.md, concept probes).
+
+Its own module because :mod:`twolevel.tonality` builds on :mod:`twolevel.targets`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import tonality
+from .labels import MIDLEVEL_NAMES
+from .signal import SAMPLE_RATE
+from .targets import DESCRIPTOR_VERSION
+from .targets import raw_descriptors as raw_v1
+
+DESCRIPTOR_SETS = ("v1", "v2")
+#: The v2 replacements, by mid-level name: each ``f(y, sr) -> float``.
+V2_REPLACEMENTS = {"tonal_stability": tonality.tonal_stability_v2, "minorness": tonality.minorness_v2,
+                   "rhythm_stability": tonality.pulse_clarity}
+
+
+def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1") -> np.ndarray:
+    """The 7 raw descriptors of a mono signal from the set ``descriptors``, float64 ``(7,)`` in
+    :data:`~twolevel.labels.MIDLEVEL_NAMES` order."""
+    if descriptors not in DESCRIPTOR_SETS:
+        raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
+    raw = raw_v1(y, sr)
+    if descriptors == "v2":
+        for name, function in V2_REPLACEMENTS.items():
+            raw[MIDLEVEL_NAMES.index(name)] = float(function(y, sr))
+    return raw
+
+
+def descriptor_cache_key(descriptors: str = "v1") -> str:
+    """The cache version of a descriptor set (v1 keeps the key its caches were written under)."""
+    return str(DESCRIPTOR_VERSION) if descriptors == "v1" else f"{DESCRIPTOR_VERSION}-{descriptors}"
