@@ -126,8 +126,23 @@ def _tail_match(rel: str, pattern: str, fnmatch) -> bool:
 
 
 def music_files(root: Path) -> list[Path]:
+    """The package's music files, sorted, each content once (drascula-music, for one, installs
+    the same 31 tracks in six language folders)."""
     files = [p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
-    return sorted(p for p in files if not NOT_MUSIC.search(str(p.relative_to(root))))
+    return unique_contents(sorted(p for p in files if not NOT_MUSIC.search(str(p.relative_to(root)))))
+
+
+def unique_contents(files: list[Path]) -> list[Path]:
+    """``files`` without those whose bytes equal an earlier one's (order kept)."""
+    import hashlib
+
+    seen, kept = set(), []
+    for path in files:
+        digest = hashlib.sha256(path.read_bytes()).digest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(path)
+    return kept
 
 
 def licence_table(cache: Path) -> str:

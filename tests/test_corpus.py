@@ -152,6 +152,16 @@ def test_fetch_script_refuses_the_reserved_packages_and_reads_licences(tmp_path)
         "usr/share/games/x/extra/intro.ogg": "CC-BY-SA-3.0"}
 
 
+def test_fetch_script_keeps_each_music_content_once(tmp_path):
+    """drascula-music installs the same tracks in six language folders: one copy reaches the corpus."""
+    mod = _fetch_module()
+    music = tmp_path / "usr/share/scummvm/game"
+    for folder, content in (("audio", b"track one"), ("de", b"track one"), ("en", b"track one"), ("en2", b"other")):
+        (music / folder).mkdir(parents=True)
+        (music / folder / "track1.ogg").write_bytes(content)
+    assert [str(p.relative_to(music)) for p in mod.music_files(tmp_path)] == ["audio/track1.ogg", "en2/track1.ogg"]
+
+
 def test_train_cli_refuses_a_missing_pretrained_checkpoint_in_one_line(tmp_path):
     from click.testing import CliRunner
 
