@@ -33,7 +33,8 @@ def rows(reports: list[dict]) -> list[str]:
         cfg = res["config"]
         extras = ([cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift", "gain_db", "time_mask")
                                                     if cfg.get(k)]
-                  + ([f"init {Path(cfg['init_from']).stem}"] if cfg.get("init_from") else []))
+                  + ([f"init {Path(cfg['init_from']).stem}"] if cfg.get("init_from") else [])
+                  + ([f"descriptors {cfg['descriptors']}"] if cfg.get("descriptors", "v1") != "v1" else []))
         fold = next(iter(res["folds"].values()), {})
         n = res.get("n_clips") or _n_clips(res)
         k = res.get("k_per_seed", res["k"])
