@@ -14,7 +14,7 @@ from twolevel.options import rule as option_rule
 
 
 def set_threads(default: int | None = None) -> None:
-    """Give torch ``$TWOLEVEL_THREADS`` threads, else ``default``, else half the cores
+    """Give torch ``$TWOLEVEL_THREADS`` threads, else ``default``, else the cores idle now
     (:func:`twolevel.options.default_threads`)."""
     import torch
 

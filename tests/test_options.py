@@ -107,3 +107,33 @@ def test_click_types_come_from_the_rules():
     assert isinstance(cap, click.IntRange) and (cap.min, cap.max) == (1, MAX_SAMPLES)
     ratio = click_type(rule("ratio"))
     assert isinstance(ratio, click.FloatRange) and ratio.min == 0 and ratio.min_open
+
+
+@pytest.mark.parametrize("cores, load, expected", [
+    (2, 0.1, 2),   # idle: every core
+    (2, 0.9, 1),   # one core busy
+    (2, 3.5, 1),   # overloaded: still one
+    (16, 4.2, 12),
+])
+def test_default_threads_take_the_idle_cores(monkeypatch, cores, load, expected):
+    from twolevel.options import default_threads
+
+    monkeypatch.delenv("TWOLEVEL_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+    assert default_threads() == expected
+    assert default_threads(3) == 3  # a caller's choice wins
+    monkeypatch.setenv("TWOLEVEL_THREADS", "5")
+    assert default_threads(3) == 5  # and the environment wins over both
+
+
+def test_default_threads_without_a_load_average(monkeypatch):
+    from twolevel.options import default_threads
+
+    def unreadable():
+        raise OSError("no load average here")
+
+    monkeypatch.delenv("TWOLEVEL_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("os.getloadavg", unreadable)
+    assert default_threads() == 4  # half the cores
