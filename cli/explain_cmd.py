@@ -114,7 +114,7 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, design, batch
     """Explain TARGET on FILE down to the spectrogram, and make the explanation audible.
 
     Cuts the 10 s window at --offset, segments its spectrogram (Felzenszwalb), switches segments
-    on and off in --samples random combinations, fits LIME's weighted linear surrogate with
+    on and off in --samples random combinations (antithetic pairs unless --design independent), fits LIME's weighted linear surrogate with
     p-values, and keeps the segments with p / |weight| < --ratio. For an emotion, the three
     mid-levels with the largest effects on it are traced too. Writes report.html (open it in a
     browser), PNGs, audio (enhanced, positive-only and negative-only resyntheses) and
@@ -128,6 +128,8 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, design, batch
       twolevel-cli explain music/ --endpoint http://127.0.0.1:8080 --target energy --samples 2000 \
         --concurrency 4 --jsonl explanations.jsonl       (a corpus: one JSON line per file, resumable)
     """
+    # What the caller asked for; None = the default (a server's own, with --endpoint).
+    asked = {"target": target, "samples": samples, "ratio": ratio, "design": design, "offset": offset}
     if jsonl or Path(file).is_dir():
         from twolevel.errors import OptionError
 
@@ -135,36 +137,17 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, design, batch
             raise OptionError("a folder is a corpus job: give --endpoint URL and --jsonl OUT", code="bad_option")
         client = endpoint_client(endpoint, token, timeout)
         client.progress = lambda _label: contextlib.nullcontext()  # one bar for the job, no ticker per request
-        call = lambda p: client.explain(p, target=target, samples=samples, ratio=ratio, seed=seed,  # noqa: E731
-                                        design=design, offset=offset)
-        return run_corpus_job([file], call, jsonl, "explanation", concurrency, as_json)
+        return run_corpus_job([file], lambda p: client.explain(p, seed=seed, **asked), jsonl, "explanation",
+                              concurrency, as_json)
     from twolevel.explain import repeats_summary
     from twolevel.report import write_report
 
     seeds = [seed + k for k in range(repeats)]
-    runs = []
     if endpoint:
-        client = endpoint_client(endpoint, token, timeout)
-        for k, s in enumerate(seeds):
-            runs.append(client.explain(file, target=target, samples=samples, ratio=ratio, seed=s, design=design,
-                                       offset=offset, include_audio=(k == 0)))
+        runs = _remote_runs(file, seeds, asked, endpoint_client(endpoint, token, timeout))
     else:
-        set_threads()
-        from twolevel.explain import explain as run_explain
-        from twolevel.options import ExplainOptions
-        from twolevel.predict import TwoLevelModel
-        from twolevel.progress import sample_bar
-
-        options = ExplainOptions(target=target, ratio=ratio, seed=seed, batch_size=batch_size, offset=offset,
-                                 griffin_lim_iters=griffin_lim_iters, auto_cap=auto_cap,
-                                 **({} if samples is None else {"samples": samples}),
-                                 **({} if design is None else {"design": design}))
-        model = TwoLevelModel.load(model_path, device=device)
-        audio = model.load_audio(file)
-        for k, s in enumerate(seeds):
-            with sample_bar(f"{target} (seed {s})") as progress:
-                exp = run_explain(model, audio, options.replace(seed=s, resynthesis=(k == 0)), progress=progress)
-            runs.append(exp)
+        local = {"batch_size": batch_size, "griffin_lim_iters": griffin_lim_iters, "auto_cap": auto_cap}
+        runs = _local_runs(file, seeds, {**asked, **local}, model_path, device)
     exp = runs[0]
     if repeats > 1:
         exp.repeats = repeats_summary(runs)
@@ -173,3 +156,27 @@ def explain(file, target, out_dir, samples, auto_cap, ratio, seed, design, batch
         echo_json(_summary(exp, report))
     else:
         _print_human(exp, report)
+
+
+def _remote_runs(file, seeds: list[int], asked: dict, client) -> list:
+    """One :class:`~twolevel.explain.Explanation` per seed from the server; audio with the first only."""
+    return [client.explain(file, seed=s, include_audio=(k == 0), **asked) for k, s in enumerate(seeds)]
+
+
+def _local_runs(file, seeds: list[int], asked: dict, model_path, device) -> list:
+    """One :class:`~twolevel.explain.Explanation` per seed on this machine; resynthesis for the first
+    only. ``asked``: option name -> value, None for the default."""
+    set_threads()
+    from twolevel.explain import explain as run_explain
+    from twolevel.options import ExplainOptions
+    from twolevel.predict import TwoLevelModel
+    from twolevel.progress import sample_bar
+
+    options = ExplainOptions(**{name: value for name, value in asked.items() if value is not None})
+    model = TwoLevelModel.load(model_path, device=device)
+    audio = model.load_audio(file)
+    runs = []
+    for k, s in enumerate(seeds):
+        with sample_bar(f"{options.target} (seed {s})") as progress:
+            runs.append(run_explain(model, audio, options.replace(seed=s, resynthesis=(k == 0)), progress=progress))
+    return runs
