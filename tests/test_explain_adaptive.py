@@ -94,6 +94,7 @@ def test_explain_auto_records_its_rounds(planted, tmp_path):
     assert params["samples"] == "auto" and params["auto_cap"] == 6400
     adaptive = params["adaptive"]
     assert params["n_samples"] == adaptive["n_samples"] == adaptive["rounds"][-1]["n_samples"] <= 6400
+    assert adaptive["projected_to"] == 50_000  # a small cap estimates the paper's 50,000-sample selection
     traced = [s.output for s in exp.selections]
     assert traced[0] == "energy" and len(traced) == 4  # the emotion and its 3 strongest mid-levels
     assert all(set(r["selected"]) == set(traced) for r in adaptive["rounds"])
@@ -104,6 +105,8 @@ def test_explain_auto_records_its_rounds(planted, tmp_path):
     np.testing.assert_allclose(exp.surrogate.coef, fixed.surrogate.coef)  # the same samples, the same fit
     signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
     assert jaccard(signed(exp.selections[0]), signed(fixed.selections[0])) >= 0.5
+    # projected to 50,000 samples, auto keeps at least what the plain rule keeps at n
+    assert signed(fixed.selections[0]) <= signed(exp.selections[0])
     report = exp.save(tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Samples chosen automatically" in page and f"{params['n_samples']:,}" in page

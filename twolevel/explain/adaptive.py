@@ -3,10 +3,11 @@
 Why a projection. The paper's rule keeps a segment when ``p / |w| < 1e-6``; a p-value shrinks as
 samples are added, so with the plain rule the selection keeps growing with ``n`` (on the shipped
 model: ~15 segments at 1,562 samples, ~150 at 50,000) and never settles before the 50,000 the
-rule was set for. Each round therefore selects what the paper's rule would keep *at the cap*: a
-segment's t statistic grows like ``sqrt(n)`` for a fixed effect, so its t at the cap is estimated
-as ``t_n * sqrt(cap / n)`` and its p-value read from that (:func:`projected_selection`). At the
-cap this is the paper's rule itself.
+rule was set for. Each round therefore selects what the paper's rule would keep at the paper's
+50,000 samples (or at the cap, when a larger one is asked for): a segment's t statistic grows like
+``sqrt(n)`` for a fixed effect, so its t at ``N`` samples is estimated as ``t_n * sqrt(N / n)``
+and its p-value read from that (:func:`projected_selection`). At ``N`` this is the paper's rule
+itself; a cap below 50,000 gives an earlier estimate of the same 50,000-sample selection.
 
 Rounds double the sample count (``cap / 32, cap / 16, ... cap``); the samples of a round are the
 first rows of the cap's sample matrix (:func:`~twolevel.explain.sampling.sample_switches` draws
@@ -37,6 +38,8 @@ DEFAULT_CAP = 50_000
 #: 0.895 (a second 50,000-sample run: 0.920) with a median of 25,000 samples; 0.85 gave 0.871 with
 #: a median of 12,500. (With LIME's independent draws, 0.9 needed a median of 37,500-50,000.)
 DEFAULT_AGREEMENT = 0.9
+#: The sample count the paper's selection rule was set for; selections are projected to it.
+PAPER_SAMPLES = 50_000
 #: Rounds: the cap halved this many times is the first round.
 HALVINGS = 5
 
@@ -98,12 +101,13 @@ class Convergence:
     agreement: float
     rounds: list[Round] = field(default_factory=list)
     rule: str = "projected"
+    projected_to: int | None = None
 
     def to_dict(self) -> dict:
         return {"n_samples": self.n_samples, "converged": self.converged, "cap": self.cap,
-                "agreement": self.agreement, "rule": self.rule,
-                "rule_text": ("each round keeps the segments whose p-value, projected to the cap "
-                              "(t x sqrt(cap / n)), passes p / |w| < ratio; stops when every traced output's "
+                "agreement": self.agreement, "rule": self.rule, "projected_to": self.projected_to or self.cap,
+                "rule_text": ("each round keeps the segments whose p-value, projected to projected_to samples "
+                              "(t x sqrt(projected_to / n)), passes p / |w| < ratio; stops when every traced output's "
                               "selection agrees with the previous round's at Jaccard >= agreement"),
                 "rounds": [r.to_dict() for r in self.rounds]}
 
@@ -122,7 +126,8 @@ class AdaptiveResult:
 
 def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray,
              traced: Callable[[np.ndarray], list[str]], ratio: float, cap: int,
-             first_at_least: int, agreement: float = DEFAULT_AGREEMENT) -> AdaptiveResult:
+             first_at_least: int, agreement: float = DEFAULT_AGREEMENT, project_to: int | None = None
+             ) -> AdaptiveResult:
     """The round loop, independent of how outputs are produced.
 
     Args:
@@ -131,6 +136,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         switches: ``(cap, n_segments)`` 0/1 matrix; rounds use its first rows.
         traced: the unperturbed outputs (row 0) -> names of the outputs whose selections must converge.
         ratio, cap, agreement: the selection threshold, the most samples, the Jaccard to reach.
+        project_to: the sample count whose selection each round estimates (default: ``cap``).
         first_at_least: fewest samples of the first round.
     """
     outputs = None
@@ -145,7 +151,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         done = n
         fit = fit_surrogate(switches[:n], outputs[:n])
         names = traced(outputs[0])
-        chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, cap) for name in names}
+        chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, project_to or cap) for name in names}
         signed = {name: _signed(*sel) for name, sel in chosen.items()}
         overlap = {name: (jaccard(previous[name], signed[name]) if previous and name in previous else None)
                    for name in names}
@@ -154,7 +160,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
             converged = True
             break
         previous = signed
-    convergence = Convergence(done, converged or done >= cap, cap, agreement, rounds)
+    convergence = Convergence(done, converged or done >= cap, cap, agreement, rounds, projected_to=project_to or cap)
     return AdaptiveResult(switches[:done], outputs[:done], fit, chosen, convergence)
 
 
@@ -164,6 +170,10 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
                       agreement: float = DEFAULT_AGREEMENT, design: str = "antithetic",
                       progress: ProgressCallback = None) -> AdaptiveResult:
     """Perturbation rounds through ``network`` until the traced selections converge (or ``cap``).
+
+    Each round estimates the selection at ``max(cap, PAPER_SAMPLES)`` samples, so a small cap
+    gives an early estimate of the paper's 50,000-sample selection rather than the plain rule at
+    the cap (which keeps far fewer segments).
 
     ``progress(done, total)`` is called after every batch with ``total`` the cap, and once more
     at the end as ``progress(drawn, drawn)`` when the rounds stopped early.
@@ -175,7 +185,8 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
         return run_perturbations(network, spectrogram, segment_map, switches[start:stop], hide_value, batch_size,
                                  report)
 
-    result = converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement)
+    result = converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement,
+                      project_to=max(cap, PAPER_SAMPLES))
     if progress is not None and result.convergence.n_samples < cap:
         progress(result.convergence.n_samples, result.convergence.n_samples)
     return result
