@@ -36,6 +36,8 @@ def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1
     return raw
 
 
-def descriptor_cache_key(descriptors: str = "v1") -> str:
-    """The cache version of a descriptor set (v1 keeps the key its caches were written under)."""
-    return str(DESCRIPTOR_VERSION) if descriptors == "v1" else f"{DESCRIPTOR_VERSION}-{descriptors}"
+def descriptor_cache_key(descriptors: str = "v1") -> int | str:
+    """The cache version of a descriptor set. v1 keeps the exact key its caches were written under
+    (the integer :data:`~twolevel.targets.DESCRIPTOR_VERSION`: the key hashes its JSON, where 1 and
+    "1" differ), so existing caches stay valid."""
+    return DESCRIPTOR_VERSION if descriptors == "v1" else f"{DESCRIPTOR_VERSION}-{descriptors}"
