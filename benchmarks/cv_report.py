@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from twolevel.labels import EMOTION_NAMES
-from twolevel.training import summarise_cv
+from twolevel.training import TrainConfig, summarise_cv
 
 
 def _n_clips(res: dict) -> int:
@@ -60,7 +60,9 @@ def pooled(reports: list[dict]) -> list[dict]:
     """One report per configuration run with several seeds: the folds of all its seeds together."""
     groups: dict[str, list[dict]] = {}
     for res in reports:
-        key = json.dumps({**res["config"], "seed": None, "k": res["k"], "inner": res.get("inner_folds")}, sort_keys=True)
+        # fields a report predates take their defaults, so that old and new reports of one recipe pool
+        config = {**TrainConfig().to_dict(), **res["config"]}
+        key = json.dumps({**config, "seed": None, "k": res["k"], "inner": res.get("inner_folds")}, sort_keys=True)
         groups.setdefault(key, []).append(res)
     out = []
     for reports in groups.values():
