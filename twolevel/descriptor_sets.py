@@ -19,9 +19,6 @@ from .targets import DESCRIPTOR_VERSION
 from .targets import raw_descriptors as raw_v1
 
 DESCRIPTOR_SETS = ("v1", "v2")
-#: The v2 replacements, by mid-level name: each ``f(y, sr) -> float``.
-V2_REPLACEMENTS = {"tonal_stability": tonality.tonal_stability_v2, "minorness": tonality.minorness_v2,
-                   "rhythm_stability": tonality.pulse_clarity}
 
 
 def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1") -> np.ndarray:
@@ -31,8 +28,8 @@ def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1
         raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
     raw = raw_v1(y, sr)
     if descriptors == "v2":
-        for name, function in V2_REPLACEMENTS.items():
-            raw[MIDLEVEL_NAMES.index(name)] = float(function(y, sr))
+        for name, value in tonality.tonality_descriptors(y, sr).items():
+            raw[MIDLEVEL_NAMES.index(name)] = value
     return raw
 
 

@@ -65,10 +65,9 @@ def descriptor_outputs(path: Path) -> dict[str, float]:
 def tonality_outputs(path: Path) -> dict[str, float]:
     """The sharper descriptors of :mod:`twolevel.tonality` (tonal stability, minorness, pulse clarity)."""
     from .audio import load_audio
-    from .tonality import TONALITY_DESCRIPTORS
+    from .tonality import tonality_descriptors
 
-    y = load_audio(path).samples
-    return {name: float(fn(y)) for name, fn in TONALITY_DESCRIPTORS.items()}
+    return tonality_descriptors(load_audio(path).samples)
 
 
 def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion"),

@@ -84,7 +84,11 @@ def modulation_rate(corr: np.ndarray) -> float:
 
 def tonal_stability_v2(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Key clarity x (1 - modulation rate): high for one clear key, low for unclear or wandering keys."""
-    corr = window_keys(cqt_chroma(y, sr), sr)
+    return tonal_stability_of(window_keys(cqt_chroma(y, sr), sr))
+
+
+def tonal_stability_of(corr: np.ndarray) -> float:
+    """:func:`tonal_stability_v2` from the window key correlations ``(windows, 24)`` of :func:`window_keys`."""
     if not len(corr):
         return 0.0
     clarity = float(np.clip(np.mean(corr.max(axis=1)), 0, None))
@@ -93,7 +97,11 @@ def tonal_stability_v2(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 
 def minorness_v2(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Clarity-weighted mean over key windows of best minor minus best major correlation."""
-    corr = window_keys(cqt_chroma(y, sr), sr)
+    return minorness_of(window_keys(cqt_chroma(y, sr), sr))
+
+
+def minorness_of(corr: np.ndarray) -> float:
+    """:func:`minorness_v2` from the window key correlations ``(windows, 24)`` of :func:`window_keys`."""
     if not len(corr):
         return 0.0
     weight = np.clip(key_clarity(corr), 0, None) + 1e-3
@@ -131,3 +139,11 @@ def pulse_clarity(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 #: Name -> function, for probes and comparisons.
 TONALITY_DESCRIPTORS = {"tonal_stability": tonal_stability_v2, "minorness": minorness_v2,
                         "rhythm_stability": pulse_clarity}
+
+
+def tonality_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
+    """The :data:`TONALITY_DESCRIPTORS` of one signal, by mid-level name; the CQT key analysis of
+    tonal stability and minorness is done once for both."""
+    keys = window_keys(cqt_chroma(y, sr), sr)
+    return {"tonal_stability": tonal_stability_of(keys), "minorness": minorness_of(keys),
+            "rhythm_stability": pulse_clarity(y, sr)}
