@@ -139,6 +139,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         project_to: the sample count whose selection each round estimates (default: ``cap``).
         first_at_least: fewest samples of the first round.
     """
+    project_to = project_to or cap
     outputs = None
     rounds: list[Round] = []
     previous: dict[str, set] | None = None
@@ -151,7 +152,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         done = n
         fit = fit_surrogate(switches[:n], outputs[:n])
         names = traced(outputs[0])
-        chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, project_to or cap) for name in names}
+        chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, project_to) for name in names}
         signed = {name: _signed(*sel) for name, sel in chosen.items()}
         overlap = {name: (jaccard(previous[name], signed[name]) if previous and name in previous else None)
                    for name in names}
@@ -160,7 +161,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
             converged = True
             break
         previous = signed
-    convergence = Convergence(done, converged or done >= cap, cap, agreement, rounds, projected_to=project_to or cap)
+    convergence = Convergence(done, converged or done >= cap, cap, agreement, rounds, projected_to=project_to)
     return AdaptiveResult(switches[:done], outputs[:done], fit, chosen, convergence)
 
 
