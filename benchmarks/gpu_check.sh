@@ -20,6 +20,9 @@
 #   (.whl/ is git-ignored; carry it with the working tree.) torch itself is never installed here.
 #   For Python 3.11 this is 75 MB; leave numpy out (PyTorch images ship it) to stay under a 64 MiB
 #   carry limit: 58 MB. A wheel for another Python version is refused by pip and reported missing.
+#   Measured: the H100 machine lent on 2026-11-26 ran Python 3.12 with scipy, scikit-image, tqdm and
+#   pytest already installed; it needed only nnAudio==0.3.4 soundfile cffi pycparser soxr (1.9 MB,
+#   --python-version 3.12). pip installs all of .whl/ at once, so one wheel for the wrong Python fails all.
 #
 # A dry run without a GPU (every line, small): TWOLEVEL_CHECK_DEVICE=cpu GPU_CHECK_SAMPLES=700 \
 #   GPU_CHECK_PAPER_WIDTH=0.125 bash benchmarks/gpu_check.sh /tmp/gpu-dry-run
