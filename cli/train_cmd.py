@@ -87,6 +87,12 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--folds", default=0, show_default=True,
               help="Run K-fold cross-validation instead of training one model (writes a JSON report to --out).")
 @click.option("--only-folds", default=None, metavar="LIST", help="With --folds: run only these folds, e.g. 0,1.")
+@click.option("--fold-seed", default=None, type=int,
+              help="With --folds: seed of the partition and its validation parts (default: --seed). Runs that "
+                   "share it and differ in --seed are members of one ensemble, tested on the same clips.")
+@click.option("--save-fold-models", default=None, type=click.Path(file_okay=False), metavar="DIR",
+              help="With --folds: keep each fold's best-validation model as DIR/fold<F>.pt "
+                   "(benchmarks/ensemble_cv.py scores ensembles of them).")
 @click.option("--resume", is_flag=True, help="Continue from <out>.last (or skip finished folds with --folds).")
 # -- data --
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -102,8 +108,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Append one JSON line per epoch to this file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
-def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_dir, midlevel_annotations,
-          midlevel_audio, device, log_path, quiet, **hyper):
+def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
+          midlevel_annotations, midlevel_audio, device, log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
     DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
@@ -125,10 +131,15 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, resume, cache_
     cfg = TrainConfig(**hyper)
     dev = pick_device(device)
     progress = not quiet
+    if (fold_seed is not None or save_fold_models) and not folds:
+        from twolevel.errors import OptionError
+
+        raise OptionError("--fold-seed and --save-fold-models need --folds K")
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     with _epoch_log(log_path) as log:
         if folds:
-            _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log)
+            _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
+                            fold_seed, save_fold_models)
         else:
             _train_one(data, cfg, val_fraction, dev, Path(out_path), resume, progress, log)
 
@@ -172,11 +183,12 @@ def _epoch_log(path):
 
 
 def _cross_validate(data: _TrainingData, cfg, folds: int, only_folds, val_fraction: float, dev, out_path: Path,
-                    progress: bool, log) -> None:
+                    progress: bool, log, fold_seed: int | None = None, models_dir: str | None = None) -> None:
     from twolevel.training import cross_validate, format_cv_table, inner_folds_for
 
     results = cross_validate(data.clips, cfg, folds, _parse_folds(only_folds, folds), dev, out_path, progress,
-                             data.extra, log, inner_folds=inner_folds_for(folds, val_fraction))
+                             data.extra, log, inner_folds=inner_folds_for(folds, val_fraction), fold_seed=fold_seed,
+                             models_dir=Path(models_dir) if models_dir else None)
     click.echo(format_cv_table(results))
     click.echo(f"cross-validation report: {out_path}")
 

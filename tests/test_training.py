@@ -120,6 +120,24 @@ def test_cross_validation_partitions_clips_and_resumes(tmp_path):
     assert res3["inner_folds"] == 4 and res3["folds"]["0"]["n_val"] == 4
 
 
+def test_ensemble_members_share_a_partition_and_keep_their_fold_models(tmp_path):
+    from twolevel.checkpoint import load_checkpoint, read_checkpoint
+
+    data = synthetic_set(n=20)
+    runs = {seed: cross_validate(data, tiny_cfg(epochs=1, seed=seed), k=5, folds_to_run=[0, 1], inner_folds=8,
+                                 fold_seed=7, models_dir=tmp_path / f"m{seed}") for seed in (3, 4)}
+    own = cross_validate(data, tiny_cfg(epochs=1, seed=7), k=5, folds_to_run=[0], inner_folds=8)
+    for f in ("0", "1"):  # same test clips for both members: the partition follows fold_seed, not seed
+        assert runs[3]["folds"][f]["test_ids"] == runs[4]["folds"][f]["test_ids"]
+    assert own["folds"]["0"]["test_ids"] == runs[3]["folds"]["0"]["test_ids"] and runs[3]["fold_seed"] == 7
+    # different seeds: different members
+    assert runs[3]["folds"]["0"]["test"]["average"] != runs[4]["folds"]["0"]["test"]["average"]
+    saved = tmp_path / "m3" / "fold1.pt"
+    assert read_checkpoint(saved)["metadata"]["test_ids"] == runs[3]["folds"]["1"]["test_ids"]
+    assert load_checkpoint(saved, device="cpu").config.width == 0.125
+    assert sorted(p.name for p in (tmp_path / "m4").iterdir()) == ["fold0.pt", "fold1.pt"]
+
+
 def test_stratified_folds_partition():
     cats = ["a"] * 10 + ["b"] * 5 + ["c"] * 5
     folds = stratified_folds(cats, 5, seed=1)
@@ -265,6 +283,14 @@ def test_cli_train_refuses_a_validation_share_too_small_to_pick_an_epoch(cli_run
                                    "--cache-dir", str(base / "cache"), "--quiet", "--device", "cpu"])
     assert res.exit_code != 0 and not (tmp_path / "m.pt").exists()
     assert "--val-fraction 0.1 of 6 clips leaves fewer than 3" in res.output and "Traceback" not in res.output
+
+
+def test_cli_train_fold_options_need_folds(cli_run, tmp_path):
+    cli, base, data, out, args, result = cli_run
+    res = CliRunner().invoke(cli, ["train", str(data), "--out", str(tmp_path / "m.pt"), "--fold-seed", "3",
+                                   "--cache-dir", str(base / "cache"), "--quiet", "--device", "cpu"])
+    assert res.exit_code != 0 and "need --folds" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_cli_evaluate_json_has_exactly_the_keys(cli_run):

@@ -683,7 +683,8 @@ def inner_folds_for(k: int, val_fraction: float) -> int | None:
 def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run: Sequence[int] | None = None,
                    device: str | torch.device = "cpu", results_path: Path | None = None, progress: bool = False,
                    extra_train: Callable[[TrainingSet], TrainingSet] | None = None,
-                   log: Callable[[str], None] | None = None, inner_folds: int | None = None) -> dict:
+                   log: Callable[[str], None] | None = None, inner_folds: int | None = None,
+                   fold_seed: int | None = None, models_dir: Path | None = None) -> dict:
     """k-fold CV: per fold, the test fold is held out, 1/(k-1)... of the rest validates early stopping.
 
     For each fold the remaining clips are split again (stratified) into ``k - 1`` parts, one of
@@ -691,18 +692,23 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     and for the state after the last epoch. ``inner_folds`` (default ``k - 1``) sets the size of
     that validation part: 1/inner_folds of the non-test clips. Results are written to ``results_path`` after every
     fold, and folds already there are not run again.
+
+    ``fold_seed`` (default ``cfg.seed``) draws the partition and the validation parts, so models
+    with different ``cfg.seed`` can share one partition (members of an ensemble). ``models_dir``
+    keeps each fold's best-validation weights as ``fold<f>.pt`` (a :func:`save_trained` checkpoint).
     """
     cats = data.categories or [""] * len(data)
-    folds = stratified_folds(cats, k, cfg.seed)
+    fold_seed = cfg.seed if fold_seed is None else int(fold_seed)
+    folds = stratified_folds(cats, k, fold_seed)
     inner_k = inner_folds or k - 1
     results = {"k": k, "inner_folds": inner_k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width),
-               "folds": _finished_folds(results_path, cfg, k, inner_k)}
+               "fold_seed": fold_seed, "folds": _finished_folds(results_path, cfg, k, inner_k, fold_seed)}
     for f in (folds_to_run if folds_to_run is not None else range(k)):
         if str(f) in results["folds"]:
             continue
-        train_idx, val_idx = _inner_split(cats, folds[f], inner_k, cfg.seed + 1000 + f)
+        train_idx, val_idx = _inner_split(cats, folds[f], inner_k, fold_seed + 1000 + f)
         results["folds"][str(f)] = _run_fold(data, f, train_idx, val_idx, folds[f], cfg, device, progress,
-                                             extra_train, log)
+                                             extra_train, log, models_dir)
         if results_path is not None:
             Path(results_path).parent.mkdir(parents=True, exist_ok=True)
             Path(results_path).write_text(json.dumps(results, indent=1))
@@ -712,11 +718,12 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     return results
 
 
-def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k: int) -> dict:
+def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k: int, fold_seed: int) -> dict:
     """Folds already in ``results_path`` from a run with the same settings (none otherwise)."""
     if results_path is not None and Path(results_path).is_file():
         old = json.loads(Path(results_path).read_text())
-        if old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k:
+        if (old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k
+                and old.get("fold_seed", cfg.seed) == fold_seed):
             return old.get("folds", {})
     return {}
 
@@ -729,7 +736,7 @@ def _inner_split(cats: Sequence[str], test_idx: np.ndarray, inner_k: int, seed: 
 
 
 def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
-              cfg: TrainConfig, device, progress: bool, extra_train, log) -> dict:
+              cfg: TrainConfig, device, progress: bool, extra_train, log, models_dir: Path | None = None) -> dict:
     """Train on ``train_idx`` (early stopping on ``val_idx``) and score on ``test_idx``: the fold's record."""
     train_set = data.subset(train_idx)
     if extra_train is not None:
@@ -743,6 +750,9 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
     model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
                            on_epoch=on_epoch)
     best = score(model, data.subset(test_idx))
+    if models_dir is not None:
+        save_trained(model, Path(models_dir) / f"fold{f}.pt", summary,
+                     {"fold": f, "test_ids": [data.ids[i] for i in test_idx]})
     model.load_state_dict(summary["last_state"])
     last = score(model, data.subset(test_idx))
     if log is not None:

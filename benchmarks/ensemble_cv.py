@@ -1,0 +1,87 @@
+"""How much would an ensemble (a teacher for distillation) gain over one model, on the same folds?
+
+Members are cross-validation runs that share one partition (``--fold-seed``) and differ in
+``--seed``, each run with ``--save-fold-models DIR`` (``DIR/fold<F>.pt``). For every fold this
+scores, on that fold's test clips (Pearson r over clips, averaged over the 8 emotions):
+
+* ``member``: each member alone (mean over members), i.e. what a single model reaches;
+* ``output mean``: the mean of the members' emotion outputs: a teacher, not a two-level model;
+* ``mid mean``: the members' mid-level outputs averaged, then their emotion layers averaged,
+  ``mean(W) @ mean(mid) + mean(b)``: still 7 mid-levels and one linear layer (K trunks cost K x).
+
+Usage::
+
+    python benchmarks/ensemble_cv.py ../shared/data/soundtracks-set1 runs/ens-p0/m0 runs/ens-p0/m1 ... [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from twolevel.checkpoint import load_checkpoint, read_checkpoint
+from twolevel.data import load_soundtracks
+from twolevel.training import pearson, predict_spectrograms, soundtracks_training_set
+
+
+def fold_predictions(data, member_dirs: list[Path], fold: int) -> tuple[list[int], list[tuple], list[np.ndarray]]:
+    """Test clip indices and each member's ``(mid, emo, weight, bias)`` on them."""
+    ids = None
+    outs = []
+    for d in member_dirs:
+        path = d / f"fold{fold}.pt"
+        meta = read_checkpoint(path)["metadata"]
+        if ids is None:
+            ids = list(meta["test_ids"])
+        elif list(meta["test_ids"]) != ids:
+            raise SystemExit(f"{path}: other test clips than {member_dirs[0]}; members must share --fold-seed")
+        model = load_checkpoint(path, device="cpu")
+        index = [data.ids.index(i) for i in ids]
+        mid, emo = predict_spectrograms(model, [data.specs[i] for i in index])
+        w = model.emotion.weight.detach().double().numpy()
+        b = model.emotion.bias.detach().double().numpy()
+        outs.append((mid, emo, w, b))
+    return index, outs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset_dir")
+    parser.add_argument("members", nargs="+", type=Path, help="folders with fold<F>.pt, one per member")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = soundtracks_training_set(load_soundtracks(args.dataset_dir))
+    rows = []
+    for f in range(args.folds):
+        if not all((d / f"fold{f}.pt").is_file() for d in args.members):
+            continue
+        index, outs = fold_predictions(data, args.members, f)
+        truth = data.emotions[index]
+        member = [float(np.nanmean(pearson(emo, truth))) for _, emo, _, _ in outs]
+        output_mean = np.mean([emo for _, emo, _, _ in outs], axis=0)
+        mid_mean = np.mean([mid for mid, _, _, _ in outs], axis=0)
+        w_mean = np.mean([w for _, _, w, _ in outs], axis=0)
+        b_mean = np.mean([b for _, _, _, b in outs], axis=0)
+        rows.append({"fold": f, "member": member, "member_mean": float(np.mean(member)),
+                     "output_mean": float(np.nanmean(pearson(output_mean, truth))),
+                     "mid_mean": float(np.nanmean(pearson(mid_mean @ w_mean.T + b_mean, truth))),
+                     "output_mean_per_emotion": pearson(output_mean, truth).round(3).tolist()})
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in ("member_mean", "output_mean", "mid_mean")}
+    if args.json:
+        print(json.dumps({"members": [str(m) for m in args.members], "folds": rows, "summary": summary}, indent=1))
+        return
+    print(f"{len(args.members)} members, {len(rows)} folds")
+    print("fold | members | member mean | output mean | mid mean")
+    for r in rows:
+        print(f"{r['fold']} | {', '.join(f'{m:.3f}' for m in r['member'])} | {r['member_mean']:.3f} | "
+              f"{r['output_mean']:.3f} | {r['mid_mean']:.3f}")
+    print(f"mean | | {summary['member_mean']:.3f} | {summary['output_mean']:.3f} | {summary['mid_mean']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
