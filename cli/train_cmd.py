@@ -63,6 +63,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper.")
 @click.option("--ema", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
+@click.option("--swa-epochs", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Average the weights over the last this many epochs and keep the average (stochastic weight "
+                   "averaging; 0 = off: keep the best-validation epoch). With --folds the report scores the "
+                   "best-validation, last and averaged states of each fold.")
 @click.option("--freq-shift", default=0, show_default=True, type=click.IntRange(0, 24),
               help="Augmentation: shift each training crop by up to this many bands (24 per octave).")
 @click.option("--gain-db", default=0.0, show_default=True, type=click.FloatRange(0, 24),

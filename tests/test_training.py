@@ -13,7 +13,7 @@ from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
-from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, masked_mse, pearson, save_trained,
+from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson, save_trained,
                                shift_bands, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 
 SR = 22050
@@ -94,6 +94,23 @@ def test_ema_and_augmentation_train_deterministically_and_resume(tmp_path):
     resumed, _ = train(data, tiny_cfg(**cfg), val_set=data.subset([0, 1]), state_path=state, resume=True)
     for a, b in zip(weights(full), weights(resumed)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_weight_average_is_the_mean_of_the_last_epochs_states(tmp_path):
+    data = synthetic_set()
+    cfg = dict(schedule="constant", patience=1)  # early stopping would end before the averaged epochs
+    two, _ = train(data, tiny_cfg(epochs=2, **cfg))
+    averaged, summary = train(data, tiny_cfg(epochs=3, swa_epochs=2, **cfg), val_set=data.subset([0, 1]))
+    assert summary["swa_epochs_averaged"] == 2 and summary["epochs_run"] == 3
+    after2, after3 = two.state_dict(), summary["last_state"]
+    for name, value in averaged.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (after2[name] + after3[name]) / 2, atol=1e-6), name
+    # cross-validation scores the average beside the best-validation and last states
+    res = cross_validate(synthetic_set(n=20), tiny_cfg(epochs=2, swa_epochs=1), k=5, folds_to_run=[0], inner_folds=8)
+    fold = res["folds"]["0"]
+    assert fold["test_swa"]["average"] == pytest.approx(fold["test_last"]["average"])  # 1 epoch averaged = last
+    assert "average_swa" in res["summary"] and "weight average" in format_cv_table(res)
 
 
 def test_cross_validation_partitions_clips_and_resumes(tmp_path):

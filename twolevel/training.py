@@ -296,6 +296,10 @@ class TrainConfig:
     init_from: str = ""
     #: Descriptor set the mid-level targets come from (twolevel.descriptor_sets.DESCRIPTOR_SETS).
     descriptors: str = "v1"
+    #: Average the kept weights (and batch-norm statistics) over the last this many epochs
+    #: (stochastic weight averaging; 0 = off). The average is the model returned; the
+    #: best-validation state is still reported.
+    swa_epochs: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -424,6 +428,8 @@ class _Run:
     best_epoch: int = -1            # 0-based; -1 before the first kept state
     best_state: dict | None = None
     history: list = field(default_factory=list)
+    swa_sum: dict | None = None     # running sum of the kept states over the averaged epochs
+    swa_count: int = 0
 
     @property
     def kept(self) -> A2Mid2EJoint:
@@ -436,7 +442,7 @@ class _Run:
                  "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                  "epoch": self.epoch, "best_r": self.best_r, "best_epoch": self.best_epoch,
                  "best_state": self.best_state, "history": self.history, "config": cfg.to_dict(),
-                 "n_train": n_train}
+                 "n_train": n_train, "swa_sum": self.swa_sum, "swa_count": self.swa_count}
         if self.ema_model is not None:
             state["ema"] = self.ema_model.state_dict()
         return state
@@ -461,6 +467,7 @@ def _resume_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> 
     torch.set_rng_state(st["torch_rng"])
     run.epoch, run.best_r, run.best_epoch = st["epoch"], st["best_r"], st["best_epoch"]
     run.best_state, run.history = st["best_state"], st["history"]
+    run.swa_sum, run.swa_count = st.get("swa_sum"), int(st.get("swa_count", 0))
 
 
 def _save_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> None:
@@ -520,6 +527,27 @@ def _validate_epoch(run: _Run, rec: dict, val_set: TrainingSet | None) -> bool:
     if improved:
         run.best_state = _state_copy(run.kept)
     return improved
+
+
+def _swa_update(run: _Run, cfg: TrainConfig) -> None:
+    """Add the kept weights to the running sum when the finished epoch is one of the last ``cfg.swa_epochs``."""
+    if cfg.swa_epochs <= 0 or run.epoch <= cfg.epochs - cfg.swa_epochs:  # run.epoch: epochs finished
+        return
+    state = _state_copy(run.kept)
+    if run.swa_sum is None:
+        run.swa_sum = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    else:
+        for k, v in state.items():
+            run.swa_sum[k] = run.swa_sum[k] + v.double() if v.is_floating_point() else v
+    run.swa_count += 1
+
+
+def _swa_state(run: _Run, like: dict) -> dict | None:
+    """The averaged state (dtypes of ``like``), or None when nothing was averaged."""
+    if not run.swa_count or run.swa_sum is None:
+        return None
+    return {k: (v / run.swa_count).to(like[k].dtype) if like[k].is_floating_point() else v.clone()
+            for k, v in run.swa_sum.items()}
 
 
 def _state_copy(model: A2Mid2EJoint) -> dict:
@@ -582,26 +610,31 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
         rec["seconds"] = float(time.time() - t0)
         run.history.append(rec)
         run.epoch += 1
+        _swa_update(run, cfg)
         _show_epoch(bar, rec, run)
         if on_epoch is not None:
             on_epoch(rec)
         if state_path is not None:
             _save_run(run, state_path, cfg, len(train_set))
-        if validating and stale >= cfg.patience:
+        if validating and stale >= cfg.patience and not cfg.swa_epochs:  # averaging needs the last epochs
             break
     if bar is not None:
         bar.close()
     # A run without validation clips (--val-fraction 0) ends with the last epoch's state: keep it
     # beside the best, so cross-validation can score both ways of picking the epoch.
     last_state = _state_copy(run.kept)
-    if run.best_state is not None:
+    swa_state = _swa_state(run, last_state)
+    if swa_state is not None:
+        model.load_state_dict(swa_state)
+    elif run.best_state is not None:
         model.load_state_dict(run.best_state)
     model.eval()
     summary = {"config": cfg.to_dict(), "epochs_run": len(run.history), "best_epoch": run.best_epoch + 1,
                "best_val_r": run.best_r if val_set is not None else None, "normalisation": {"mean": mean, "std": std},
                "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
                "seconds": float(sum(h["seconds"] for h in run.history)), "history": run.history,
-               "multiply_adds": multiply_adds(cfg.width), "last_state": last_state}
+               "multiply_adds": multiply_adds(cfg.width), "last_state": last_state,
+               "best_state": run.best_state, "swa_epochs_averaged": run.swa_count}
     return model, summary
 
 
@@ -618,7 +651,7 @@ def _ema_update(ema_model: A2Mid2EJoint, model: A2Mid2EJoint, decay: float) -> N
 def save_trained(model: A2Mid2EJoint, path: Path, summary: dict, extra: dict | None = None,
                  model_version: str | None = None) -> Path:
     """Checkpoint with the training summary (history shortened) as metadata."""
-    meta = {k: v for k, v in summary.items() if k not in ("history", "last_state")}
+    meta = {k: v for k, v in summary.items() if k not in ("history", "last_state", "best_state")}
     meta["final_epoch"] = summary["history"][-1] if summary.get("history") else None
     meta.update(extra or {})
     # Width, learning rate, seed and a digest of the weights: two different checkpoints never share a version.
@@ -749,20 +782,28 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
 
     model, summary = train(train_set, cfg, data.subset(val_idx), device=device, progress=progress,
                            on_epoch=on_epoch)
-    best = score(model, data.subset(test_idx))
-    if models_dir is not None:
+    test = data.subset(test_idx)
+    if models_dir is not None:  # the model train() returns: the weight average with swa_epochs, else the best
         save_trained(model, Path(models_dir) / f"fold{f}.pt", summary,
                      {"fold": f, "test_ids": [data.ids[i] for i in test_idx]})
+    swa = score(model, test) if summary["swa_epochs_averaged"] else None
+    if summary["best_state"] is not None:
+        model.load_state_dict(summary["best_state"])
+    best = score(model, test)
     model.load_state_dict(summary["last_state"])
-    last = score(model, data.subset(test_idx))
+    last = score(model, test)
     if log is not None:
         log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
+                        **({"test_average_swa": swa["average"]} if swa else {}),
                         "best_epoch": summary["best_epoch"]}))
-    return {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
-            "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
-            "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
-            "test": best, "test_last": last, "seconds": summary["seconds"],
-            "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
+    record = {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
+              "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
+              "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
+              "test": best, "test_last": last, "seconds": summary["seconds"],
+              "epoch_seconds": summary["seconds"] / max(summary["epochs_run"], 1)}
+    if swa is not None:
+        record["test_swa"] = swa
+    return record
 
 
 def _mean_sd(values: Sequence[float]) -> dict:
@@ -782,6 +823,9 @@ def summarise_cv(results: dict) -> dict:
     # The state after the last epoch: what training without validation clips gives (older reports lack it).
     if all("test_last" in f for f in folds):
         out["average_last"] = _mean_sd([f["test_last"]["average"] for f in folds])
+    if all("test_swa" in f for f in folds):  # the weight average (TrainConfig.swa_epochs)
+        out["average_swa"] = _mean_sd([f["test_swa"]["average"] for f in folds])
+        out["swa_emotions"] = {name: _mean_sd([f["test_swa"]["emotions"][name] for f in folds]) for name in EMOTION_NAMES}
     mids = np.array([f["test"]["midlevel_average"] for f in folds])
     out["midlevel_average"] = {"mean": float(np.nanmean(mids)), "sd": float(np.nanstd(mids, ddof=1)) if len(mids) > 1 else 0.0}
     out["best_epochs"] = [f["best_epoch"] for f in folds]
@@ -795,5 +839,8 @@ def format_cv_table(results: dict) -> str:
         return "no finished folds"
     head = "  ".join(f"{e[:5]:>11}" for e in (*EMOTION_NAMES, "average"))
     row = "  ".join(f"{s[e]['mean']:.3f}±{s[e]['sd']:.3f}" for e in (*EMOTION_NAMES, "average"))
+    others = "".join(f"\n{label}: {s[key]['mean']:.3f}±{s[key]['sd']:.3f}"
+                     for key, label in (("average_last", "average, last epoch"),
+                                        ("average_swa", "average, weight average")) if key in s)
     return (f"width {results['config']['width']:g}, {s['n_folds']}/{results['k']} folds, "
-            f"{results['multiply_adds'] / 1e9:.3f} GMAC per 10 s window\n{head}\n{row}")
+            f"{results['multiply_adds'] / 1e9:.3f} GMAC per 10 s window\n{head}\n{row}{others}")

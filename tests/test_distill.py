@@ -1,0 +1,59 @@
+"""Distillation: per-fold teachers label unrated items; the student's training set grows."""
+import numpy as np
+import pytest
+
+from twolevel.distill import distilling, fold_teachers, teacher_emotions
+from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.signal import N_BANDS
+from twolevel.training import TrainConfig, TrainingSet, cross_validate, predict_spectrograms
+
+
+def synthetic(n, seed, prefix="", rated=True):
+    rng = np.random.default_rng(seed)
+    specs = [rng.random((int(rng.integers(200, 420)), N_BANDS), dtype=np.float32) for _ in range(n)]
+    emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES))) if rated else np.full((n, len(EMOTION_NAMES)), np.nan)
+    return TrainingSet([f"{prefix}{i:03d}" for i in range(n)], specs, emo, rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES))),
+                       ["A", "B"] * (n // 2))
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    base = tmp_path_factory.mktemp("members")
+    data = synthetic(20, 0)
+    for seed in (1, 2):
+        cross_validate(data, TrainConfig(width=0.125, epochs=1, batch_size=3, seed=seed), k=5, folds_to_run=[0, 1],
+                       inner_folds=8, fold_seed=5, models_dir=base / f"m{seed}")
+    return data, [base / "m1", base / "m2"]
+
+
+def test_fold_teachers_never_saw_the_students_test_clips(members):
+    data, dirs = members
+    from twolevel.checkpoint import read_checkpoint
+
+    test1 = read_checkpoint(dirs[0] / "fold1.pt")["metadata"]["test_ids"]
+    train = [i for i in data.ids if i not in test1]
+    teachers = fold_teachers(dirs, train)
+    assert len(teachers) == 2 and all(t.metadata["fold"] == 1 for t in teachers)
+    with pytest.raises(LookupError, match="no fold model"):
+        fold_teachers(dirs, data.ids)  # every fold model's test clips are inside: none qualifies
+
+
+def test_distilling_adds_unrated_items_labelled_by_the_teachers_mean(members):
+    data, dirs = members
+    unrated = synthetic(6, 9, prefix="corpus:", rated=False)
+    from twolevel.checkpoint import read_checkpoint
+
+    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
+    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    grown = distilling(dirs, unrated, n_items=4, seed=3)(train)
+    assert len(grown) == len(train) + 4 and grown.ids[:len(train)] == train.ids
+    added = grown.subset(range(len(train), len(grown)))
+    assert all(i.startswith("corpus:") for i in added.ids)
+    teachers = fold_teachers(dirs, train.ids)
+    expect = np.mean([predict_spectrograms(t, added.specs)[1] for t in teachers], axis=0)
+    assert np.allclose(added.emotions, expect) and np.isfinite(added.emotions).all()
+    assert np.allclose(added.emotions, teacher_emotions(teachers, added.specs))
+    # the rated clips keep their human ratings; the added items keep their mid-level targets
+    assert np.array_equal(grown.emotions[:len(train)], train.emotions)
+    picked = [unrated.ids.index(i) for i in added.ids]
+    assert np.array_equal(added.midlevels, unrated.midlevels[picked])

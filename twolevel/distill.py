@@ -1,0 +1,75 @@
+"""Distillation: an ensemble of trained models labels unrated audio with emotions, and the compact
+two-level student learns from those labels beside the human ratings.
+
+The student is an ordinary :class:`~twolevel.model.A2Mid2EJoint` (one CNN, 7 mid-levels, one
+linear layer), so level-1 explanations stay exact; only its training set grows. Rated clips keep
+their human ratings; each unrated item (a corpus window) gets the mean of the teachers' emotion
+outputs as its emotion target and keeps its own descriptor targets for the mid-levels.
+
+In cross-validation the teachers of a fold must not have seen that fold's test clips: members
+trained with ``cross_validate(..., fold_seed=S, models_dir=DIR)`` keep one model per fold
+(``DIR/fold<F>.pt``, whose metadata lists its test clips), and :func:`fold_teachers` picks the
+fold whose test clips are disjoint from the student's training clips.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .model import A2Mid2EJoint
+from .training import TrainingSet, predict_spectrograms
+
+
+def teacher_emotions(teachers: Sequence[A2Mid2EJoint], specs: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of the teachers' clip-level emotion outputs, ``(len(specs), 8)`` float64 (each item is
+    scored as ``predict`` scores a clip: the mean over its consecutive 10 s windows)."""
+    if not teachers:
+        raise ValueError("no teachers")
+    return np.mean([predict_spectrograms(t, specs)[1] for t in teachers], axis=0)
+
+
+def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint]) -> TrainingSet:
+    """``items`` with their emotion targets set to the teachers' mean output (mid-levels kept)."""
+    return TrainingSet(list(items.ids), list(items.specs), teacher_emotions(teachers, items.specs),
+                       items.midlevels.copy(), list(items.categories))
+
+
+def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:
+    """Each member's model of the fold whose test clips share none with ``train_ids``.
+
+    Raises:
+        LookupError: a member has no such fold model (it was trained on another partition).
+    """
+    from .checkpoint import load_checkpoint, read_checkpoint
+
+    train = set(train_ids)
+    teachers = []
+    for member in member_dirs:
+        found = None
+        for path in sorted(Path(member).glob("fold*.pt")):
+            test = set(read_checkpoint(path)["metadata"].get("test_ids", []))
+            if test and not test & train:
+                found = path
+                break
+        if found is None:
+            raise LookupError(f"{member}: no fold model whose test clips are outside this training set")
+        teachers.append(load_checkpoint(found, device=device))
+    return teachers
+
+
+def distilling(member_dirs: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
+               device="cpu") -> Callable[[TrainingSet], TrainingSet]:
+    """An ``extra_train`` hook for :func:`~twolevel.training.cross_validate`: adds ``n_items`` of
+    ``unrated`` (all by default; a fixed random subset drawn with ``seed`` otherwise), labelled by
+    the fold's teachers, to each fold's training clips."""
+    if n_items is not None and n_items < len(unrated):
+        chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
+        unrated = unrated.subset(chosen)
+
+    def extra(train_set: TrainingSet) -> TrainingSet:
+        teachers = fold_teachers(member_dirs, train_set.ids, device)
+        return TrainingSet.concat(train_set, pseudo_labelled(unrated, teachers))
+
+    return extra
