@@ -37,6 +37,24 @@ def weights(model) -> list[torch.Tensor]:
     return [v.detach().clone() for v in model.state_dict().values()]
 
 
+def test_cache_keys_follow_the_files_bytes_not_their_names_or_times(tmp_path):
+    import os
+    import shutil
+
+    from twolevel.training import _file_key
+
+    a = tmp_path / "a.mp3"
+    a.write_bytes(b"x" * 3_000_000)
+    copy = tmp_path / "copied" / "b.mp3"
+    copy.parent.mkdir()
+    shutil.copy(a, copy)
+    os.utime(copy, (1, 1))  # a re-extracted data set: other name, other time stamp
+    assert _file_key(a, 1, "spec") == _file_key(copy, 1, "spec")
+    assert _file_key(a, 1, "spec") != _file_key(a, 2, "spec")  # other settings, other entry
+    copy.write_bytes(b"x" * 2_999_999 + b"y")  # same size, one byte changed
+    assert _file_key(a, 1, "spec") != _file_key(copy, 1, "spec")
+
+
 def test_crop_loop_pads_short_clips():
     short = torch.arange(100, dtype=torch.float32)[:, None].repeat(1, 3)
     out = crop(short, 0)

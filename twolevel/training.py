@@ -49,8 +49,14 @@ SPEC_CACHE_VERSION = 1
 # --- caches -------------------------------------------------------------------------------------
 
 def _file_key(path: Path, *settings) -> str:
-    st = path.stat()
-    text = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, *settings])
+    """Cache key of what ``settings`` compute from the file at ``path``: its bytes, not its name or
+    time stamp, so a copied or re-extracted data set (new mtimes) still finds its cache and a
+    changed file never does. Hashing 300 excerpts takes well under a second."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    text = json.dumps(["content", digest.hexdigest(), *settings])
     return hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
@@ -65,8 +71,8 @@ def cached_spectrograms(paths: Sequence[Path], cache_dir: Path | None = None,
                         progress: bool = False) -> list[np.ndarray]:
     """Un-normalised log spectrogram ``(frames, 149)`` float32 of each whole clip, computed once.
 
-    The key is the file's path, size and modification time plus the front-end settings, so a
-    changed file is recomputed.
+    The key is a digest of the file's bytes plus the front-end settings (:func:`_file_key`), so a
+    changed file is recomputed and a copied one is not.
     """
     from .frontend import Frontend
     from .signal import HOP_LENGTH, N_FFT, SAMPLE_RATE
