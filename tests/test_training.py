@@ -125,8 +125,10 @@ def test_weight_average_is_the_mean_of_the_last_epochs_states(tmp_path):
         if value.is_floating_point():
             assert torch.allclose(value, (after2[name] + after3[name]) / 2, atol=1e-6), name
     # cross-validation scores the average beside the best-validation and last states
-    res = cross_validate(synthetic_set(n=20), tiny_cfg(epochs=2, swa_epochs=1), k=5, folds_to_run=[0], inner_folds=8)
+    res = cross_validate(synthetic_set(n=20), tiny_cfg(epochs=2, swa_epochs=1), k=5, folds_to_run=[0], inner_folds=8,
+                         models_dir=tmp_path / "m")
     fold = res["folds"]["0"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["fold0-best.pt", "fold0.pt"]
     assert fold["test_swa"]["average"] == pytest.approx(fold["test_last"]["average"])  # 1 epoch averaged = last
     assert "average_swa" in res["summary"] and "weight average" in format_cv_table(res)
 

@@ -48,7 +48,7 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
     teachers = []
     for member in member_dirs:
         found = None
-        for path in sorted(Path(member).glob("fold*.pt")):
+        for path in sorted(Path(member).glob("fold[0-9].pt")) + sorted(Path(member).glob("fold[0-9][0-9].pt")):
             test = set(read_checkpoint(path)["metadata"].get("test_ids", []))
             if test and not test & train:
                 found = path

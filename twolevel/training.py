@@ -795,6 +795,9 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
     swa = score(model, test) if summary["swa_epochs_averaged"] else None
     if summary["best_state"] is not None:
         model.load_state_dict(summary["best_state"])
+        if swa is not None and models_dir is not None:  # both kept, to compare how their explanations fit
+            save_trained(model, Path(models_dir) / f"fold{f}-best.pt", summary,
+                         {"fold": f, "test_ids": [data.ids[i] for i in test_idx], "state": "best validation"})
     best = score(model, test)
     model.load_state_dict(summary["last_state"])
     last = score(model, test)
