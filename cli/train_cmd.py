@@ -106,6 +106,17 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "instead of from signal descriptors.")
 @click.option("--midlevel-audio", type=click.Path(file_okay=False), default=None,
               help="Audio folder of that data set (default: audio/ beside annotations.csv).")
+@click.option("--distill-from", "distill_from", multiple=True, type=click.Path(exists=True), metavar="PATH",
+              help="Distillation teacher (repeat for an ensemble): unrated corpus windows get the teachers' mean "
+                   "emotion outputs as targets and join the training clips. With --folds: folders of fold models "
+                   "(--save-fold-models, same --fold-seed), so no teacher saw a fold's test clips; without: "
+                   "checkpoints trained on all clips.")
+@click.option("--distill-corpus", type=click.Path(file_okay=False), default=None,
+              help="With --distill-from: the built corpus whose windows the teachers label "
+                   "(scripts/fetch_debian_audio.py; e.g. cache/debian-audio/corpus).")
+@click.option("--distill-items", type=click.IntRange(min=1), default=None,
+              help="With --distill-from: this many corpus windows (a fixed random subset drawn with --seed; "
+                   "default: all).")
 # -- where it runs and what it reports --
 @device_option
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
@@ -113,7 +124,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
-          midlevel_annotations, midlevel_audio, device, log_path, quiet, **hyper):
+          midlevel_annotations, midlevel_audio, distill_from, distill_corpus, distill_items, device, log_path, quiet,
+          **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
     DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
@@ -135,17 +147,37 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     cfg = TrainConfig(**hyper)
     dev = pick_device(device)
     progress = not quiet
-    if (fold_seed is not None or save_fold_models) and not folds:
-        from twolevel.errors import OptionError
-
-        raise OptionError("--fold-seed and --save-fold-models need --folds K")
+    _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items)
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
+    if distill_from:
+        data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
                             fold_seed, save_fold_models)
         else:
             _train_one(data, cfg, val_fraction, dev, Path(out_path), resume, progress, log)
+
+
+def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus,
+                                    distill_items) -> None:
+    """Refuse option combinations that cannot work, before any data is read."""
+    from twolevel.errors import OptionError
+
+    if (fold_seed is not None or save_fold_models) and not folds:
+        raise OptionError("--fold-seed and --save-fold-models need --folds K")
+    if (distill_corpus or distill_items) and not distill_from:
+        raise OptionError("--distill-corpus and --distill-items need --distill-from")
+    if not distill_from:
+        return
+    if not distill_corpus:
+        raise OptionError("--distill-from needs --distill-corpus DIR: the unrated windows the teachers label")
+    folders = [Path(p).is_dir() for p in distill_from]
+    if folds and not all(folders):
+        raise OptionError("with --folds, --distill-from takes folders of fold models (--save-fold-models), "
+                          "so that no teacher saw a fold's test clips")
+    if not folds and any(folders):
+        raise OptionError("without --folds, --distill-from takes checkpoint files trained on all clips")
 
 
 class _TrainingData:
@@ -165,8 +197,19 @@ class _TrainingData:
                                               descriptors)
         #: Adds the annotated mid-level excerpts to a training part (None: descriptor targets only).
         self.extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
+        self.distillation: dict | None = None  # set by add_distillation
         self.targets = ("human annotations" if ann is not None
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
+
+    def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device) -> None:
+        """Training parts also get corpus windows labelled by ``teachers`` (twolevel/distill.py)."""
+        from twolevel.corpus import corpus_training_set
+        from twolevel.distill import distilling
+
+        grow = distilling(teachers, corpus_training_set(Path(corpus_dir)), n_items, seed, device)
+        before = self.extra
+        self.extra = grow if before is None else (lambda s: grow(before(s)))
+        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items}
 
 
 @contextlib.contextmanager
@@ -192,7 +235,8 @@ def _cross_validate(data: _TrainingData, cfg, folds: int, only_folds, val_fracti
 
     results = cross_validate(data.clips, cfg, folds, _parse_folds(only_folds, folds), dev, out_path, progress,
                              data.extra, log, inner_folds=inner_folds_for(folds, val_fraction), fold_seed=fold_seed,
-                             models_dir=Path(models_dir) if models_dir else None)
+                             models_dir=Path(models_dir) if models_dir else None,
+                             extra_settings={"distillation": data.distillation} if data.distillation else None)
     click.echo(format_cv_table(results))
     click.echo(f"cross-validation report: {out_path}")
 
@@ -212,6 +256,7 @@ def _train_one(data: _TrainingData, cfg, val_fraction: float, dev, out_path: Pat
 
     model, summary = run_training(train_set, cfg, val, dev, Path(str(out_path) + ".last"), resume, progress, on_epoch)
     meta = {"dataset": data.name, "n_clips": data.n_clips, "midlevel_targets": data.targets,
+            **({"distillation": data.distillation} if data.distillation else {}),
             "trained_seconds": time.time() - started, "device": str(dev)}
     path = save_trained(model, out_path, summary, meta)
     click.echo(f"wrote {path} (width {cfg.width:g}, {multiply_adds(cfg.width) / 1e9:.3f} GMAC per 10 s window, "

@@ -57,3 +57,19 @@ def test_distilling_adds_unrated_items_labelled_by_the_teachers_mean(members):
     assert np.array_equal(grown.emotions[:len(train)], train.emotions)
     picked = [unrated.ids.index(i) for i in added.ids]
     assert np.array_equal(added.midlevels, unrated.midlevels[picked])
+
+
+def test_checkpoint_teachers_are_used_as_they_are_and_mixes_are_refused(members):
+    data, dirs = members
+    from twolevel.checkpoint import load_checkpoint
+    from twolevel.errors import OptionError
+
+    unrated = synthetic(3, 4, prefix="corpus:", rated=False)
+    model_file = dirs[0] / "fold0.pt"
+    grown = distilling([model_file], unrated)(data)  # one model trained "on all clips": no fold lookup
+    expect = predict_spectrograms(load_checkpoint(model_file, device="cpu"), unrated.specs)[1]
+    assert len(grown) == len(data) + 3 and np.allclose(grown.emotions[len(data):], expect)
+    with pytest.raises(OptionError, match="not a mix"):
+        distilling([dirs[0], model_file], unrated)
+    with pytest.raises(OptionError, match="at least one teacher"):
+        distilling([], unrated)

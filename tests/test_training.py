@@ -330,6 +330,21 @@ def test_cli_train_fold_options_need_folds(cli_run, tmp_path):
     assert not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--distill-corpus", "."], "need --distill-from"),
+    (["--distill-from", "MODEL"], "needs --distill-corpus"),
+    (["--distill-from", "MODEL", "--distill-corpus", ".", "--folds", "5"], "folders of fold models"),
+    (["--distill-from", ".", "--distill-corpus", "."], "checkpoint files trained on all clips"),
+])
+def test_cli_train_refuses_distillation_that_would_leak_or_cannot_run(cli_run, tmp_path, extra, message):
+    cli, base, data, out, args, result = cli_run
+    extra = [str(out) if x == "MODEL" else x for x in extra]
+    res = CliRunner().invoke(cli, ["train", str(data), "--out", str(tmp_path / "m.pt"), *extra,
+                                   "--cache-dir", str(base / "cache"), "--quiet", "--device", "cpu"])
+    assert res.exit_code != 0 and message in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_cli_evaluate_json_has_exactly_the_keys(cli_run):
     cli, base, data, out, args, result = cli_run
     assert result.exit_code == 0, result.output

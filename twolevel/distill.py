@@ -59,17 +59,32 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
     return teachers
 
 
-def distilling(member_dirs: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
+def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
                device="cpu") -> Callable[[TrainingSet], TrainingSet]:
-    """An ``extra_train`` hook for :func:`~twolevel.training.cross_validate`: adds ``n_items`` of
-    ``unrated`` (all by default; a fixed random subset drawn with ``seed`` otherwise), labelled by
-    the fold's teachers, to each fold's training clips."""
+    """An ``extra_train`` hook (:func:`~twolevel.training.cross_validate`, or one training run):
+    adds ``n_items`` of ``unrated`` (all by default; a fixed random subset drawn with ``seed``
+    otherwise), labelled by the teachers, to the training clips.
+
+    ``teachers`` are either folders of fold models (cross-validation: each fold is taught by the
+    models that never saw its test clips, :func:`fold_teachers`) or checkpoint files (one model
+    trained on all clips: the teachers are used as they are).
+    """
+    from .checkpoint import load_checkpoint
+    from .errors import OptionError
+
+    paths = [Path(t) for t in teachers]
+    if not paths:
+        raise OptionError("distillation needs at least one teacher")
+    folders = [p.is_dir() for p in paths]
+    if any(folders) and not all(folders):
+        raise OptionError("teachers must be all folders of fold models or all checkpoint files, not a mix")
     if n_items is not None and n_items < len(unrated):
         chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
         unrated = unrated.subset(chosen)
+    fixed = None if all(folders) else [load_checkpoint(p, device=device) for p in paths]
 
     def extra(train_set: TrainingSet) -> TrainingSet:
-        teachers = fold_teachers(member_dirs, train_set.ids, device)
-        return TrainingSet.concat(train_set, pseudo_labelled(unrated, teachers))
+        chosen_teachers = fixed if fixed is not None else fold_teachers(paths, train_set.ids, device)
+        return TrainingSet.concat(train_set, pseudo_labelled(unrated, chosen_teachers))
 
     return extra

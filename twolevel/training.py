@@ -723,7 +723,8 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
                    device: str | torch.device = "cpu", results_path: Path | None = None, progress: bool = False,
                    extra_train: Callable[[TrainingSet], TrainingSet] | None = None,
                    log: Callable[[str], None] | None = None, inner_folds: int | None = None,
-                   fold_seed: int | None = None, models_dir: Path | None = None) -> dict:
+                   fold_seed: int | None = None, models_dir: Path | None = None, extra_settings: dict | None = None
+                   ) -> dict:
     """k-fold CV: per fold, the test fold is held out, 1/(k-1)... of the rest validates early stopping.
 
     For each fold the remaining clips are split again (stratified) into ``k - 1`` parts, one of
@@ -735,13 +736,16 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     ``fold_seed`` (default ``cfg.seed``) draws the partition and the validation parts, so models
     with different ``cfg.seed`` can share one partition (members of an ensemble). ``models_dir``
     keeps each fold's best-validation weights as ``fold<f>.pt`` (a :func:`save_trained` checkpoint).
+    ``extra_settings`` describes what ``extra_train`` adds (e.g. distillation teachers): it is
+    written to the report and, like the config, must match for finished folds to be reused.
     """
     cats = data.categories or [""] * len(data)
     fold_seed = cfg.seed if fold_seed is None else int(fold_seed)
     folds = stratified_folds(cats, k, fold_seed)
     inner_k = inner_folds or k - 1
     results = {"k": k, "inner_folds": inner_k, "config": cfg.to_dict(), "multiply_adds": multiply_adds(cfg.width),
-               "fold_seed": fold_seed, "folds": _finished_folds(results_path, cfg, k, inner_k, fold_seed)}
+               "fold_seed": fold_seed, "extra_settings": extra_settings or {},
+               "folds": _finished_folds(results_path, cfg, k, inner_k, fold_seed, extra_settings or {})}
     for f in (folds_to_run if folds_to_run is not None else range(k)):
         if str(f) in results["folds"]:
             continue
@@ -757,12 +761,13 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     return results
 
 
-def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k: int, fold_seed: int) -> dict:
+def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k: int, fold_seed: int,
+                    extra_settings: dict) -> dict:
     """Folds already in ``results_path`` from a run with the same settings (none otherwise)."""
     if results_path is not None and Path(results_path).is_file():
         old = json.loads(Path(results_path).read_text())
         if (old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k
-                and old.get("fold_seed", cfg.seed) == fold_seed):
+                and old.get("fold_seed", cfg.seed) == fold_seed and old.get("extra_settings", {}) == extra_settings):
             return old.get("folds", {})
     return {}
 
