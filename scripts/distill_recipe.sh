@@ -1,0 +1,48 @@
+#!/bin/bash
+# The distillation recipe (issue 13, MODEL_CARD.md "Ensembles, weight averaging and distillation"):
+# 4 ensemble members, then a compact two-level student taught by them on unrated corpus windows.
+#
+#   PARTITIONS="2 3 4" scripts/distill_recipe.sh        cross-validate on those partitions
+#   FINAL=1 scripts/distill_recipe.sh [OUT.pt]           the final model: teachers and student on all clips
+#
+# Partition P: members --seed 10P+0..3 with --fold-seed P, student --seed 10P+9; each run resumes
+# (--resume), so an interrupted recipe continues where it stopped. Needs the corpus of
+# scripts/corpus_recipe.sh (cache/debian-audio/corpus). One core per run: about 25 minutes per
+# cross-validation on these CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/soundtracks-set1}
+CORPUS=${CORPUS:-cache/debian-audio/corpus}
+BIN=${BIN:-.venv/bin}
+OUT_DIR=${OUT_DIR:-runs/distill}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} TWOLEVEL_THREADS=${TWOLEVEL_THREADS:-1}
+[ -f "$CORPUS/windows.npz" ] || { echo "no corpus at $CORPUS: run scripts/corpus_recipe.sh first" >&2; exit 2; }
+mkdir -p "$OUT_DIR"
+if [ -n "${FINAL:-}" ]; then
+  OUT=${1:-$OUT_DIR/final-distilled.pt}
+  teachers=()
+  for m in 0 1 2 3; do
+    [ -f "$OUT_DIR/final-teacher-s$m.pt" ] || $BIN/twolevel-cli train "$DATA" --seed "$m" --val-fraction 0 \
+        --out "$OUT_DIR/final-teacher-s$m.pt" --log "$OUT_DIR/final-teacher-s$m.log" --quiet
+    teachers+=(--distill-from "$OUT_DIR/final-teacher-s$m.pt")
+  done
+  # the last epoch, not a pick on 30 validation clips (which chose epoch 14 in the first attempt)
+  $BIN/twolevel-cli train "$DATA" --seed 9 --val-fraction 0 "${teachers[@]}" --distill-corpus "$CORPUS" \
+      --distill-items 300 --out "$OUT" --log "${OUT%.pt}.log" --quiet
+  exit 0
+fi
+for p in ${PARTITIONS:-0 1 2 3 4}; do
+  dir="$OUT_DIR/p$p"
+  teachers=()
+  for i in 0 1 2 3; do
+    m=$((10 * p + i))
+    $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed "$m" --save-fold-models "$dir/m$m" \
+        --out "$dir/cv-m$m.json" --log "$dir/cv-m$m.log" --quiet --resume
+    teachers+=(--distill-from "$dir/m$m")
+  done
+  $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed $((10 * p + 9)) "${teachers[@]}" \
+      --distill-corpus "$CORPUS" --distill-items 210 --out "$dir/cv-student.json" --log "$dir/cv-student.log" \
+      --quiet --resume
+  $BIN/python benchmarks/ensemble_cv.py "$DATA" "$dir"/m* > "$dir/ensemble.txt"
+done
+$BIN/python benchmarks/cv_report.py --pool "$OUT_DIR"/p*/cv-*.json
