@@ -33,6 +33,7 @@ if [ -n "${FINAL:-}" ]; then
 fi
 for p in ${PARTITIONS:-0 1 2 3 4}; do
   dir="$OUT_DIR/p$p"
+  mkdir -p "$dir"
   teachers=()
   for i in 0 1 2 3; do
     m=$((10 * p + i))
