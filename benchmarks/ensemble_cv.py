@@ -22,24 +22,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from twolevel.checkpoint import load_checkpoint, read_checkpoint
+from twolevel.checkpoint import load_checkpoint
 from twolevel.data import load_soundtracks
 from twolevel.training import pearson, predict_spectrograms, soundtracks_training_set
 
 
-def fold_predictions(data, member_dirs: list[Path], fold: int) -> tuple[list[int], list[tuple], list[np.ndarray]]:
+def fold_predictions(data, member_dirs: list[Path], fold: int) -> tuple[list[int], list[tuple]]:
     """Test clip indices and each member's ``(mid, emo, weight, bias)`` on them."""
-    ids = None
-    outs = []
+    index, outs = None, []
     for d in member_dirs:
         path = d / f"fold{fold}.pt"
-        meta = read_checkpoint(path)["metadata"]
-        if ids is None:
-            ids = list(meta["test_ids"])
-        elif list(meta["test_ids"]) != ids:
+        model = load_checkpoint(path, device="cpu")  # its metadata lists the fold's test clips
+        ids = list(model.metadata["test_ids"])
+        if index is None:
+            index = [data.ids.index(i) for i in ids]
+        elif ids != [data.ids[i] for i in index]:
             raise SystemExit(f"{path}: other test clips than {member_dirs[0]}; members must share --fold-seed")
-        model = load_checkpoint(path, device="cpu")
-        index = [data.ids.index(i) for i in ids]
         mid, emo = predict_spectrograms(model, [data.specs[i] for i in index])
         w = model.emotion.weight.detach().double().numpy()
         b = model.emotion.bias.detach().double().numpy()
