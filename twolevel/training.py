@@ -21,6 +21,7 @@ validation pick can keep an early, lucky epoch). twolevel/assets/MODEL_CARD.md h
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -52,12 +53,20 @@ def _file_key(path: Path, *settings) -> str:
     """Cache key of what ``settings`` compute from the file at ``path``: its bytes, not its name or
     time stamp, so a copied or re-extracted data set (new mtimes) still finds its cache and a
     changed file never does. Hashing 300 excerpts takes well under a second."""
+    st = Path(path).stat()
+    text = json.dumps(["content", _content_digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns), *settings])
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=4096)
+def _content_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-1 of the file's bytes, read once per process for each (path, size, mtime): the spectrogram
+    and the descriptor caches of one clip share it. Size and mtime only decide when to read again."""
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    text = json.dumps(["content", digest.hexdigest(), *settings])
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
+    return digest.hexdigest()
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -795,14 +804,13 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
                            on_epoch=on_epoch)
     test = data.subset(test_idx)
     if models_dir is not None:  # the model train() returns: the weight average with swa_epochs, else the best
-        save_trained(model, Path(models_dir) / f"fold{f}.pt", summary,
-                     {"fold": f, "test_ids": [data.ids[i] for i in test_idx]})
+        save_trained(model, Path(models_dir) / f"fold{f}.pt", summary, {"fold": f, "test_ids": test.ids})
     swa = score(model, test) if summary["swa_epochs_averaged"] else None
     if summary["best_state"] is not None:
         model.load_state_dict(summary["best_state"])
         if swa is not None and models_dir is not None:  # both kept, to compare how their explanations fit
             save_trained(model, Path(models_dir) / f"fold{f}-best.pt", summary,
-                         {"fold": f, "test_ids": [data.ids[i] for i in test_idx], "state": "best validation"})
+                         {"fold": f, "test_ids": test.ids, "state": "best validation"})
     best = score(model, test)
     model.load_state_dict(summary["last_state"])
     last = score(model, test)
@@ -810,7 +818,7 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
         log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
                         **({"test_average_swa": swa["average"]} if swa else {}),
                         "best_epoch": summary["best_epoch"]}))
-    record = {"test_ids": [data.ids[i] for i in test_idx], "n_train": len(train_set),
+    record = {"test_ids": test.ids, "n_train": len(train_set),
               "n_val": len(val_idx), "best_epoch": summary["best_epoch"],
               "epochs_run": summary["epochs_run"], "best_val_r": summary["best_val_r"],
               "test": best, "test_last": last, "seconds": summary["seconds"],
