@@ -73,6 +73,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
 @click.option("--time-mask", default=0, show_default=True, type=click.IntRange(0, 156),
               help="Augmentation: silence one random block of up to this many frames (31.3 per s) of each crop.")
+@click.option("--modulation-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+              help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
+                   "score higher than the same crops moved through other keys (twolevel/augment.py, "
+                   "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
               help="Start the trunk and mid-level head from this pre-trained checkpoint "
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
+from twolevel.errors import CheckpointError
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson, save_trained,
-                               shift_bands, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
+                               spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 
 SR = 22050
 
@@ -92,6 +93,8 @@ def test_variance_scaled_loss_weighs_each_output_by_its_spread():
 
 
 def test_shift_bands_moves_the_spectrum_and_repeats_the_edge():
+    from twolevel.augment import shift_bands
+
     x = torch.arange(5, dtype=torch.float32)[None].repeat(2, 1)  # 2 frames x 5 bands: 0 1 2 3 4
     assert shift_bands(x, 2)[0].tolist() == [0, 0, 0, 1, 2]
     assert shift_bands(x, -1)[0].tolist() == [1, 2, 3, 4, 4]
@@ -196,6 +199,63 @@ def test_validation_split_holds_out_a_stratified_share_and_refuses_too_few():
 
     with pytest.raises(OptionError, match="leaves fewer than 3"):
         validation_split(synthetic_set(n=6), 0.1, seed=0)
+
+
+def test_modulation_pair_splices_crops_of_one_clip_and_moves_them_to_other_keys():
+    from twolevel.augment import BANDS_PER_SEMITONE, fill_edge, modulation_pair, shift_bands
+
+    spec = torch.from_numpy(synthetic_set(2).specs[0])
+    g = torch.Generator().manual_seed(5)
+    for _ in range(20):
+        control, modulated = modulation_pair(spec, g, frames=313, segments=4, max_semitones=5)
+        assert control.shape == modulated.shape == (313, N_BANDS)
+        keys = []
+        for a, b in zip((0, 78, 156, 235), (78, 156, 235, 313)):
+            seg = control[a:b]
+            # find the crop by its interior bands (the edges may be filled)
+            t = int(torch.argmin((spec[:, 12:-12] - seg[0, 12:-12]).abs().sum(1)))
+            crop = spec[t:t + b - a]
+            assert torch.equal(seg[:, 12:-12], crop[:, 12:-12])  # an unshifted crop of the clip
+            key = [k for k in range(-5, 6)
+                   if torch.equal(modulated[a:b], shift_bands(crop, k * BANDS_PER_SEMITONE))
+                   and torch.equal(seg, fill_edge(crop, k * BANDS_PER_SEMITONE))]
+            assert len(key) == 1
+            keys.append(key[0])
+            edge = slice(0, 2 * abs(key[0])) if key[0] > 0 else slice(N_BANDS - 2 * abs(key[0]), N_BANDS)
+            assert torch.equal(seg[:, edge], modulated[a:b, edge])  # the same edge bands in both
+        assert keys[0] == 0 and all(k != 0 for k in keys[1:])
+        assert all(x != y for x, y in zip(keys, keys[1:]))  # a new key at every splice
+    with pytest.raises(ValueError, match="12 is the same key"):
+        modulation_pair(spec, g, frames=313, max_semitones=12)
+
+
+def test_modulation_loss_is_a_hinge_on_tonal_stability_in_target_sds():
+    from twolevel.training import MODULATION_MARGIN, TONAL_STABILITY, modulation_loss
+
+    control = torch.zeros(2, len(MIDLEVEL_NAMES), requires_grad=True)
+    modulated = torch.zeros(2, len(MIDLEVEL_NAMES))
+    assert float(modulation_loss(control, modulated).detach()) == pytest.approx(MODULATION_MARGIN)
+    modulation_loss(control, modulated).backward()
+    assert float(control.grad[0, TONAL_STABILITY]) < 0 and float(control.grad[:, :TONAL_STABILITY].abs().sum()) == 0
+    far = torch.zeros(2, len(MIDLEVEL_NAMES))
+    far[:, TONAL_STABILITY] = 0.3  # 0.3 / sd 0.2 = 1.5 sds above: past the margin
+    scale = torch.ones(len(MIDLEVEL_NAMES))
+    scale[TONAL_STABILITY] = 0.04
+    assert float(modulation_loss(far, modulated, scale)) == 0.0
+    assert float(modulation_loss(far * 0.2, modulated, scale)) == pytest.approx(MODULATION_MARGIN - 0.3)
+
+
+def test_training_with_the_modulation_contrast_logs_its_loss_and_resumes(tmp_path):
+    data = synthetic_set()
+    _, summary = train(data, tiny_cfg(epochs=2, batch_size=4, modulation_weight=0.5))
+    losses = [h["loss_modulation"] for h in summary["history"]]
+    assert len(losses) == 2 and all(0 <= v < 5 for v in losses)
+    _, plain = train(data, tiny_cfg(epochs=1, batch_size=4))
+    assert "loss_modulation" not in plain["history"][0]
+    state = tmp_path / "m.pt.last"
+    train(data, tiny_cfg(epochs=1, batch_size=4), state_path=state)
+    with pytest.raises(CheckpointError, match="other settings"):
+        train(data, tiny_cfg(epochs=2, batch_size=4, modulation_weight=0.5), state_path=state, resume=True)
 
 
 def test_train_writes_loadable_checkpoint_with_statistics(tmp_path):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio, window_starts
+from .augment import augment_window, modulation_pair, shift_bands
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
@@ -315,9 +316,18 @@ class TrainConfig:
     #: (stochastic weight averaging; 0 = off). The average is the model returned; the
     #: best-validation state is still reported.
     swa_epochs: int = 0
+    #: Weight of the modulation contrast (twolevel/augment.py, modulation_pair; 0 = off): for half
+    #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
+    #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
+    modulation_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: The hinge margin of the modulation contrast, in standard deviations of the tonal-stability target.
+MODULATION_MARGIN = 0.5
+TONAL_STABILITY = MIDLEVEL_NAMES.index("tonal_stability")
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -331,6 +341,18 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | N
     return err[ok].mean()
 
 
+def modulation_loss(control_mid: torch.Tensor, modulated_mid: torch.Tensor,
+                    midlevel_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinge on the tonal-stability outputs of ``(pairs, 7)`` mid-levels of spliced windows.
+
+    Zero once every control (one key) scores at least MODULATION_MARGIN target sds above its
+    modulated twin; ``midlevel_scale`` holds the targets' variances (None: sd 1).
+    """
+    sd = float(midlevel_scale[TONAL_STABILITY]) ** 0.5 if midlevel_scale is not None else 1.0
+    gap = (control_mid[:, TONAL_STABILITY] - modulated_mid[:, TONAL_STABILITY]) / sd
+    return torch.relu(MODULATION_MARGIN - gap).mean()
+
+
 def _target_scale(targets: np.ndarray, how: str) -> torch.Tensor | None:
     """Per-output divisor of the squared error: None for raw MSE, the training-set variance otherwise."""
     if how == "raw":
@@ -341,15 +363,6 @@ def _target_scale(targets: np.ndarray, how: str) -> torch.Tensor | None:
         var = np.nanvar(targets, axis=0) if np.isfinite(targets).any() else np.ones(targets.shape[1])
     var = np.where(np.isfinite(var) & (var > 1e-8), var, 1.0)
     return torch.as_tensor(var, dtype=torch.float32)
-
-
-def shift_bands(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """Move ``(frames, bands)`` up (shift > 0) or down by ``shift`` bands, repeating the edge band."""
-    if shift == 0:
-        return x
-    if shift > 0:
-        return torch.cat([x[:, :1].expand(-1, shift), x[:, :-shift]], dim=1)
-    return torch.cat([x[:, -shift:], x[:, -1:].expand(-1, -shift)], dim=1)
 
 
 def _set_seed(seed: int) -> torch.Generator:
@@ -424,8 +437,6 @@ class _Batches:
         if cfg.freq_shift:
             window = shift_bands(window, int(torch.randint(-cfg.freq_shift, cfg.freq_shift + 1, (1,), generator=gen)))
         if cfg.gain_db or cfg.time_mask:
-            from .augment import augment_window
-
             window = augment_window(window, gen, cfg.gain_db, cfg.time_mask)
         return window
 
@@ -501,28 +512,40 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(3)
+    sums = np.zeros(4)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
         if len(idx) < 2:  # batch normalisation needs two items
             continue
         windows = [batches.random_window(i, cfg, run.generator) for i in idx.tolist()]
+        n_pairs = len(idx) // 2 if cfg.modulation_weight else 0
+        if n_pairs:  # controls, then their modulated twins, in the same batch-norm batch
+            pairs = [modulation_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_pairs].tolist()]
+            windows += [c for c, _ in pairs] + [m for _, m in pairs]
         x = model.frontend.normalise(torch.stack(windows).to(device)).unsqueeze(1)
         mid, emo = model.forward_spectrogram(x)
-        l_emo = masked_mse(emo, batches.emotions[idx].to(device), batches.emotion_scale)
-        l_mid = masked_mse(mid, batches.midlevels[idx].to(device), batches.midlevel_scale)
+        n = len(idx)
+        l_emo = masked_mse(emo[:n], batches.emotions[idx].to(device), batches.emotion_scale)
+        l_mid = masked_mse(mid[:n], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
+        l_mod = torch.zeros(())
+        if n_pairs:
+            l_mod = modulation_loss(mid[n:n + n_pairs], mid[n + n_pairs:], batches.midlevel_scale)
+            loss = loss + cfg.modulation_weight * l_mod
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
-        sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach())]
+        sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
-    return {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
-            "loss_midlevel": mean_loss[2], "lr": float(run.optimizer.param_groups[0]["lr"])}
+    rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
+           "loss_midlevel": mean_loss[2], "lr": float(run.optimizer.param_groups[0]["lr"])}
+    if cfg.modulation_weight:
+        rec["loss_modulation"] = mean_loss[3]
+    return rec
 
 
 def _validate_epoch(run: _Run, rec: dict, val_set: TrainingSet | None) -> bool:
