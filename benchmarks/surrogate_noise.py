@@ -48,14 +48,8 @@ def paired_fit(switches: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, n
     first, second = first[:pairs], second[:pairs]
     diff = outputs[0::2][:pairs] - outputs[1::2][:pairs]
     weight = (lime_kernel(cosine_distance_to_ones(first)) + lime_kernel(cosine_distance_to_ones(second))) / 2
-    x = (2 * first - 1) * np.sqrt(weight)[:, None]
-    d = diff * np.sqrt(weight)[:, None]
-    gram = x.T @ x
-    coef = np.linalg.solve(gram, x.T @ d)
-    resid = d - x @ coef
-    df = pairs - x.shape[1]
-    stderr = np.sqrt(np.outer(np.diag(np.linalg.inv(gram)), (resid ** 2).sum(0) / df))
-    return coef.T, stderr.T, df, pairs
+    fit = fit_surrogate(2 * first - 1, diff, sample_weight=weight, intercept=False)
+    return fit.coef, fit.stderr, fit.df_resid, pairs
 
 
 def paired_selection(fit, output: int, project_pairs: int) -> set:

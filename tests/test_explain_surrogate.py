@@ -39,6 +39,22 @@ def test_matches_statsmodels_wls_for_all_outputs_at_once():
         assert fit.df_resid == ref.df_resid
 
 
+def test_fit_through_the_origin_matches_statsmodels_wls_without_a_constant():
+    z, y = _problem()
+    x = 2.0 * z - 1.0  # e.g. antithetic pairs' differences regressed on 2 z - 1
+    weights = np.random.default_rng(1).uniform(0.2, 1.0, len(z))
+    fit = fit_surrogate(x, y, sample_weight=weights, intercept=False)
+    for t in range(y.shape[1]):
+        ref = sm.WLS(y[:, t], x, weights=weights).fit()
+        np.testing.assert_allclose(fit.coef[t], ref.params, rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(fit.stderr[t], ref.bse, rtol=1e-6)
+        np.testing.assert_allclose(fit.pvalues[t], ref.pvalues, rtol=1e-6, atol=1e-300)
+        assert fit.df_resid == ref.df_resid == len(z) - z.shape[1]
+    assert np.all(fit.intercept == 0) and np.all(np.isnan(fit.intercept_stderr))
+    with pytest.raises(ValueError, match="cannot fit 40 segment weights$"):
+        fit_surrogate(x[:40], y[:40], intercept=False)
+
+
 def test_intercept_is_not_shifted_into_the_coefficients():
     # The historic bug: p-values computed with the intercept first, read against coefficients
     # without it. Segment 5 alone matters here, so its p-value must be the tiny one.

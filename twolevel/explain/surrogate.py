@@ -64,7 +64,7 @@ class SurrogateFit:
 
 
 def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.ndarray | None = None,
-                  kernel_width: float = KERNEL_WIDTH) -> SurrogateFit:
+                  kernel_width: float = KERNEL_WIDTH, intercept: bool = True) -> SurrogateFit:
     """Fit the weighted linear surrogate for all outputs at once.
 
     Args:
@@ -72,34 +72,38 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         outputs: ``(n, t)`` model outputs, or ``(n,)`` for one output.
         sample_weight: ``(n,)``; default LIME's kernel on the cosine distance to all-ones.
         kernel_width: width of that kernel.
+        intercept: fit one (LIME's surrogate). Without it (a regression through the origin, e.g.
+            of antithetic pairs' differences on ``2 z - 1``) the intercept fields are 0 / NaN.
 
     Returns:
-        :class:`SurrogateFit`. Needs ``n > k + 1``.
+        :class:`SurrogateFit`. Needs ``n > k + 1`` (``n > k`` without an intercept).
     """
     x = np.asarray(switches)
     y = np.asarray(outputs, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
     n, k = x.shape
-    if n <= k + 1:
-        raise ValueError(f"{n} samples cannot fit {k} segment weights and an intercept")
+    p = k + 1 if intercept else k  # coefficients fitted
+    if n <= p:
+        raise ValueError(f"{n} samples cannot fit {k} segment weights" + (" and an intercept" if intercept else ""))
     w = lime_kernel(cosine_distance_to_ones(x), kernel_width) if sample_weight is None else np.asarray(sample_weight, np.float64)
     root_w = np.sqrt(w)
 
     def whitened(rows: slice) -> np.ndarray:
         # Whitened design with the intercept as the LAST column: coefficient j is column j of the
         # switches, with no shift; the intercept is read off the end.
-        block = np.empty((len(root_w[rows]), k + 1))
+        block = np.empty((len(root_w[rows]), p))
         np.multiply(x[rows], root_w[rows, None], out=block[:, :k])
-        block[:, k] = root_w[rows]
+        if intercept:
+            block[:, k] = root_w[rows]
         return block
 
     # Normal equations accumulated over row blocks, so that memory stays at one block of the
     # float64 design (50,000 x 300 would be 120 MB at once); float64 keeps them accurate to ~1e-12
     # for these well-conditioned 0/1 designs.
     blocks = [slice(i, min(i + ROW_BLOCK, n)) for i in range(0, n, ROW_BLOCK)]
-    gram = np.zeros((k + 1, k + 1))
-    rhs = np.zeros((k + 1, y.shape[1]))
+    gram = np.zeros((p, p))
+    rhs = np.zeros((p, y.shape[1]))
     for rows in blocks:
         block = whitened(rows)
         gram += block.T @ block
@@ -107,7 +111,7 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
     try:
         factor = scipy.linalg.cho_factor(gram, lower=False, check_finite=False)
         beta = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
-        gram_inv_diag = np.diag(scipy.linalg.cho_solve(factor, np.eye(k + 1), check_finite=False))
+        gram_inv_diag = np.diag(scipy.linalg.cho_solve(factor, np.eye(p), check_finite=False))
     except np.linalg.LinAlgError:  # rank-deficient design: fall back to the pseudo-inverse, as statsmodels does
         gram_inv = np.linalg.pinv(gram)
         beta = gram_inv @ rhs
@@ -116,9 +120,9 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
     for rows in blocks:  # weighted residual sum of squares, sum_i w_i (y_i - x_i beta)^2
         residual = y[rows] * root_w[rows, None] - whitened(rows) @ beta
         ssr += np.einsum("nt,nt->t", residual, residual)
-    df_resid = n - (k + 1)
+    df_resid = n - p
     sigma2 = ssr / df_resid
-    stderr_all = np.sqrt(np.outer(gram_inv_diag, sigma2))  # (k + 1, t)
+    stderr_all = np.sqrt(np.outer(gram_inv_diag, sigma2))  # (p, t)
     with np.errstate(divide="ignore", invalid="ignore"):
         tvalues = beta / stderr_all
         pvalues_all = 2.0 * stats.t.sf(np.abs(tvalues), df_resid)
@@ -129,6 +133,10 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
     perfect = ~np.isfinite(tvalues)
     pvalues_all = np.where(perfect, np.where(beta != 0, 0.0, 1.0), pvalues_all)
     r2 = np.where(centered_tss > 0, r2, np.nan)
+    if not intercept:  # report the intercept as fixed at 0
+        zero, nan = np.zeros((1, y.shape[1])), np.full((1, y.shape[1]), np.nan)
+        beta, stderr_all, pvalues_all = (np.vstack([beta, zero]), np.vstack([stderr_all, nan]),
+                                         np.vstack([pvalues_all, nan]))
     return SurrogateFit(
         coef=beta[:k].T.copy(), intercept=beta[k].copy(),
         stderr=stderr_all[:k].T.copy(), pvalues=pvalues_all[:k].T.copy(),
