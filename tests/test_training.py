@@ -258,6 +258,25 @@ def test_training_with_the_modulation_contrast_logs_its_loss_and_resumes(tmp_pat
         train(data, tiny_cfg(epochs=2, batch_size=4, modulation_weight=0.5), state_path=state, resume=True)
 
 
+def test_runs_saved_before_a_setting_existed_resume_when_it_is_at_its_default(tmp_path):
+    from twolevel.training import _same_settings
+
+    older = tiny_cfg().to_dict()
+    del older["modulation_weight"]  # written by a version without this setting
+    assert _same_settings(older, tiny_cfg())
+    assert not _same_settings(older, tiny_cfg(modulation_weight=0.5))
+    assert _same_settings(older, tiny_cfg(epochs=9), ignore=("epochs",))
+    assert not _same_settings(None, tiny_cfg())
+    data = synthetic_set()
+    state = tmp_path / "m.pt.last"
+    train(data, tiny_cfg(epochs=1), state_path=state)
+    st = torch.load(state, weights_only=True)
+    del st["config"]["modulation_weight"]
+    torch.save(st, state)
+    _, summary = train(data, tiny_cfg(epochs=2), state_path=state, resume=True)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+
+
 def test_train_writes_loadable_checkpoint_with_statistics(tmp_path):
     data = synthetic_set()
     model, summary = train(data, tiny_cfg(), val_set=data.subset([0, 1, 2]))

@@ -42,20 +42,21 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
     Raises:
         LookupError: a member has no such fold model (it was trained on another partition).
     """
-    from .checkpoint import load_checkpoint, read_checkpoint
+    from .checkpoint import load_checkpoint
 
     train = set(train_ids)
     teachers = []
     for member in member_dirs:
         found = None
         for path in sorted(Path(member).glob("fold[0-9].pt")) + sorted(Path(member).glob("fold[0-9][0-9].pt")):
-            test = set(read_checkpoint(path)["metadata"].get("test_ids", []))
+            model = load_checkpoint(path, device=device)  # one read: the model carries its metadata
+            test = set(model.metadata.get("test_ids", []))
             if test and not test & train:
-                found = path
+                found = model
                 break
         if found is None:
             raise LookupError(f"{member}: no fold model whose test clips are outside this training set")
-        teachers.append(load_checkpoint(found, device=device))
+        teachers.append(found)
     return teachers
 
 

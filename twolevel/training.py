@@ -474,15 +474,23 @@ class _Run:
         return state
 
 
+def _same_settings(saved: dict | None, cfg: TrainConfig, ignore: Sequence[str] = ()) -> bool:
+    """Whether settings saved by an earlier run equal ``cfg``, outside ``ignore``. A setting the
+    earlier run's version did not have counts as its default (defaults keep the old behaviour)."""
+    if saved is None:
+        return False
+    full = {**TrainConfig().to_dict(), **dict(saved)}
+    now = cfg.to_dict()
+    return {k: v for k, v in full.items() if k not in ignore} == {k: v for k, v in now.items() if k not in ignore}
+
+
 def _resume_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> None:
     """Restore ``run`` from the state written after an earlier run's last epoch."""
     try:
         st = torch.load(state_path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is one message
         raise CheckpointError(f"{state_path}: cannot resume ({str(err).splitlines()[0]})") from None
-    same = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
-    old = {k: v for k, v in dict(st.get("config") or {}).items() if k not in RESUMABLE_CHANGES}
-    if old != same or st.get("n_train") != n_train:
+    if not _same_settings(st.get("config"), cfg, ignore=RESUMABLE_CHANGES) or st.get("n_train") != n_train:
         raise CheckpointError(f"{state_path}: was written with other settings or data; "
                               "delete it or run without --resume")
     run.model.load_state_dict(st["model"])
@@ -798,7 +806,7 @@ def _finished_folds(results_path: Path | None, cfg: TrainConfig, k: int, inner_k
     """Folds already in ``results_path`` from a run with the same settings (none otherwise)."""
     if results_path is not None and Path(results_path).is_file():
         old = json.loads(Path(results_path).read_text())
-        if (old.get("config") == cfg.to_dict() and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k
+        if (_same_settings(old.get("config"), cfg) and old.get("k") == k and old.get("inner_folds", k - 1) == inner_k
                 and old.get("fold_seed", cfg.seed) == fold_seed and old.get("extra_settings", {}) == extra_settings):
             return old.get("folds", {})
     return {}
