@@ -3,17 +3,9 @@ import numpy as np
 import pytest
 
 from twolevel.distill import distilling, fold_teachers, teacher_emotions
-from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
-from twolevel.signal import N_BANDS
-from twolevel.training import TrainConfig, TrainingSet, cross_validate, predict_spectrograms
+from twolevel.training import TrainConfig, cross_validate, predict_spectrograms
 
-
-def synthetic(n, seed, prefix="", rated=True):
-    rng = np.random.default_rng(seed)
-    specs = [rng.random((int(rng.integers(200, 420)), N_BANDS), dtype=np.float32) for _ in range(n)]
-    emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES))) if rated else np.full((n, len(EMOTION_NAMES)), np.nan)
-    return TrainingSet([f"{prefix}{i:03d}" for i in range(n)], specs, emo, rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES))),
-                       ["A", "B"] * (n // 2))
+from synthetic import synthetic_set as synthetic
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,12 @@ from twolevel.data import MidlevelDataset
 from twolevel.errors import CheckpointError
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
-from twolevel.training import (TrainConfig, TrainingSet, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson, save_trained,
+
+from synthetic import synthetic_set
+from twolevel.training import (TrainConfig, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson, save_trained,
                                spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 
 SR = 22050
-
-
-def synthetic_set(n=6, seed=0) -> TrainingSet:
-    rng = np.random.default_rng(seed)
-    specs = [rng.random((int(rng.integers(200, 420)), N_BANDS), dtype=np.float32) for _ in range(n)]
-    emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES)))
-    mid = rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES)))
-    return TrainingSet([f"{i:03d}" for i in range(n)], specs, emo, mid, ["A", "B"] * (n // 2))
 
 
 def tiny_cfg(**kw) -> TrainConfig:
