@@ -19,7 +19,6 @@ import argparse
 import json
 import platform
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np

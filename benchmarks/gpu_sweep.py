@@ -22,7 +22,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from twolevel import example_path

@@ -12,7 +12,7 @@ from twolevel.options import SAMPLING_DESIGNS
 from twolevel.signal import WINDOW_SECONDS
 
 from .common import (device_option, echo_json, endpoint_client, endpoint_option, explain_option, friendly_errors,
-                     json_option, model_option, option_default, set_threads, timeout_option, token_option)
+                     json_option, model_option, set_threads, timeout_option, token_option)
 from .corpus_cmd import corpus_options, run_corpus_job
 
 #: Most seeds --repeats runs (each is a full explanation).

@@ -6,7 +6,6 @@ import base64
 import re
 from html.parser import HTMLParser
 
-
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 
 
