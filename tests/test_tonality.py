@@ -98,3 +98,24 @@ def test_descriptor_set_v2_swaps_in_the_sharper_tonal_and_pulse_descriptors():
     assert descriptor_cache_key("v2") not in (1, "1")
     with pytest.raises(ValueError, match="descriptors must be one of v1, v2"):
         raw_descriptors(y, sr, descriptors="v3")
+
+
+def test_cached_v2_descriptors_reuse_the_cached_v1_columns(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from twolevel import descriptor_sets
+    from twolevel.training import cached_descriptors
+
+    path = tmp_path / "clip.wav"
+    sf.write(path, chord_sequence([0, 0, 0], MAJOR), SR)
+    v1 = cached_descriptors([path], tmp_path / "cache")[0]
+    monkeypatch.setattr(descriptor_sets, "raw_v1", lambda *a: pytest.fail("v1 recomputed"))
+    v2 = cached_descriptors([path], tmp_path / "cache", descriptors="v2")[0]
+    again = cached_descriptors([path], tmp_path / "cache", descriptors="v2")[0]  # from its own cache now
+    from twolevel.labels import MIDLEVEL_NAMES
+
+    swapped = [MIDLEVEL_NAMES.index(n) for n in ("tonal_stability", "minorness", "rhythm_stability")]
+    kept = [i for i in range(len(MIDLEVEL_NAMES)) if i not in swapped]
+    np.testing.assert_array_equal(v2[kept], v1[kept])
+    np.testing.assert_array_equal(again, v2)
+    assert not np.allclose(v2[swapped], v1[swapped])

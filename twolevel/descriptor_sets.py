@@ -21,12 +21,14 @@ from .targets import raw_descriptors as raw_v1
 DESCRIPTOR_SETS = ("v1", "v2")
 
 
-def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1") -> np.ndarray:
+def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1",
+                    v1: np.ndarray | None = None) -> np.ndarray:
     """The 7 raw descriptors of a mono signal from the set ``descriptors``, float64 ``(7,)`` in
-    :data:`~twolevel.labels.MIDLEVEL_NAMES` order."""
+    :data:`~twolevel.labels.MIDLEVEL_NAMES` order. ``v1``: the signal's v1 descriptors when
+    already known (a cache), so that a later set computes only the columns it replaces."""
     if descriptors not in DESCRIPTOR_SETS:
         raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
-    raw = raw_v1(y, sr)
+    raw = np.array(v1, dtype=np.float64) if v1 is not None else raw_v1(y, sr)
     if descriptors == "v2":
         for name, value in tonality.tonality_descriptors(y, sr).items():
             raw[MIDLEVEL_NAMES.index(name)] = value
