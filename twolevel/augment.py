@@ -5,25 +5,25 @@ They act on the cached ``log10(1 + magnitude)`` spectrogram, so no STFT is re-ru
 - gain: the magnitude scaled by ``g`` is ``log10(1 + g (10**s - 1))`` exactly (a louder or softer
   recording of the same music);
 - time mask: one block of frames set to silence (0 = ``log10(1 + 0)``), as in SpecAugment;
-  the emotion of a 10 s window does not hinge on any one second of it.
-
-- pitch shift (:func:`shift_bands`): the spectrum moved along the log-frequency axis.
+  the emotion of a 10 s window does not hinge on any one second of it;
+- band shift (:func:`shift_bands`, ``--freq-shift``): the spectrum moved by whole bands, which is
+  a shift by semitones (2 bands each) only above about 400 Hz; :func:`pitch_shift` moves it by
+  semitones at every frequency.
 
 :func:`modulation_pair` is not an augmentation but a contrast whose answer is known by
-construction: a window spliced from segments of one clip (``control``: one key, since a 10-40 s
-film cue rarely modulates) and the same segments each moved to another key (``modulated``).
-Training asks the tonal-stability output to rank the control above the modulated window
-(``TrainConfig.modulation_weight``). Both windows have the same splice points, so a seam alone
-cannot tell them apart; only the change of key can.
+construction: a window spliced from segments of one clip, all moved to one key (``control``:
+one key, since a 10-40 s film cue rarely modulates), and the same segments each moved to another
+key (``modulated``). Training asks the tonal-stability output to rank the control above the
+modulated window (``TrainConfig.modulation_weight``). Both windows have the same splice points,
+both are pitch-shifted in every segment and share their edge bands, so neither a seam nor a
+shifting artifact tells them apart; only the change of key does.
 """
 from __future__ import annotations
 
-import torch
+import functools
 
-#: Filterbank bands per semitone (24 bands per octave, twolevel/signal.py). Below about 370 Hz the
-#: filterbank merges bands, so a shift there is coarser than a semitone; the melody and harmony
-#: above it move by exact semitones.
-BANDS_PER_SEMITONE = 2
+import numpy as np
+import torch
 
 
 def shift_bands(x: torch.Tensor, shift: int) -> torch.Tensor:
@@ -33,19 +33,6 @@ def shift_bands(x: torch.Tensor, shift: int) -> torch.Tensor:
     if shift > 0:
         return torch.cat([x[:, :1].expand(-1, shift), x[:, :-shift]], dim=1)
     return torch.cat([x[:, -shift:], x[:, -1:].expand(-1, -shift)], dim=1)
-
-
-def fill_edge(x: torch.Tensor, shift: int) -> torch.Tensor:
-    """``x`` with the edge bands that :func:`shift_bands` would fill (the lowest ``shift`` bands
-    for shift > 0, the highest ``-shift`` for shift < 0) filled the same way, and the rest unmoved."""
-    if shift == 0:
-        return x
-    out = x.clone()
-    if shift > 0:
-        out[:, :shift] = x[:, :1]
-    else:
-        out[:, shift:] = x[:, -1:]
-    return out
 
 
 def apply_gain(window: torch.Tensor, gain_db: float) -> torch.Tensor:
@@ -77,6 +64,49 @@ def augment_window(window: torch.Tensor, gen: torch.Generator, gain_db: float = 
     return window
 
 
+@functools.lru_cache(maxsize=64)
+def _pitch_shift_plan(semitones: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lower, upper, weight, edge)`` per band: the shifted band is ``lower`` and ``upper`` blended
+    by ``weight``; ``edge`` marks bands whose source lies outside the filterbank (edge band repeated)."""
+    from .frontend import band_centre_frequencies
+
+    log_f = np.log2(band_centre_frequencies())
+    source = log_f - semitones / 12.0
+    pos = np.interp(source, log_f, np.arange(len(log_f), dtype=np.float64))  # clamps at both ends
+    lower = np.floor(pos).astype(np.int64)
+    upper = np.minimum(lower + 1, len(log_f) - 1)
+    edge = (source < log_f[0]) | (source > log_f[-1])
+    return (torch.from_numpy(lower), torch.from_numpy(upper), torch.from_numpy(pos - lower).float(),
+            torch.from_numpy(edge))
+
+
+def pitch_shift(x: torch.Tensor, semitones: float) -> torch.Tensor:
+    """``(frames, bands)`` log spectrogram with its content moved up by ``semitones`` (down if < 0).
+
+    Each band takes the value at its centre frequency / 2**(semitones / 12), interpolated
+    linearly between the bands around it; bands whose source lies outside the filterbank repeat
+    the edge band. Unlike :func:`shift_bands` this is a pitch shift at every frequency: the
+    filterbank is 24 bands per octave above about 400 Hz, but one STFT bin (10.8 Hz) per band
+    below, where a shift by bands would make the bass inharmonic.
+    """
+    if semitones == 0:
+        return x
+    lower, upper, weight, _ = _pitch_shift_plan(float(semitones))
+    return torch.lerp(x[:, lower], x[:, upper], weight.to(x.dtype))
+
+
+def fill_shift_edges(shifted: torch.Tensor, original: torch.Tensor, *semitones: float) -> torch.Tensor:
+    """``shifted`` (a :func:`pitch_shift` of ``original``, or ``original`` itself) with the edge
+    bands that a pitch shift by any of ``semitones`` fills set as that shift sets them: to
+    ``original``'s lowest band at the bottom, its highest at the top."""
+    out = shifted.clone()
+    for s in semitones:
+        if s:
+            lower, _, _, edge = _pitch_shift_plan(float(s))
+            out[:, edge] = original[:, lower[edge]]
+    return out
+
+
 def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segments: int = 4,
                     max_semitones: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Two ``(frames, bands)`` windows spliced from ``segments`` random crops of one clip.
@@ -86,21 +116,22 @@ def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segme
         gen: the random generator (crops and keys).
         frames: window length in frames (313 = 10 s).
         segments: crops per window (4: a new key every 2.5 s, as a modulation every bar or two).
-        max_semitones: each segment after the first moves to a key ``1 .. max_semitones``
-            semitones up or down from the first, never the key of the segment before it.
+        max_semitones: keys are ``1 .. max_semitones`` semitones up or down from the clip's.
 
     Returns:
-        ``(control, modulated)``: the crops spliced in one key, and the same crops, the first
-        kept and each later one shifted by its key offset (:func:`shift_bands`). Each control
-        segment has its twin's edge bands (:func:`fill_edge`), so no edge artifact tells them apart.
+        ``(control, modulated)``: every crop moved to one key ``k0``; and the same crops, the
+        first in ``k0``, each later one in a key other than that of the crop before it
+        (:func:`pitch_shift`). Each segment of both windows has the edge bands of both its
+        shifts (:func:`fill_shift_edges`).
     """
     if segments < 2:
         raise ValueError("a modulation needs at least 2 segments")
     if not 1 <= max_semitones <= 11:
         raise ValueError("max_semitones must be 1..11 (12 is the same key)")
+    keys_allowed = [k for k in range(-max_semitones, max_semitones + 1) if k != 0]
     bounds = [round(j * frames / segments) for j in range(segments + 1)]
     clip_frames = spec.shape[0]
-    crops, keys, key = [], [0], 0
+    crops, keys = [], []
     for j in range(segments):
         length = bounds[j + 1] - bounds[j]
         start = int(torch.randint(0, max(1, clip_frames - length + 1), (1,), generator=gen))
@@ -108,12 +139,9 @@ def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segme
         if piece.shape[0] < length:  # a clip shorter than a segment: repeat its last frame
             piece = torch.cat([piece, piece[-1:].expand(length - piece.shape[0], -1)])
         crops.append(piece)
-        if j:
-            choices = [k for k in range(-max_semitones, max_semitones + 1) if k not in (0, key)]
-            key = choices[int(torch.randint(0, len(choices), (1,), generator=gen))]
-            keys.append(key)
-    # The control's segments get the same edge bands as their shifted twins (fill_edge), so the
-    # only difference left is where the interior's harmonics sit: a key.
-    control = torch.cat([fill_edge(c, k * BANDS_PER_SEMITONE) for c, k in zip(crops, keys)])
-    modulated = torch.cat([shift_bands(c, k * BANDS_PER_SEMITONE) for c, k in zip(crops, keys)])
+        choices = keys_allowed if not keys else [k for k in keys_allowed if k != keys[-1]]
+        keys.append(choices[int(torch.randint(0, len(choices), (1,), generator=gen))])
+    k0 = keys[0]
+    control = torch.cat([fill_shift_edges(pitch_shift(c, k0), c, k) for c, k in zip(crops, keys)])
+    modulated = torch.cat([fill_shift_edges(pitch_shift(c, k), c, k0) for c, k in zip(crops, keys)])
     return control, modulated
