@@ -68,7 +68,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "averaging; 0 = off: keep the best-validation epoch). With --folds the report scores the "
                    "best-validation, last and averaged states of each fold.")
 @click.option("--freq-shift", default=0, show_default=True, type=click.IntRange(0, 24),
-              help="Augmentation: shift each training crop by up to this many bands (24 per octave).")
+              help="Augmentation: shift each training crop by up to this many bands (24 per octave above about 400 Hz; "
+                   "one STFT bin per band below, so this is not a pitch shift in the bass).")
 @click.option("--gain-db", default=0.0, show_default=True, type=click.FloatRange(0, 24),
               help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
 @click.option("--time-mask", default=0, show_default=True, type=click.IntRange(0, 156),

@@ -304,7 +304,8 @@ class TrainConfig:
     #: Decay of an exponential moving average of the weights (0 = off); the average is what is
     #: validated and kept.
     ema: float = 0.0
-    #: Random shift of each training crop by up to this many filterbank bands (0 = off).
+    #: Random shift of each training crop by up to this many filterbank bands (0 = off; 2 bands
+    #: are a semitone above about 400 Hz only, twolevel/augment.py).
     freq_shift: int = 0
     #: Random gain of each training crop, up to +- this many dB (0 = off; twolevel/augment.py).
     gain_db: float = 0.0
