@@ -4,11 +4,13 @@
 #
 #   PARTITIONS="2 3 4" scripts/distill_recipe.sh        cross-validate on those partitions
 #   FINAL=1 scripts/distill_recipe.sh [OUT.pt]           the final model: teachers and student on all clips
+#   STUDENT_ARGS="--modulation-weight 0.5" ...           more training options for the student only
 #
 # Partition P: members --seed 10P+0..3 with --fold-seed P, student --seed 10P+9; each run resumes
 # (--resume), so an interrupted recipe continues where it stopped. Needs the corpus of
 # scripts/corpus_recipe.sh (cache/debian-audio/corpus). One core per run: about 25 minutes per
-# cross-validation on these CPUs.
+# cross-validation on these CPUs. STUDENT_TAG names the student's report (cv-student$TAG.json), so a
+# student with other STUDENT_ARGS does not resume from another's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/soundtracks-set1}
@@ -28,7 +30,7 @@ if [ -n "${FINAL:-}" ]; then
   done
   # the last epoch, not a pick on 30 validation clips (which chose epoch 14 in the first attempt)
   $BIN/twolevel-cli train "$DATA" --seed 9 --val-fraction 0 "${teachers[@]}" --distill-corpus "$CORPUS" \
-      --distill-items 300 --out "$OUT" --log "${OUT%.pt}.log" --quiet
+      --distill-items 300 ${STUDENT_ARGS:-} --out "$OUT" --log "${OUT%.pt}.log" --quiet
   exit 0
 fi
 for p in ${PARTITIONS:-0 1 2 3 4}; do
@@ -42,7 +44,8 @@ for p in ${PARTITIONS:-0 1 2 3 4}; do
     teachers+=(--distill-from "$dir/m$m")
   done
   $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed $((10 * p + 9)) "${teachers[@]}" \
-      --distill-corpus "$CORPUS" --distill-items 210 --out "$dir/cv-student.json" --log "$dir/cv-student.log" \
+      --distill-corpus "$CORPUS" --distill-items 210 ${STUDENT_ARGS:-} --out "$dir/cv-student${STUDENT_TAG:-}.json" \
+      --log "$dir/cv-student${STUDENT_TAG:-}.log" \
       --quiet --resume
   $BIN/python benchmarks/ensemble_cv.py "$DATA" "$dir"/m* > "$dir/ensemble.txt"
 done
