@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import MidlevelDataset
-from twolevel.errors import CheckpointError
+from twolevel.errors import CheckpointError, OptionError
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 
@@ -243,6 +243,23 @@ def test_modulation_pair_moves_the_same_crops_to_one_key_or_to_a_new_key_per_seg
         modulation_pair(spec, g, frames=313, max_semitones=12)
 
 
+def test_separate_modulation_batches_leave_the_running_statistics_to_real_windows():
+    from twolevel.training import _frozen_batch_norm_statistics
+
+    data = synthetic_set()
+    model, _ = train(data, tiny_cfg(epochs=1, batch_size=4, modulation_weight=0.5, modulation_batch="separate"))
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    model.train()
+    before = norm.running_mean.clone()
+    with _frozen_batch_norm_statistics(model):
+        model.forward_spectrogram(torch.randn(4, 1, WINDOW_FRAMES, N_BANDS) * 5 + 3)
+    assert torch.equal(norm.running_mean, before) and norm.momentum == 0.1
+    model.forward_spectrogram(torch.randn(4, 1, WINDOW_FRAMES, N_BANDS) * 5 + 3)
+    assert not torch.equal(norm.running_mean, before)
+    with pytest.raises(OptionError, match="modulation_batch"):
+        train(data, tiny_cfg(epochs=1, modulation_weight=0.5, modulation_batch="joint"))
+
+
 def test_modulation_loss_is_a_hinge_on_tonal_stability_in_target_sds():
     from twolevel.training import MODULATION_MARGIN, TONAL_STABILITY, modulation_loss
 
@@ -318,7 +335,7 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     for a, b in zip(weights(full), weights(resumed)):
         assert torch.allclose(a, b, atol=1e-6)
-    from twolevel.errors import CheckpointError
+    from twolevel.errors import CheckpointError, OptionError
 
     with pytest.raises(CheckpointError, match="other settings"):
         train(data, tiny_cfg(epochs=3, lr=3e-3), state_path=state, resume=True)

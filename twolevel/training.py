@@ -20,6 +20,7 @@ validation pick can keep an early, lucky epoch). twolevel/assets/MODEL_CARD.md h
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -323,6 +324,10 @@ class TrainConfig:
     #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
     #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
     modulation_weight: float = 0.0
+    #: "shared": the spliced windows join the real windows' batch-norm batch (and its running
+    #: statistics); "separate": they pass on their own, and the running statistics are the real
+    #: windows' only.
+    modulation_batch: str = "shared"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -393,6 +398,8 @@ def _check_run(train_set: TrainingSet, cfg: TrainConfig) -> None:
         raise OptionError("batch size must be at least 2 (batch normalisation)")
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+    if cfg.modulation_batch not in ("shared", "separate"):
+        raise OptionError(f"modulation_batch {cfg.modulation_batch!r}: use 'shared' or 'separate'")
 
 
 def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float) -> A2Mid2EJoint:
@@ -515,6 +522,21 @@ def _save_run(run: _Run, state_path: Path, cfg: TrainConfig, n_train: int) -> No
     os.replace(tmp, state_path)
 
 
+@contextlib.contextmanager
+def _frozen_batch_norm_statistics(model: torch.nn.Module):
+    """Batch norm still normalises by the batch's statistics (train mode) but does not move its
+    running statistics (momentum 0) inside this block."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
 def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.device) -> dict:
     """One pass over the training clips in random order; returns the epoch's mean losses and lr."""
     for group in run.optimizer.param_groups:
@@ -530,19 +552,27 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         if len(idx) < 2:  # batch normalisation needs two items
             continue
         windows = [batches.random_window(i, cfg, run.generator) for i in idx.tolist()]
-        n_pairs = len(idx) // 2 if cfg.modulation_weight else 0
-        if n_pairs:  # controls, then their modulated twins, in the same batch-norm batch
+        n_real = len(windows)
+        n_pairs = n_real // 2 if cfg.modulation_weight else 0
+        spliced = []  # controls, then their modulated twins
+        if n_pairs:
             pairs = [modulation_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_pairs].tolist()]
-            windows += [c for c, _ in pairs] + [m for _, m in pairs]
-        x = model.frontend.normalise(torch.stack(windows).to(device)).unsqueeze(1)
+            spliced = [c for c, _ in pairs] + [m for _, m in pairs]
+        shared = cfg.modulation_batch == "shared"
+        x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
         mid, emo = model.forward_spectrogram(x)
-        n = len(idx)
-        l_emo = masked_mse(emo[:n], batches.emotions[idx].to(device), batches.emotion_scale)
-        l_mid = masked_mse(mid[:n], batches.midlevels[idx].to(device), batches.midlevel_scale)
+        l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
+        l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
         l_mod = torch.zeros(())
         if n_pairs:
-            l_mod = modulation_loss(mid[n:n + n_pairs], mid[n + n_pairs:], batches.midlevel_scale)
+            if shared:
+                mid_spliced = mid[n_real:]
+            else:  # their own batch-norm batch, and the running statistics stay those of real windows
+                with _frozen_batch_norm_statistics(model):
+                    xs = model.frontend.normalise(torch.stack(spliced).to(device)).unsqueeze(1)
+                    mid_spliced = model.forward_spectrogram(xs)[0]
+            l_mod = modulation_loss(mid_spliced[:n_pairs], mid_spliced[n_pairs:], batches.midlevel_scale)
             loss = loss + cfg.modulation_weight * l_mod
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
