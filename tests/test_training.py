@@ -335,8 +335,6 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     for a, b in zip(weights(full), weights(resumed)):
         assert torch.allclose(a, b, atol=1e-6)
-    from twolevel.errors import CheckpointError, OptionError
-
     with pytest.raises(CheckpointError, match="other settings"):
         train(data, tiny_cfg(epochs=3, lr=3e-3), state_path=state, resume=True)
 
