@@ -78,9 +78,9 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
                    "score higher than the same crops moved through other keys (twolevel/augment.py, "
                    "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--modulation-batch", type=click.Choice(["shared", "separate"]), default="shared", show_default=True,
-              help="With --modulation-weight: the spliced windows share the real windows' batch-norm batch, or pass "
-                   "separately without moving the running statistics.")
+@click.option("--modulation-batch", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
+              help="With --modulation-weight: the spliced windows pass on their own without moving batch norm's running "
+                   "statistics (separate), or join the real windows' batch (shared: costs emotion r, see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
               help="Start the trunk and mid-level head from this pre-trained checkpoint "
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")

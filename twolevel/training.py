@@ -324,10 +324,10 @@ class TrainConfig:
     #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
     #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
     modulation_weight: float = 0.0
-    #: "shared": the spliced windows join the real windows' batch-norm batch (and its running
-    #: statistics); "separate": they pass on their own, and the running statistics are the real
-    #: windows' only.
-    modulation_batch: str = "shared"
+    #: "separate": the spliced windows pass on their own, and batch norm's running statistics are
+    #: the real windows' only; "shared": they join the real windows' batch-norm batch (and its
+    #: running statistics), which cost emotion r in cross-validation (MODEL_CARD.md).
+    modulation_batch: str = "separate"
 
     def to_dict(self) -> dict:
         return asdict(self)
