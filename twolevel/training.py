@@ -324,9 +324,9 @@ class TrainConfig:
     #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
     #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
     modulation_weight: float = 0.0
-    #: "separate": the spliced windows pass on their own, and batch norm's running statistics are
-    #: the real windows' only; "shared": they join the real windows' batch-norm batch (and its
-    #: running statistics), which cost emotion r in cross-validation (MODEL_CARD.md).
+    #: "separate": the spliced windows pass on their own, and batch norm's running statistics (what
+    #: inference uses) are the real windows' only; "shared": they join the real windows' batch-norm
+    #: batch and its running statistics. Both cost emotion r in cross-validation (MODEL_CARD.md).
     modulation_batch: str = "separate"
 
     def to_dict(self) -> dict:
