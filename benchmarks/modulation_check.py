@@ -22,12 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twolevel.audio import load_audio  # noqa: E402
 from twolevel.augment import modulation_pair  # noqa: E402
 from twolevel.checkpoint import load_checkpoint  # noqa: E402
 from twolevel.probes import load_probes  # noqa: E402
 from twolevel.signal import WINDOW_FRAMES  # noqa: E402
-from twolevel.training import TONAL_STABILITY, crop  # noqa: E402
+from twolevel.training import TONAL_STABILITY, cached_spectrograms, crop, predict_spectrograms  # noqa: E402
 
 SYNTHETIC_PAIRS = 8
 
@@ -35,23 +34,14 @@ SYNTHETIC_PAIRS = 8
 def check(path: str | None) -> list[tuple[str, float, float, float]]:
     """``(pair, probe gap, synthetic gap on b, synthetic gap on a)`` per tonal-stability probe pair."""
     model = load_checkpoint(path, device="cpu")
-    fe = model.frontend
-
-    def spectrogram(p: Path) -> torch.Tensor:
-        with torch.inference_mode():
-            return fe.log_spectrogram(torch.from_numpy(load_audio(p).samples)[None])[0]
-
-    def tonal_stability(windows: list[torch.Tensor]) -> np.ndarray:
-        with torch.inference_mode():
-            x = fe.normalise(torch.stack(windows)).unsqueeze(1)
-            return model.forward_spectrogram(x)[0][:, TONAL_STABILITY].numpy()
-
     gen = torch.Generator().manual_seed(0)
     rows = []
     for pair in (p for p in load_probes() if p["concept"] == "tonal_stability"):
-        spec_a, spec_b = spectrogram(pair["path_a"]), spectrogram(pair["path_b"])
+        spec_a, spec_b = (torch.from_numpy(s) for s in cached_spectrograms([pair["path_a"], pair["path_b"]]))
         synthetic = [modulation_pair(s, gen, WINDOW_FRAMES) for s in (spec_b, spec_a) for _ in range(SYNTHETIC_PAIRS)]
-        out = tonal_stability([crop(spec_a, 0), crop(spec_b, 0)] + [c for c, _ in synthetic] + [m for _, m in synthetic])
+        windows = [crop(spec_a, 0), crop(spec_b, 0)] + [c for c, _ in synthetic] + [m for _, m in synthetic]
+        # each window is one 10 s clip to predict_spectrograms, so its output is that window's
+        out = predict_spectrograms(model, [w.numpy() for w in windows])[0][:, TONAL_STABILITY]
         n = 2 * SYNTHETIC_PAIRS
         gaps = out[2:2 + n] - out[2 + n:]
         rows.append((pair["a"].rsplit("-", 1)[0], float(out[1] - out[0]), float(gaps[:SYNTHETIC_PAIRS].mean()),
