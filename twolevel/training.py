@@ -122,8 +122,10 @@ def cached_descriptors(paths: Sequence[Path], cache_dir: Path | None = None, pro
         if f.is_file():
             rows.append(np.load(f))
             continue
-        v1_file = cache / f"{_file_key(p, 'desc', descriptor_cache_key('v1'))}.npy"
-        v1 = np.load(v1_file) if descriptors != "v1" and v1_file.is_file() else None  # its shared columns
+        v1 = None
+        if descriptors != "v1":  # another set takes its shared columns from the clip's cached v1 row
+            v1_file = cache / f"{_file_key(p, 'desc', descriptor_cache_key('v1'))}.npy"
+            v1 = np.load(v1_file) if v1_file.is_file() else None
         raw = raw_descriptors(load_audio(p).samples, descriptors=descriptors, v1=v1)
         _save_npy(f, raw)
         rows.append(raw)
