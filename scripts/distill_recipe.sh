@@ -5,6 +5,7 @@
 #   PARTITIONS="2 3 4" scripts/distill_recipe.sh        cross-validate on those partitions
 #   FINAL=1 scripts/distill_recipe.sh [OUT.pt]           the final model: teachers and student on all clips
 #   STUDENT_ARGS="--modulation-weight 0.5" ...           more training options for the student only
+#   FINAL=1 STUDENT_SEED=19 scripts/distill_recipe.sh OUT  the final student under another seed (default 9)
 #
 # Partition P: members --seed 10P+0..3 with --fold-seed P, student --seed 10P+9; each run resumes
 # (--resume), so an interrupted recipe continues where it stopped. Needs the corpus of
@@ -29,7 +30,7 @@ if [ -n "${FINAL:-}" ]; then
     teachers+=(--distill-from "$OUT_DIR/final-teacher-s$m.pt")
   done
   # the last epoch, not a pick on 30 validation clips (which chose epoch 14 in the first attempt)
-  $BIN/twolevel-cli train "$DATA" --seed 9 --val-fraction 0 "${teachers[@]}" --distill-corpus "$CORPUS" \
+  $BIN/twolevel-cli train "$DATA" --seed "${STUDENT_SEED:-9}" --val-fraction 0 "${teachers[@]}" --distill-corpus "$CORPUS" \
       --distill-items 300 ${STUDENT_ARGS:-} --out "$OUT" --log "${OUT%.pt}.log" --quiet
   exit 0
 fi
