@@ -78,8 +78,13 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
                    "score higher than the same crops moved through other keys (twolevel/augment.py, "
                    "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
+@click.option("--rhythm-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+              help="Teach rhythm stability by contrast (0 = off): a crop re-timed with 8 jumps and 8 freezes "
+                   "that leave every note in its place must score higher than the same crop with each freeze "
+                   "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
+                   "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
 @click.option("--modulation-batch", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
-              help="With --modulation-weight: the spliced windows pass on their own without moving batch norm's running "
+              help="With --modulation-weight or --rhythm-weight: the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "
                    "0.02-0.03 emotion r in cross-validation at weight 0.5 (see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,

@@ -289,6 +289,55 @@ def test_training_with_the_modulation_contrast_logs_its_loss_and_resumes(tmp_pat
         train(data, tiny_cfg(epochs=2, batch_size=4, modulation_weight=0.5), state_path=state, resume=True)
 
 
+def test_rhythm_pair_displaces_notes_only_in_the_twin_with_the_same_seams():
+    from twolevel.augment import rhythm_pair
+
+    period = 8  # an eighth note at 117 BPM, 31.3 frames per s
+    frame_no = torch.arange(2000, dtype=torch.float32)
+    spec = torch.zeros(2000, N_BANDS)
+    spec[:, 0] = frame_no  # band 0 says which source frame this is
+    spec[:, 60] = (frame_no % period == 0).float()  # a click on a steady grid
+
+    def onsets(window):
+        clicks = window[:, 60] > 0
+        return torch.nonzero(clicks[1:] & ~clicks[:-1]).flatten() + 1
+
+    g = torch.Generator().manual_seed(3)
+    for _ in range(10):
+        steady, displaced = rhythm_pair(spec, g, frames=313)
+        assert steady.shape == displaced.shape == (313, N_BANDS)
+        src_s, src_d = steady[:, 0].long(), displaced[:, 0].long()
+        assert src_s[0] == src_d[0] and src_s[-1] == src_d[-1]  # the same crop, back in step at the end
+        phase = int(src_s[0]) % period
+        on_s, on_d = onsets(steady), onsets(displaced)
+        # steady: every click that sounds is in its place (a freeze may swallow one, never move it)
+        assert all((int(t) + phase) % period == 0 for t in on_s)
+        # displaced: several clicks arrive early or late
+        assert sum((int(t) + phase) % period != 0 for t in on_d) >= 3
+        # the same seams: as many held frames, and as many skipped source frames
+        held = [int((s[1:] == s[:-1]).sum()) for s in (src_s, src_d)]
+        jumps = [int((s[1:] - s[:-1]).clamp(min=1).sub(1).sum()) for s in (src_s, src_d)]
+        assert held[0] == held[1] > 0 and jumps[0] == jumps[1] == held[0]
+
+
+def test_rhythm_loss_is_the_contrast_hinge_on_rhythm_stability_and_training_logs_it():
+    from twolevel.training import MODULATION_MARGIN, RHYTHM_STABILITY, contrast_loss
+
+    control = torch.zeros(3, len(MIDLEVEL_NAMES), requires_grad=True)
+    twin = torch.zeros(3, len(MIDLEVEL_NAMES))
+    loss = contrast_loss(control, twin, RHYTHM_STABILITY)
+    assert float(loss.detach()) == pytest.approx(MODULATION_MARGIN)
+    loss.backward()
+    others = [j for j in range(len(MIDLEVEL_NAMES)) if j != RHYTHM_STABILITY]
+    assert float(control.grad[0, RHYTHM_STABILITY]) < 0 and float(control.grad[:, others].abs().sum()) == 0
+
+    data = synthetic_set()
+    _, both = train(data, tiny_cfg(epochs=2, batch_size=4, modulation_weight=0.5, rhythm_weight=0.5))
+    assert all(0 <= h["loss_rhythm"] < 5 and 0 <= h["loss_modulation"] < 5 for h in both["history"])
+    _, rhythm = train(data, tiny_cfg(epochs=1, batch_size=4, rhythm_weight=0.5))
+    assert "loss_rhythm" in rhythm["history"][0] and "loss_modulation" not in rhythm["history"][0]
+
+
 def test_runs_saved_before_a_setting_existed_resume_when_it_is_at_its_default(tmp_path):
     from twolevel.training import _same_settings
 

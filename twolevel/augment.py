@@ -17,6 +17,13 @@ key (``modulated``). Training asks the tonal-stability output to rank the contro
 modulated window (``TrainConfig.modulation_weight``). Both windows have the same splice points,
 both are pitch-shifted in every segment and share their edge bands, so neither a seam nor a
 shifting artifact tells them apart; only the change of key does.
+
+:func:`rhythm_pair` is the same kind of contrast for rhythm stability: one crop re-timed twice
+with the same jumps (frames skipped) and freezes (a frame held as long). In the ``steady`` window
+each freeze sits at its jump, so the notes keep their places in time; in the ``displaced`` twin it
+comes a fraction of a second later, so the notes between arrive early or late
+(``TrainConfig.rhythm_weight``). Both windows lose and repeat the same amount of content at the
+same number of seams; only the regularity of the timing differs.
 """
 from __future__ import annotations
 
@@ -145,3 +152,85 @@ def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segme
     control = torch.cat([fill_shift_edges(pitch_shift(c, k0), c, k) for c, k in zip(crops, keys)])
     modulated = torch.cat([fill_shift_edges(pitch_shift(c, k), c, k0) for c, k in zip(crops, keys)])
     return control, modulated
+
+
+def _displacement_plan(frames: int, gen: torch.Generator, events: int, min_frames: int, max_frames: int,
+                       min_gap: int, max_gap: int) -> list[tuple[int, int, int]]:
+    """``events`` (position, size, gap) triples, one in each of ``events`` equal slots of the window.
+
+    At ``position`` the source skips ``size`` frames (a jump) and ``gap`` frames later it holds one
+    frame for ``size`` extra frames (a freeze), or the other way round (sign of ``size``).
+    """
+    slot = frames // events
+    if slot < max_gap + max_frames + 2:
+        raise ValueError(f"{events} displacements do not fit in {frames} frames")
+    plan = []
+    for j in range(events):
+        size = int(torch.randint(min_frames, max_frames + 1, (1,), generator=gen))
+        gap = int(torch.randint(min_gap, max_gap + 1, (1,), generator=gen))
+        start = j * slot + int(torch.randint(0, slot - gap - abs(size) - 1, (1,), generator=gen))
+        if int(torch.randint(0, 2, (1,), generator=gen)):
+            size = -size  # freeze first, then jump: the music between them runs late instead of early
+        plan.append((start, size, gap))
+    return plan
+
+
+def _source_frames(frames: int, plan: list[tuple[int, int, int]], displaced: bool) -> torch.Tensor:
+    """The source frame of each of ``frames`` output frames under ``plan``.
+
+    Not ``displaced``: a frame is frozen where it belongs and the jump follows as the freeze ends,
+    so the source is back in step at once and every onset that sounds is in its place.
+    ``displaced``: the second edit comes ``gap`` frames after the first.
+    """
+    edits: dict[int, list[tuple[str, int]]] = {}  # output frame -> edits in order
+    for start, size, gap in plan:
+        if displaced:
+            first, second = ("jump", "hold") if size > 0 else ("hold", "jump")
+            edits.setdefault(start, []).append((first, abs(size)))
+            edits.setdefault(start + gap, []).append((second, abs(size)))
+        else:
+            edits.setdefault(start, []).append(("hold", abs(size)))
+            edits.setdefault(start + abs(size) + 1, []).append(("jump", abs(size)))
+    out, src, held = [], 0, 0
+    for o in range(frames):
+        for kind, size in edits.get(o, ()):
+            if kind == "jump":
+                src += size
+            else:
+                held += size
+        out.append(src)
+        if held:
+            held -= 1
+        else:
+            src += 1
+    return torch.tensor(out)
+
+
+def rhythm_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, events: int = 8, min_frames: int = 2,
+                max_frames: int = 5, min_gap: int = 8, max_gap: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ``(frames, bands)`` windows re-timed from one random crop of a clip.
+
+    Both windows have the same ``events`` jumps (``min_frames .. max_frames`` source frames
+    skipped, 64-160 ms at 31.3 frames/s) and as many freezes (one frame held as long): the same
+    seams and as much lost and repeated content. In the ``steady`` window each jump follows its
+    freeze at once, so every note that sounds stays in its place in time. In the ``displaced`` twin the freeze
+    comes ``min_gap .. max_gap`` frames (0.26-0.77 s) later, so the notes between them arrive early
+    (or late): a steady pulse becomes irregular, an irregular one stays irregular.
+
+    Args:
+        spec: the clip's un-normalised log spectrogram, ``(clip_frames, bands)``.
+        gen: the random generator (crop, positions, sizes).
+        frames: window length in frames (313 = 10 s).
+
+    Returns:
+        ``(steady, displaced)``, each ``(frames, bands)``.
+    """
+    plan = _displacement_plan(frames, gen, events, min_frames, max_frames, min_gap, max_gap)
+    steady_src, displaced_src = _source_frames(frames, plan, False), _source_frames(frames, plan, True)
+    need = int(max(steady_src.max(), displaced_src.max())) + 1
+    clip_frames = spec.shape[0]
+    start = int(torch.randint(0, max(1, clip_frames - need + 1), (1,), generator=gen))
+    crop = spec[start:start + need]
+    if crop.shape[0] < need:  # a clip shorter than the window: repeat its last frame
+        crop = torch.cat([crop, crop[-1:].expand(need - crop.shape[0], -1)])
+    return crop[steady_src], crop[displaced_src]

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio, window_starts
-from .augment import augment_window, modulation_pair, shift_bands
+from .augment import augment_window, modulation_pair, rhythm_pair, shift_bands
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
@@ -330,14 +330,20 @@ class TrainConfig:
     #: inference uses) are the real windows' only; "shared": they join the real windows' batch-norm
     #: batch and its running statistics. Both cost emotion r in cross-validation (MODEL_CARD.md).
     modulation_batch: str = "separate"
+    #: Weight of the rhythm contrast (twolevel/augment.py, rhythm_pair; 0 = off): for the other half
+    #: of each batch's clips, the rhythm-stability output of a re-timed window whose notes stay in
+    #: place must exceed that of its twin whose notes are displaced by MODULATION_MARGIN target sds.
+    #: Its windows pass as ``modulation_batch`` says.
+    rhythm_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-#: The hinge margin of the modulation contrast, in standard deviations of the tonal-stability target.
+#: The hinge margin of the contrasts, in standard deviations of the concept's target.
 MODULATION_MARGIN = 0.5
 TONAL_STABILITY = MIDLEVEL_NAMES.index("tonal_stability")
+RHYTHM_STABILITY = MIDLEVEL_NAMES.index("rhythm_stability")
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -351,16 +357,22 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | N
     return err[ok].mean()
 
 
+def contrast_loss(control_mid: torch.Tensor, twin_mid: torch.Tensor, concept: int,
+                  midlevel_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Hinge on mid-level ``concept`` of ``(pairs, 7)`` mid-levels of constructed window pairs.
+
+    Zero once every control scores at least MODULATION_MARGIN target sds above its twin;
+    ``midlevel_scale`` holds the targets' variances (None: sd 1).
+    """
+    sd = float(midlevel_scale[concept]) ** 0.5 if midlevel_scale is not None else 1.0
+    gap = (control_mid[:, concept] - twin_mid[:, concept]) / sd
+    return torch.relu(MODULATION_MARGIN - gap).mean()
+
+
 def modulation_loss(control_mid: torch.Tensor, modulated_mid: torch.Tensor,
                     midlevel_scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Hinge on the tonal-stability outputs of ``(pairs, 7)`` mid-levels of spliced windows.
-
-    Zero once every control (one key) scores at least MODULATION_MARGIN target sds above its
-    modulated twin; ``midlevel_scale`` holds the targets' variances (None: sd 1).
-    """
-    sd = float(midlevel_scale[TONAL_STABILITY]) ** 0.5 if midlevel_scale is not None else 1.0
-    gap = (control_mid[:, TONAL_STABILITY] - modulated_mid[:, TONAL_STABILITY]) / sd
-    return torch.relu(MODULATION_MARGIN - gap).mean()
+    """:func:`contrast_loss` on tonal stability: the control (one key) above its modulated twin."""
+    return contrast_loss(control_mid, modulated_mid, TONAL_STABILITY, midlevel_scale)
 
 
 def _target_scale(targets: np.ndarray, how: str) -> torch.Tensor | None:
@@ -547,7 +559,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(4)
+    sums = np.zeros(5)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
@@ -556,38 +568,46 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         windows = [batches.random_window(i, cfg, run.generator) for i in idx.tolist()]
         n_real = len(windows)
         n_pairs = n_real // 2 if cfg.modulation_weight else 0
-        spliced = []  # controls, then their modulated twins
-        if n_pairs:
-            pairs = [modulation_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_pairs].tolist()]
-            spliced = [c for c, _ in pairs] + [m for _, m in pairs]
+        n_rhythm = (n_real - n_real // 2) if cfg.rhythm_weight else 0
+        pairs = [modulation_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_pairs].tolist()]
+        pairs += [rhythm_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[n_real - n_rhythm:].tolist()]
+        spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
         x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
         mid, emo = model.forward_spectrogram(x)
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
-        l_mod = torch.zeros(())
-        if n_pairs:
+        l_mod, l_rhythm = torch.zeros(()), torch.zeros(())
+        if pairs:
             if shared:
                 mid_spliced = mid[n_real:]
             else:  # their own batch-norm batch, and the running statistics stay those of real windows
                 with _frozen_batch_norm_statistics(model):
                     xs = model.frontend.normalise(torch.stack(spliced).to(device)).unsqueeze(1)
                     mid_spliced = model.forward_spectrogram(xs)[0]
-            l_mod = modulation_loss(mid_spliced[:n_pairs], mid_spliced[n_pairs:], batches.midlevel_scale)
-            loss = loss + cfg.modulation_weight * l_mod
+            controls, twins = mid_spliced[:len(pairs)], mid_spliced[len(pairs):]
+            if n_pairs:
+                l_mod = contrast_loss(controls[:n_pairs], twins[:n_pairs], TONAL_STABILITY, batches.midlevel_scale)
+                loss = loss + cfg.modulation_weight * l_mod
+            if n_rhythm:
+                l_rhythm = contrast_loss(controls[n_pairs:], twins[n_pairs:], RHYTHM_STABILITY, batches.midlevel_scale)
+                loss = loss + cfg.rhythm_weight * l_rhythm
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
-        sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach())]
+        sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
+                 float(l_rhythm.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
     rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
            "loss_midlevel": mean_loss[2], "lr": float(run.optimizer.param_groups[0]["lr"])}
     if cfg.modulation_weight:
         rec["loss_modulation"] = mean_loss[3]
+    if cfg.rhythm_weight:
+        rec["loss_rhythm"] = mean_loss[4]
     return rec
 
 
