@@ -20,8 +20,8 @@ shifting artifact tells them apart; only the change of key does.
 
 :func:`rhythm_pair` is the same kind of contrast for rhythm stability: one crop re-timed twice
 with the same jumps (frames skipped) and freezes (a frame held as long). In the ``steady`` window
-each freeze sits at its jump, so the notes keep their places in time; in the ``displaced`` twin it
-comes a fraction of a second later, so the notes between arrive early or late
+each jump follows its freeze at once, so the notes keep their places in time; in the ``displaced``
+twin the two are a fraction of a second apart, so the notes between arrive early or late
 (``TrainConfig.rhythm_weight``). Both windows lose and repeat the same amount of content at the
 same number of seams; only the regularity of the timing differs.
 """
@@ -114,6 +114,16 @@ def fill_shift_edges(shifted: torch.Tensor, original: torch.Tensor, *semitones: 
     return out
 
 
+def _random_crop(spec: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+    """``length`` consecutive frames of ``(clip_frames, bands)`` from a random start; a clip
+    shorter than that is padded by repeating its last frame."""
+    start = int(torch.randint(0, max(1, spec.shape[0] - length + 1), (1,), generator=gen))
+    piece = spec[start:start + length]
+    if piece.shape[0] < length:
+        piece = torch.cat([piece, piece[-1:].expand(length - piece.shape[0], -1)])
+    return piece
+
+
 def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segments: int = 4,
                     max_semitones: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     """Two ``(frames, bands)`` windows spliced from ``segments`` random crops of one clip.
@@ -137,15 +147,9 @@ def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segme
         raise ValueError("max_semitones must be 1..11 (12 is the same key)")
     keys_allowed = [k for k in range(-max_semitones, max_semitones + 1) if k != 0]
     bounds = [round(j * frames / segments) for j in range(segments + 1)]
-    clip_frames = spec.shape[0]
     crops, keys = [], []
     for j in range(segments):
-        length = bounds[j + 1] - bounds[j]
-        start = int(torch.randint(0, max(1, clip_frames - length + 1), (1,), generator=gen))
-        piece = spec[start:start + length]
-        if piece.shape[0] < length:  # a clip shorter than a segment: repeat its last frame
-            piece = torch.cat([piece, piece[-1:].expand(length - piece.shape[0], -1)])
-        crops.append(piece)
+        crops.append(_random_crop(spec, bounds[j + 1] - bounds[j], gen))
         choices = keys_allowed if not keys else [k for k in keys_allowed if k != keys[-1]]
         keys.append(choices[int(torch.randint(0, len(choices), (1,), generator=gen))])
     k0 = keys[0]
@@ -213,9 +217,10 @@ def rhythm_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, events: i
     Both windows have the same ``events`` jumps (``min_frames .. max_frames`` source frames
     skipped, 64-160 ms at 31.3 frames/s) and as many freezes (one frame held as long): the same
     seams and as much lost and repeated content. In the ``steady`` window each jump follows its
-    freeze at once, so every note that sounds stays in its place in time. In the ``displaced`` twin the freeze
-    comes ``min_gap .. max_gap`` frames (0.26-0.77 s) later, so the notes between them arrive early
-    (or late): a steady pulse becomes irregular, an irregular one stays irregular.
+    freeze at once, so every note that sounds stays in its place in time. In the ``displaced``
+    twin the second edit comes ``min_gap .. max_gap`` frames (0.26-0.77 s) after the first, so the
+    notes between them arrive early (or late): a steady pulse becomes irregular, an irregular one
+    stays irregular.
 
     Args:
         spec: the clip's un-normalised log spectrogram, ``(clip_frames, bands)``.
@@ -227,10 +232,5 @@ def rhythm_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, events: i
     """
     plan = _displacement_plan(frames, gen, events, min_frames, max_frames, min_gap, max_gap)
     steady_src, displaced_src = _source_frames(frames, plan, False), _source_frames(frames, plan, True)
-    need = int(max(steady_src.max(), displaced_src.max())) + 1
-    clip_frames = spec.shape[0]
-    start = int(torch.randint(0, max(1, clip_frames - need + 1), (1,), generator=gen))
-    crop = spec[start:start + need]
-    if crop.shape[0] < need:  # a clip shorter than the window: repeat its last frame
-        crop = torch.cat([crop, crop[-1:].expand(need - crop.shape[0], -1)])
+    crop = _random_crop(spec, int(max(steady_src.max(), displaced_src.max())) + 1, gen)
     return crop[steady_src], crop[displaced_src]
