@@ -92,7 +92,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")
 @click.option("--descriptors", type=click.Choice(DESCRIPTOR_SETS), default="v1", show_default=True,
               help="Descriptor set the mid-level targets come from: v1 (docs/midlevel-targets.md, the shipped "
-                   "model's) or v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py).")
+                   "model's), v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py) or v3 "
+                   "(minorness alone from there). With --distill-corpus the corpus windows get the same set.")
 @click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Dropout after each pooling block.")
 @click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
@@ -211,6 +212,7 @@ class _TrainingData:
                                               descriptors)
         #: Adds the annotated mid-level excerpts to a training part (None: descriptor targets only).
         self.extra = (lambda s: with_annotations(s, ann, cache, progress)) if ann is not None else None
+        self.descriptors, self.progress = descriptors, progress
         self.distillation: dict | None = None  # set by add_distillation
         self.targets = ("human annotations" if ann is not None
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
@@ -220,7 +222,9 @@ class _TrainingData:
         from twolevel.corpus import corpus_training_set
         from twolevel.distill import distilling
 
-        grow = distilling(teachers, corpus_training_set(Path(corpus_dir)), n_items, seed, device)
+        # the corpus windows' mid-level targets come from the same descriptor set as the clips'
+        corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
+        grow = distilling(teachers, corpus, n_items, seed, device)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
         self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items}

@@ -68,6 +68,43 @@ def test_corpus_training_set_is_midlevel_only_and_rank_mapped(corpus):
     assert len(corpus_training_set(out, packages=["pkg-a"])) == 2
 
 
+def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_are_cached(corpus, monkeypatch):
+    from twolevel import corpus as corpus_module
+    from twolevel import descriptor_sets
+    from twolevel.corpus import corpus_descriptors
+    from twolevel.tonality import minorness_v2
+
+    out, _ = corpus
+    idx, _, raw = load_corpus(out)
+    assert corpus_descriptors(out, idx, raw, "v1") is raw
+    v3 = corpus_descriptors(out, idx, raw, "v3")
+    minor = MIDLEVEL_NAMES.index("minorness")
+    assert v3.shape == raw.shape
+    np.testing.assert_array_equal(np.delete(v3, minor, axis=1), np.delete(raw, minor, axis=1))
+    first = idx["windows"][0]
+    y, _ = sf.read(first["file"], dtype="float32")
+    start = int(round(first["start_s"] * SAMPLE_RATE))
+    assert v3[0, minor] == pytest.approx(minorness_v2(y[start:start + WINDOW_SAMPLES]), abs=1e-6)
+    # cached: a second call decodes nothing; a corpus that grew computes only its new windows
+    monkeypatch.setattr(descriptor_sets.tonality, "tonality_descriptors", lambda *a: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(corpus_descriptors(out, idx, raw, "v3"), v3)
+    np.save(out / "raw-1-v3.npy", v3[:3])
+    monkeypatch.undo()
+    calls = []
+    real = descriptor_sets.tonality.tonality_descriptors
+    monkeypatch.setattr(descriptor_sets.tonality, "tonality_descriptors", lambda *a: calls.append(1) or real(*a))
+    np.testing.assert_allclose(corpus_descriptors(out, idx, raw, "v3"), v3)
+    assert len(calls) == 1
+    # the training set's minorness targets follow the set
+    from twolevel.targets import rank_map
+
+    ts1, ts3 = corpus_training_set(out), corpus_training_set(out, descriptors="v3")
+    np.testing.assert_allclose(ts3.midlevels, rank_map(v3))
+    np.testing.assert_array_equal(np.delete(ts1.midlevels, minor, axis=1), np.delete(ts3.midlevels, minor, axis=1))
+    with pytest.raises(ValueError, match="descriptors must be one of"):
+        corpus_module.corpus_descriptors(out, idx, raw, "v9")
+
+
 def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(corpus, tmp_path):
     from twolevel.checkpoint import load_checkpoint
     from twolevel.errors import CheckpointError

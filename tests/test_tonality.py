@@ -96,8 +96,14 @@ def test_descriptor_set_v2_swaps_in_the_sharper_tonal_and_pulse_descriptors():
     # v1 keeps the integer key its caches were written under (the cache key hashes JSON: 1 != "1")
     assert descriptor_cache_key("v1") == DESCRIPTOR_VERSION and isinstance(descriptor_cache_key("v1"), int)
     assert descriptor_cache_key("v2") not in (1, "1")
-    with pytest.raises(ValueError, match="descriptors must be one of v1, v2"):
-        raw_descriptors(y, sr, descriptors="v3")
+    with pytest.raises(ValueError, match="descriptors must be one of v1, v2, v3"):
+        raw_descriptors(y, sr, descriptors="v9")
+    # v3 takes minorness alone from the sharper set
+    v3 = raw_descriptors(y, sr, descriptors="v3", v1=v1)
+    minor = MIDLEVEL_NAMES.index("minorness")
+    assert v3[minor] == pytest.approx(minorness_v2(y, sr))
+    assert np.array_equal(np.delete(v3, minor), np.delete(v1, minor))
+    assert descriptor_cache_key("v3") not in (descriptor_cache_key("v1"), descriptor_cache_key("v2"))
 
 
 def test_cached_v2_descriptors_reuse_the_cached_v1_columns(tmp_path, monkeypatch):

@@ -545,3 +545,20 @@ def test_cli_evaluate_reports_midlevel_r(cli_run, tmp_path):
     assert "against the human annotations (6 excerpts)" in res.output
     assert "against descriptor targets" in res.output
     assert all(m in res.output for m in MIDLEVEL_NAMES)
+
+
+def test_distillation_corpus_targets_come_from_the_clips_descriptor_set(monkeypatch):
+    """--descriptors v3 --distill-corpus: the corpus windows' mid-level targets use v3 as the clips do."""
+    import twolevel.corpus
+    import twolevel.distill
+    from cli.train_cmd import _TrainingData
+
+    asked = {}
+    monkeypatch.setattr(twolevel.corpus, "corpus_training_set",
+                        lambda d, packages=None, descriptors="v1", progress=False: asked.update(d=d, set=descriptors))
+    monkeypatch.setattr(twolevel.distill, "distilling", lambda teachers, items, n, seed, device: (lambda s: s))
+    data = object.__new__(_TrainingData)  # the clips are not needed for this
+    data.descriptors, data.progress, data.extra = "v3", False, None
+    data.add_distillation(["teacher.pt"], "corpus-dir", 10, 0, "cpu")
+    assert asked == {"d": Path("corpus-dir"), "set": "v3"}
+    assert data.distillation == {"teachers": ["teacher.pt"], "corpus": "corpus-dir", "items": 10}

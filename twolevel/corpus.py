@@ -137,16 +137,68 @@ def load_corpus(corpus_dir: Path) -> tuple[dict, np.ndarray, np.ndarray]:
         return index, z["specs"], z["raw"]
 
 
-def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None):
+def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descriptors: str = "v1",
+                       progress: bool = False) -> np.ndarray:
+    """Raw descriptors ``(n_windows, 7)`` of the set ``descriptors`` (:mod:`twolevel.descriptor_sets`).
+
+    v1 is what :func:`build_corpus` stored (``raw_v1``). Another set takes its shared columns from
+    ``raw_v1`` and computes the rest from each window's audio (each track decoded once), cached in
+    ``corpus_dir/raw-<set key>.npy``. The corpus only grows at the end, so a cache that is shorter
+    than the index is extended, not recomputed.
+    """
+    from .descriptor_sets import TONALITY_COLUMNS, descriptor_cache_key, raw_descriptors
+
+    if descriptors not in TONALITY_COLUMNS:
+        raise ValueError(f"descriptors must be one of {', '.join(TONALITY_COLUMNS)}, got {descriptors!r}")
+    if not TONALITY_COLUMNS[descriptors]:
+        return raw_v1
+    from .audio import load_audio
+
+    windows = index["windows"]
+    cache = Path(corpus_dir) / f"raw-{descriptor_cache_key(descriptors)}.npy"
+    done = np.load(cache) if cache.is_file() else np.zeros((0, len(MIDLEVEL_NAMES)))
+    if len(done) > len(windows):  # rebuilt smaller: the cache belongs to another corpus
+        done = np.zeros((0, len(MIDLEVEL_NAMES)))
+    rows = list(done)
+    todo = range(len(done), len(windows))
+    by_file: dict[str, list[int]] = {}
+    for i in todo:
+        by_file.setdefault(windows[i]["file"], []).append(i)
+    computed: dict[int, np.ndarray] = {}
+    files = list(by_file.items())
+    if progress and files:
+        from .progress import each
+
+        files = each(files, f"corpus descriptors {descriptors}", unit="track", leave=True)
+    for file, ids in files:
+        samples = load_audio(file, max_seconds=3600.0).samples
+        for i in ids:
+            start = int(round(windows[i]["start_s"] * SAMPLE_RATE))
+            computed[i] = raw_descriptors(samples[start:start + WINDOW_SAMPLES], descriptors=descriptors,
+                                          v1=raw_v1[i])
+    rows += [computed[i] for i in todo]
+    out = np.array(rows, dtype=np.float64).reshape(len(windows), len(MIDLEVEL_NAMES))
+    if todo:
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(cache)
+    return out
+
+
+def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None, descriptors: str = "v1",
+                        progress: bool = False):
     """Mid-level-only training items of a corpus: targets rank-mapped over the corpus itself.
 
     Rank-mapping over the corpus (not over Soundtracks) keeps every target spread 0..1 within
-    the data it is learned from, as the Soundtracks targets are within theirs.
+    the data it is learned from, as the Soundtracks targets are within theirs. ``descriptors``: the
+    descriptor set of the targets (:func:`corpus_descriptors`), which should be the set the rated
+    clips are trained on.
     """
     from .targets import rank_map
     from .training import TrainingSet
 
     index, specs, raw = load_corpus(corpus_dir)
+    raw = corpus_descriptors(corpus_dir, index, raw, descriptors, progress)
     keep = [i for i, w in enumerate(index["windows"]) if packages is None or w["package"] in set(packages)]
     ok = [i for i in keep if np.isfinite(raw[i]).all()]
     mid = rank_map(raw[ok]) if ok else np.zeros((0, len(MIDLEVEL_NAMES)))

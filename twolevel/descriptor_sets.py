@@ -5,6 +5,9 @@
   (CQT key clarity x (1 - modulation rate), clarity-weighted mode, pulse clarity above the onset
   autocorrelation's median), which order the concept probes with about twice the margin
   (twolevel/assets/MODEL_CARD.md, concept probes).
+* ``v3``: v1 with only minorness from :mod:`twolevel.tonality` (clarity-weighted mode). Under v2
+  minorness was the one concept that gained (probes 9 -> 12 of 12) while pulse clarity cost rhythm
+  stability (6 -> 2 of 12); v3 takes the gain alone.
 
 Its own module because :mod:`twolevel.tonality` builds on :mod:`twolevel.targets`.
 """
@@ -18,7 +21,13 @@ from .signal import SAMPLE_RATE
 from .targets import DESCRIPTOR_VERSION
 from .targets import raw_descriptors as raw_v1
 
-DESCRIPTOR_SETS = ("v1", "v2")
+#: The mid-levels each set takes from :func:`twolevel.tonality.tonality_descriptors` instead of v1.
+TONALITY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "v1": (),
+    "v2": ("tonal_stability", "minorness", "rhythm_stability"),
+    "v3": ("minorness",),
+}
+DESCRIPTOR_SETS = tuple(TONALITY_COLUMNS)
 
 
 def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1",
@@ -29,9 +38,10 @@ def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1
     if descriptors not in DESCRIPTOR_SETS:
         raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
     raw = np.array(v1, dtype=np.float64) if v1 is not None else raw_v1(y, sr)
-    if descriptors == "v2":
-        for name, value in tonality.tonality_descriptors(y, sr).items():
-            raw[MIDLEVEL_NAMES.index(name)] = value
+    if TONALITY_COLUMNS[descriptors]:
+        sharper = tonality.tonality_descriptors(y, sr)
+        for name in TONALITY_COLUMNS[descriptors]:
+            raw[MIDLEVEL_NAMES.index(name)] = sharper[name]
     return raw
 
 
