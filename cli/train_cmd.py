@@ -83,6 +83,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "that leave every note in its place must score higher than the same crop with each freeze "
                    "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
                    "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
+@click.option("--level1-signs", type=click.Choice(["free", "ratings"]), default="free", show_default=True,
+              help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
+                   "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
+                   "clips (where |r| >= 0.1), so a level-1 effect never contradicts the data, e.g. more "
+                   "minorness never raises valence.")
 @click.option("--modulation-batch", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
               help="With --modulation-weight or --rhythm-weight: the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "

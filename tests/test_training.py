@@ -562,3 +562,48 @@ def test_distillation_corpus_targets_come_from_the_clips_descriptor_set(monkeypa
     data.add_distillation(["teacher.pt"], "corpus-dir", 10, 0, "cpu")
     assert asked == {"d": Path("corpus-dir"), "set": "v3"}
     assert data.distillation == {"teachers": ["teacher.pt"], "corpus": "corpus-dir", "items": 10}
+
+
+def test_level1_sign_mask_follows_the_ratings_of_rated_clips_only():
+    from twolevel.training import TrainingSet, level1_sign_mask
+
+    rng = np.random.default_rng(0)
+    n = 40
+    mid = rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES)))
+    emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES)))
+    emo[:, 0] = 0.2 + 0.5 * mid[:, 6]            # valence up with minorness (as the test wants it)
+    emo[:, 6] = 0.8 - 0.5 * mid[:, 1]            # sad down with articulation
+    emo[:, 1] = mid[:, 2] + 1e-3 * rng.normal(size=n)
+    items = TrainingSet([str(i) for i in range(n)], [np.zeros((1, N_BANDS))] * n, emo, mid, ["A"] * n)
+    mask = level1_sign_mask(items)
+    assert mask.shape == (len(EMOTION_NAMES), len(MIDLEVEL_NAMES)) and set(np.unique(mask)) <= {-1.0, 0.0, 1.0}
+    assert mask[0, 6] == 1 and mask[6, 1] == -1 and mask[1, 2] == 1
+    r = np.array([[stats_spearman(mid[:, m], emo[:, e]) for m in range(7)] for e in range(8)])
+    np.testing.assert_array_equal(mask, np.where(np.abs(r) >= 0.1, np.sign(r), 0))
+    # corpus windows (teacher-labelled when distilled) do not vote, even when they disagree
+    corpus = TrainingSet([f"c{i}" for i in range(n)], [np.zeros((1, N_BANDS))] * n, 1 - emo, mid, ["corpus"] * n)
+    np.testing.assert_array_equal(level1_sign_mask(TrainingSet.concat(items, corpus)), mask)
+
+
+def stats_spearman(x, y) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y)[0])
+
+
+def test_training_with_level1_signs_keeps_every_constrained_weight_on_its_side():
+    from twolevel.errors import OptionError
+    from twolevel.training import level1_sign_mask
+
+    data = synthetic_set(n=8)
+    mask = level1_sign_mask(data)
+    assert (mask != 0).sum() >= 10  # 8 random clips: most pairs pass |r| >= 0.1
+    model, summary = train(data, tiny_cfg(epochs=2, level1_signs="ratings"))
+    w = model.emotion.weight.detach().numpy()
+    assert (w[mask > 0] >= 0).all() and (w[mask < 0] <= 0).all()
+    free, _ = train(data, tiny_cfg(epochs=2))
+    wf = free.emotion.weight.detach().numpy()
+    assert ((wf[mask > 0] < 0).any() or (wf[mask < 0] > 0).any())  # without it some weight is on the wrong side
+    assert summary["config"]["level1_signs"] == "ratings"
+    with pytest.raises(OptionError, match="level1_signs 'both'"):
+        train(data, tiny_cfg(level1_signs="both"))

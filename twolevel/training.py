@@ -335,9 +335,50 @@ class TrainConfig:
     #: place must exceed that of its twin whose notes are displaced by MODULATION_MARGIN target sds.
     #: Its windows pass as ``modulation_batch`` says.
     rhythm_weight: float = 0.0
+    #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
+    #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
+    #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so a level-1
+    #: effect never says the opposite of what the data show (a suppressor weight on correlated
+    #: mid-levels can: the shipped model's valence <- minorness weight is positive).
+    level1_signs: str = "free"
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: Below this |Spearman r| between a mid-level's targets and an emotion's ratings, the level-1
+#: weight's sign is left free (the data do not say which way it goes).
+LEVEL1_SIGN_MIN_R = 0.1
+LEVEL1_SIGN_CHOICES = ("free", "ratings")
+
+
+def level1_sign_mask(train_set: TrainingSet, min_abs_r: float = LEVEL1_SIGN_MIN_R) -> np.ndarray:
+    """Signs the emotion layer's weights keep under ``level1_signs="ratings"``, ``(8, 7)`` in {-1, 0, +1}.
+
+    Entry ``(e, m)`` is the sign of the Spearman r between mid-level ``m``'s targets and emotion
+    ``e``'s ratings over the items that have both and are not corpus windows (whose emotions, when
+    distilled, are a teacher's outputs, not ratings); 0 (free) where ``|r| < min_abs_r``.
+    """
+    from scipy import stats
+
+    rated = np.array([c != "corpus" for c in (train_set.categories or [""] * len(train_set))])
+    mask = np.zeros((train_set.emotions.shape[1], train_set.midlevels.shape[1]))
+    for e in range(mask.shape[0]):
+        for m in range(mask.shape[1]):
+            ok = rated & np.isfinite(train_set.emotions[:, e]) & np.isfinite(train_set.midlevels[:, m])
+            if ok.sum() < 3:
+                continue
+            r = stats.spearmanr(train_set.midlevels[ok, m], train_set.emotions[ok, e])[0]
+            if np.isfinite(r) and abs(r) >= min_abs_r:
+                mask[e, m] = np.sign(r)
+    return mask
+
+
+@torch.no_grad()
+def project_level1_signs(model: A2Mid2EJoint, mask: torch.Tensor) -> None:
+    """Clamp each emotion-layer weight to the sign ``mask`` gives it (0 in the mask: left as it is)."""
+    w = model.emotion.weight
+    w.copy_(torch.where(mask > 0, w.clamp_min(0.0), torch.where(mask < 0, w.clamp_max(0.0), w)))
 
 
 #: The hinge margin of the contrasts, in standard deviations of the concept's target.
@@ -414,11 +455,17 @@ def _check_run(train_set: TrainingSet, cfg: TrainConfig) -> None:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
     if cfg.modulation_batch not in ("shared", "separate"):
         raise OptionError(f"modulation_batch {cfg.modulation_batch!r}: use 'shared' or 'separate'")
+    if cfg.level1_signs not in LEVEL1_SIGN_CHOICES:
+        raise OptionError(f"level1_signs {cfg.level1_signs!r}: use one of {', '.join(LEVEL1_SIGN_CHOICES)}")
 
 
-def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float) -> A2Mid2EJoint:
-    """A fresh network normalising with ``mean``/``std``, its outputs starting at the targets' means."""
+def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float,
+               level1_signs: torch.Tensor | None = None) -> A2Mid2EJoint:
+    """A fresh network normalising with ``mean``/``std``, its outputs starting at the targets' means
+    (and its emotion weights inside ``level1_signs``, the constraint training keeps them in)."""
     model = A2Mid2EJoint(ModelConfig(width=cfg.width, dropout=cfg.dropout), mean=mean, std=std)
+    if level1_signs is not None:
+        project_level1_signs(model, level1_signs)
     with torch.no_grad():
         emo_mean = np.nan_to_num(np.nanmean(train_set.emotions, axis=0), nan=0.3) if np.isfinite(
             train_set.emotions).any() else np.full(len(EMOTION_NAMES), 0.3)
@@ -441,16 +488,19 @@ class _Batches:
     midlevels: torch.Tensor         # (clips, 7), NaN where a clip has no target
     emotion_scale: torch.Tensor | None   # per-output divisor of the squared error (None: raw MSE)
     midlevel_scale: torch.Tensor | None
+    level1_signs: torch.Tensor | None = None  # (8, 7) signs the emotion weights keep (None: free)
 
     @classmethod
-    def of(cls, train_set: TrainingSet, cfg: TrainConfig, device: torch.device) -> "_Batches":
+    def of(cls, train_set: TrainingSet, cfg: TrainConfig, device: torch.device,
+           level1_signs: torch.Tensor | None = None) -> "_Batches":
         emo_scale = _target_scale(train_set.emotions, cfg.loss_scale)
         mid_scale = _target_scale(train_set.midlevels, cfg.loss_scale)
         return cls([torch.from_numpy(np.ascontiguousarray(s)) for s in train_set.specs],
                    torch.as_tensor(train_set.emotions, dtype=torch.float32),
                    torch.as_tensor(train_set.midlevels, dtype=torch.float32),
                    emo_scale.to(device) if emo_scale is not None else None,
-                   mid_scale.to(device) if mid_scale is not None else None)
+                   mid_scale.to(device) if mid_scale is not None else None,
+                   level1_signs.to(device) if level1_signs is not None else None)
 
     def random_window(self, i: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
         """A random 10 s crop of clip ``i``, shifted by up to ``cfg.freq_shift`` bands, then
@@ -596,6 +646,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
+        if batches.level1_signs is not None:  # projected gradient: the layer stays linear, only its signs are fixed
+            project_level1_signs(model, batches.level1_signs)
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
         sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
@@ -695,9 +747,11 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     device = torch.device(device)
     gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
     mean, std = spectrogram_stats(train_set.specs)
-    model = _new_model(train_set, cfg, mean, std).to(device)
+    signs = (torch.as_tensor(level1_sign_mask(train_set), dtype=torch.float32)
+             if cfg.level1_signs == "ratings" else None)
+    model = _new_model(train_set, cfg, mean, std, signs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batches = _Batches.of(train_set, cfg, device)
+    batches = _Batches.of(train_set, cfg, device, signs)
     run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None)
     if resume and state_path is not None and Path(state_path).is_file():
         _resume_run(run, state_path, cfg, len(train_set))
