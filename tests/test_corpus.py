@@ -105,6 +105,19 @@ def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_a
         corpus_module.corpus_descriptors(out, idx, raw, "v9")
 
 
+def test_corpus_targets_of_another_set_name_missing_source_audio(tmp_path):
+    from twolevel.corpus import corpus_descriptors
+    from twolevel.errors import OptionError
+
+    track = _tone_track(tmp_path / "gone.wav", 21.0)
+    build_corpus([Track(track, "pkg-a")], tmp_path / "out", 1, log=None)
+    idx, _, raw = load_corpus(tmp_path / "out")
+    track.unlink()
+    with pytest.raises(OptionError, match=r"needs its source audio.*gone\.wav.*corpus_recipe"):
+        corpus_descriptors(tmp_path / "out", idx, raw, "v3")
+    assert not (tmp_path / "out" / "raw-1-v3.npy").exists()
+
+
 def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(corpus, tmp_path):
     from twolevel.checkpoint import load_checkpoint
     from twolevel.errors import CheckpointError

@@ -153,6 +153,7 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
     if not TONALITY_COLUMNS[descriptors]:
         return raw_v1
     from .audio import load_audio
+    from .errors import AudioError, OptionError
 
     windows = index["windows"]
     cache = Path(corpus_dir) / f"raw-{descriptor_cache_key(descriptors)}.npy"
@@ -171,7 +172,11 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
 
         files = each(files, f"corpus descriptors {descriptors}", unit="track", leave=True)
     for file, ids in files:
-        samples = load_audio(file, max_seconds=3600.0).samples
+        try:
+            samples = load_audio(file, max_seconds=3600.0).samples
+        except (AudioError, OSError) as err:  # the corpus keeps spectrograms, not audio: the source must still be there
+            raise OptionError(f"descriptor set {descriptors} of corpus {corpus_dir} needs its source audio, which "
+                              f"cannot be read: {err} (fetch it again with scripts/corpus_recipe.sh)") from err
         for i in ids:
             start = int(round(windows[i]["start_s"] * SAMPLE_RATE))
             computed[i] = raw_descriptors(samples[start:start + WINDOW_SAMPLES], descriptors=descriptors,
