@@ -88,13 +88,19 @@ def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_a
     # cached: a second call decodes nothing; a corpus that grew computes only its new windows
     monkeypatch.setattr(descriptor_sets.tonality, "tonality_descriptors", lambda *a: pytest.fail("recomputed"))
     np.testing.assert_array_equal(corpus_descriptors(out, idx, raw, "v3"), v3)
-    np.save(out / "raw-1-v3.npy", v3[:3])
+    keys = np.array([f"{w['file']}@{w['start_s']}" for w in idx["windows"]])
+    np.savez(out / "raw-1-v3.npz", raw=v3[:3], windows=keys[:3])
     monkeypatch.undo()
     calls = []
     real = descriptor_sets.tonality.tonality_descriptors
     monkeypatch.setattr(descriptor_sets.tonality, "tonality_descriptors", lambda *a: calls.append(1) or real(*a))
     np.testing.assert_allclose(corpus_descriptors(out, idx, raw, "v3"), v3)
     assert len(calls) == 1
+    # a cache of another corpus (rebuilt with other windows) is not trusted: every row is computed again
+    np.savez(out / "raw-1-v3.npz", raw=v3 + 5, windows=keys[::-1])
+    calls.clear()
+    np.testing.assert_allclose(corpus_descriptors(out, idx, raw, "v3"), v3)
+    assert len(calls) == len(keys)
     # the training set's minorness targets follow the set
     from twolevel.targets import rank_map
 
@@ -115,7 +121,7 @@ def test_corpus_targets_of_another_set_name_missing_source_audio(tmp_path):
     track.unlink()
     with pytest.raises(OptionError, match=r"needs its source audio.*gone\.wav.*corpus_recipe"):
         corpus_descriptors(tmp_path / "out", idx, raw, "v3")
-    assert not (tmp_path / "out" / "raw-1-v3.npy").exists()
+    assert not (tmp_path / "out" / "raw-1-v3.npz").exists()
 
 
 def test_pretrain_hands_trunk_and_midlevel_head_over_but_not_the_emotion_layer(corpus, tmp_path):

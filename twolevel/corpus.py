@@ -11,6 +11,7 @@ the job of ``scripts/fetch_debian_audio.py``; nothing here downloads.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -143,8 +144,8 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
 
     v1 is what :func:`build_corpus` stored (``raw_v1``). Another set takes its shared columns from
     ``raw_v1`` and computes the rest from each window's audio (each track decoded once), cached in
-    ``corpus_dir/raw-<set key>.npy``. The corpus only grows at the end, so a cache that is shorter
-    than the index is extended, not recomputed.
+    ``corpus_dir/raw-<set key>.npz`` with the window each row belongs to: rows of windows the index
+    still lists first are reused (:func:`build_corpus` only appends), the rest are computed.
     """
     from .descriptor_sets import TONALITY_COLUMNS, descriptor_cache_key, raw_descriptors
 
@@ -156,10 +157,13 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
     from .errors import AudioError, OptionError
 
     windows = index["windows"]
-    cache = Path(corpus_dir) / f"raw-{descriptor_cache_key(descriptors)}.npy"
-    done = np.load(cache) if cache.is_file() else np.zeros((0, len(MIDLEVEL_NAMES)))
-    if len(done) > len(windows):  # rebuilt smaller: the cache belongs to another corpus
-        done = np.zeros((0, len(MIDLEVEL_NAMES)))
+    keys = [f"{w['file']}@{w['start_s']}" for w in windows]
+    cache = Path(corpus_dir) / f"raw-{descriptor_cache_key(descriptors)}.npz"
+    done = np.zeros((0, len(MIDLEVEL_NAMES)))
+    if cache.is_file():
+        with np.load(cache) as z:
+            if list(z["windows"]) == keys[:len(z["windows"])]:  # else the corpus was rebuilt: start again
+                done = z["raw"]
     rows = list(done)
     todo = range(len(done), len(windows))
     by_file: dict[str, list[int]] = {}
@@ -184,8 +188,8 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
     rows += [computed[i] for i in todo]
     out = np.array(rows, dtype=np.float64).reshape(len(windows), len(MIDLEVEL_NAMES))
     if todo:
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, out)
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # two trainings may fill it at once
+        np.savez(tmp, raw=out, windows=np.array(keys))
         tmp.replace(cache)
     return out
 
