@@ -86,8 +86,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--level1-signs", type=click.Choice(["free", "ratings"]), default="free", show_default=True,
               help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
-                   "clips (where |r| >= 0.1), so a level-1 effect never contradicts the data, e.g. more "
-                   "minorness never raises valence.")
+                   "clips (where |r| >= 0.1), e.g. more minorness never raises valence. In the one model "
+                   "tried, the network then reversed what rhythm stability measures (model card).")
 @click.option("--modulation-batch", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
               help="With --modulation-weight or --rhythm-weight: the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "

@@ -337,9 +337,10 @@ class TrainConfig:
     rhythm_weight: float = 0.0
     #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
     #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
-    #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so a level-1
-    #: effect never says the opposite of what the data show (a suppressor weight on correlated
-    #: mid-levels can: the shipped model's valence <- minorness weight is positive).
+    #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so no weight
+    #: contradicts its targets' association with the ratings (a suppressor weight on correlated
+    #: mid-levels can: the shipped model's valence <- minorness weight is positive). The outputs'
+    #: meaning can still drift where a target is weak (MODEL_CARD.md, sign-consistent weights).
     level1_signs: str = "free"
 
     def to_dict(self) -> dict:
