@@ -147,10 +147,9 @@ def corpus_descriptors(corpus_dir: Path, index: dict, raw_v1: np.ndarray, descri
     ``corpus_dir/raw-<set key>.npz`` with the window each row belongs to: rows of windows the index
     still lists first are reused (:func:`build_corpus` only appends), the rest are computed.
     """
-    from .descriptor_sets import TONALITY_COLUMNS, descriptor_cache_key, raw_descriptors
+    from .descriptor_sets import TONALITY_COLUMNS, check_descriptor_set, descriptor_cache_key, raw_descriptors
 
-    if descriptors not in TONALITY_COLUMNS:
-        raise ValueError(f"descriptors must be one of {', '.join(TONALITY_COLUMNS)}, got {descriptors!r}")
+    check_descriptor_set(descriptors)
     if not TONALITY_COLUMNS[descriptors]:
         return raw_v1
     from .audio import load_audio
@@ -204,7 +203,7 @@ def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None,
     clips are trained on.
     """
     from .targets import rank_map
-    from .training import TrainingSet
+    from .training import CORPUS_CATEGORY, TrainingSet
 
     index, specs, raw = load_corpus(corpus_dir)
     raw = corpus_descriptors(corpus_dir, index, raw, descriptors, progress)
@@ -214,4 +213,4 @@ def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None,
     ids = [f"corpus:{index['windows'][i]['package']}:{Path(index['windows'][i]['file']).name}@"
            f"{index['windows'][i]['start_s']:g}" for i in ok]
     return TrainingSet(ids, [np.asarray(specs[i], dtype=np.float32) for i in ok],
-                       np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, ["corpus"] * len(ok))
+                       np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, [CORPUS_CATEGORY] * len(ok))

@@ -30,13 +30,18 @@ TONALITY_COLUMNS: dict[str, tuple[str, ...]] = {
 DESCRIPTOR_SETS = tuple(TONALITY_COLUMNS)
 
 
+def check_descriptor_set(descriptors: str) -> None:
+    """Raise ValueError unless ``descriptors`` names a set of :data:`DESCRIPTOR_SETS`."""
+    if descriptors not in DESCRIPTOR_SETS:
+        raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
+
+
 def raw_descriptors(y: np.ndarray, sr: int = SAMPLE_RATE, descriptors: str = "v1",
                     v1: np.ndarray | None = None) -> np.ndarray:
     """The 7 raw descriptors of a mono signal from the set ``descriptors``, float64 ``(7,)`` in
     :data:`~twolevel.labels.MIDLEVEL_NAMES` order. ``v1``: the signal's v1 descriptors when
     already known (a cache), so that a later set computes only the columns it replaces."""
-    if descriptors not in DESCRIPTOR_SETS:
-        raise ValueError(f"descriptors must be one of {', '.join(DESCRIPTOR_SETS)}, got {descriptors!r}")
+    check_descriptor_set(descriptors)
     raw = np.array(v1, dtype=np.float64) if v1 is not None else raw_v1(y, sr)
     if TONALITY_COLUMNS[descriptors]:
         sharper = tonality.tonality_descriptors(y, sr)

@@ -347,6 +347,9 @@ class TrainConfig:
         return asdict(self)
 
 
+#: The category of corpus windows (twolevel/corpus.py): unrated music, whose emotion targets are
+#: a teacher's outputs when distilled.
+CORPUS_CATEGORY = "corpus"
 #: Below this |Spearman r| between a mid-level's targets and an emotion's ratings, the level-1
 #: weight's sign is left free (the data do not say which way it goes).
 LEVEL1_SIGN_MIN_R = 0.1
@@ -362,7 +365,7 @@ def level1_sign_mask(train_set: TrainingSet, min_abs_r: float = LEVEL1_SIGN_MIN_
     """
     from scipy import stats
 
-    rated = np.array([c != "corpus" for c in (train_set.categories or [""] * len(train_set))])
+    rated = np.array([c != CORPUS_CATEGORY for c in (train_set.categories or [""] * len(train_set))])
     mask = np.zeros((train_set.emotions.shape[1], train_set.midlevels.shape[1]))
     for e in range(mask.shape[0]):
         for m in range(mask.shape[1]):
