@@ -86,3 +86,26 @@ def test_griffin_lim_on_device_equals_cpu(device):
     on_dev = griffin_lim(magnitude.to(device), 16, 0.99, WINDOW_SAMPLES, seed=0)
     assert on_dev.device.type == torch.device(device).type
     torch.testing.assert_close(on_dev.cpu(), on_cpu, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("n_samples, batch_size", [(1, 256), (100, 256), (700, 256), (513, 512)])
+def test_perturbation_outputs_on_device_equal_cpu(models, example_clip, n_samples, batch_size):
+    """Odd-sized and last batches (padded to fixed sizes on a GPU) give every sample its own outputs."""
+    from twolevel.explain.explainer import _spectrogram_and_segments, explain_window
+    from twolevel.explain.sampling import run_perturbations, sample_switches
+
+    cpu, dev = models
+    window = _spectrogram_and_segments(cpu.network, *explain_window(cpu.load_audio(example_clip).samples, 0.0))
+    switches = sample_switches(n_samples, window.segmentation.n_segments, seed=3, design="independent")
+    args = (window.spectrogram, window.segmentation.labels, switches, 0.0, batch_size)
+    on_cpu = run_perturbations(cpu.network.eval(), *args)
+    on_dev = run_perturbations(dev.network.eval(), *args)
+    assert on_dev.shape == on_cpu.shape == (n_samples, 15)
+    np.testing.assert_allclose(on_dev, on_cpu, rtol=0, atol=1e-3)
+
+
+def test_warm_up_runs_every_gpu_batch_shape(models, device):
+    from twolevel.explain.sampling import gpu_batch_rows, warm_up
+
+    expected = gpu_batch_rows(512) if torch.device(device).type == "cuda" else []
+    assert warm_up(models[1].network, 512) == expected

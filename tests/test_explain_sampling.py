@@ -134,3 +134,22 @@ def test_run_perturbations_outputs_and_progress(planted_input):
     # the same outputs whatever the batch size
     np.testing.assert_allclose(out, run_perturbations(model.network, spec, seg.labels, switches, batch_size=7),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_gpu_batches_are_padded_to_few_fixed_sizes():
+    from twolevel.explain.sampling import gpu_batch_rows, padded_rows
+
+    assert gpu_batch_rows(4096) == [64, 128, 256, 512, 1024, 2048, 4096]
+    assert gpu_batch_rows(300) == [64, 128, 256, 300]
+    assert gpu_batch_rows(10) == [10]
+    for batch_size in (10, 256, 300, 4096):
+        for rows in {min(r, batch_size) for r in (1, 63, 64, 65, batch_size - 1, batch_size)}:
+            padded = padded_rows(rows, batch_size)
+            assert rows <= padded <= batch_size and padded in gpu_batch_rows(batch_size)
+
+
+def test_warm_up_is_a_no_op_on_the_cpu(tiny_checkpoint):
+    from twolevel.explain.sampling import warm_up
+    from twolevel.predict import TwoLevelModel
+
+    assert warm_up(TwoLevelModel.load(tiny_checkpoint, device="cpu").network, 256) == []
