@@ -44,7 +44,7 @@ from twolevel.options import default_threads
 from twolevel.predict import TwoLevelModel
 from twolevel.serving.requests import parse_request
 from twolevel.serving.responses import error_body, wrap_result
-from twolevel.serving.service import SERVER_SETTINGS, explain_request, prepare_request, read_settings
+from twolevel.serving.service import SERVER_SETTINGS, explain_request, load_served_model, prepare_request, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class TwolevelHandler(BaseHandler):
         # TorchServe names a GPU whenever the host has one; a CPU-only torch build still runs on the CPU.
         self.device = pick_device(f"cuda:{gpu}" if gpu is not None and torch.cuda.is_available() else "cpu")
         device = str(self.device)
-        self.model = TwoLevelModel.load(path, device=device, batch_size=int(self.config["batch_windows"]),
-                                        max_seconds=float(self.config["max_seconds"]))
+        self.model = load_served_model(path, device, self.config)
         self.initialized = True
         logger.info("twolevel model %s loaded from %s on %s (%d threads)", self.model.model_version, path,
                     device, torch.get_num_threads())

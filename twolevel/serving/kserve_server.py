@@ -46,7 +46,7 @@ from ..options import default_threads
 from ..predict import TwoLevelModel
 from .requests import multipart_fields, parse_request
 from .responses import error_body, wrap_result
-from .service import explain_request, prepare_request, read_settings
+from .service import explain_request, load_served_model, prepare_request, read_settings
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ class TwolevelKServeModel(Model):
         import torch
 
         torch.set_num_threads(default_threads(self.settings.get("threads")))
-        self.model = TwoLevelModel.load(self.checkpoint, device=str(pick_device(self.device)),
-                                        batch_size=int(self.settings["batch_windows"]),
-                                        max_seconds=float(self.settings["max_seconds"]))
+        self.model = load_served_model(self.checkpoint, str(pick_device(self.device)), self.settings)
         self.ready = True
         logger.info("twolevel model %s loaded (%d torch threads)", self.model.model_version, torch.get_num_threads())
         return self.ready

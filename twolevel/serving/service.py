@@ -4,6 +4,7 @@ The TorchServe handler and the KServe-native server are shells over these steps,
 the same settings (the ``handler:`` section of model-config.yaml), caps and option checks:
 
 * :data:`SERVER_SETTINGS` and :func:`read_settings` -- the server's settings;
+* :func:`load_served_model` -- the checkpoint, loaded with the server's limits and warmed up;
 * :func:`explain_options` -- a request's option text -> :class:`ExplainOptions` within the caps;
 * :func:`prepare_request` -- a parsed request (:func:`twolevel.serving.requests.parse_request`)
   -> decoded audio within the server's length cap, and checked explanation options;
@@ -17,7 +18,9 @@ import os
 from pathlib import Path
 
 from ..audio import load_audio
+from ..explain.sampling import warm_up
 from ..options import DEFAULT_MAX_SECONDS, MAX_SAMPLES, REQUEST_ALIASES, ExplainOptions, default, options_from_request
+from ..predict import TwoLevelModel
 from .requests import EXPLAIN_OPTION_KEYS, option_text as _text
 
 #: Settings of the ``handler:`` section of model-config.yaml (the one server config), and what
@@ -46,6 +49,18 @@ def server_defaults(cfg: dict) -> ExplainOptions:
                           auto_cap=min(int(cfg["max_samples"]), default("auto_cap")),
                           ratio=float(cfg["default_ratio"]), batch_size=int(cfg["explain_batch_size"]),
                           griffin_lim_iters=int(cfg["griffin_lim_iters"]), resynthesis=False)
+
+
+def load_served_model(checkpoint: str | os.PathLike, device: str, cfg: dict) -> TwoLevelModel:
+    """The model a server serves: the checkpoint on ``device`` with the server's limits.
+
+    On a GPU it is also run once on every batch shape of the default explanation
+    (:func:`twolevel.explain.sampling.warm_up`), so that the first request is as fast as the rest.
+    """
+    model = TwoLevelModel.load(checkpoint, device=device, batch_size=int(cfg["batch_windows"]),
+                               max_seconds=float(cfg["max_seconds"]))
+    warm_up(model.network, server_defaults(cfg).batch_size)
+    return model
 
 
 def explain_options(options: dict, cfg: dict) -> ExplainOptions:
