@@ -10,7 +10,9 @@ Cases (one 10 s window of ``nebula.ogg``, target articulation, no resynthesis):
   effects are tiny, so its bf16 Jaccard is a worst case), fp32 and bf16 autocast.
 
 Reports samples/s of the perturbation passes, achieved TFLOP/s (2 x multiply-adds of the CNN per
-sample) and wall seconds per explanation, as a Markdown table and JSON (``--out``).
+sample) and wall seconds per explanation, warm (the second run of the same explanation in the
+process: what a server's requests cost after its warm-up on load) and cold (the first run:
+kernel selection and lazy loading for every new batch shape), as a Markdown table and JSON (``--out``).
 ``--device cpu --samples 2000`` is a dry run that exercises every line without a GPU.
 """
 from __future__ import annotations
@@ -60,22 +62,27 @@ def synchronise(device: torch.device) -> None:
 
 def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, width: float,
              cap: int) -> tuple[dict, object]:
+    """The same explanation twice: cold (the first passes of this network and precision in the
+    process) and warm (what every later request of a server costs; servers warm up on load)."""
     device = model.device
-    explain(model, audio, target="articulation", n_samples=700, batch_size=batch_size, resynthesis=False)  # warm-up
-    synchronise(device)
-    start = time.perf_counter()
-    exp = explain(model, audio, target="articulation", n_samples=samples, auto_cap=cap, batch_size=batch_size,
-                  resynthesis=False)
-    synchronise(device)
-    wall = time.perf_counter() - start
+    walls = []
+    for _ in range(2):
+        synchronise(device)
+        start = time.perf_counter()
+        exp = explain(model, audio, target="articulation", n_samples=samples, auto_cap=cap, batch_size=batch_size,
+                      resynthesis=False)
+        synchronise(device)
+        walls.append(time.perf_counter() - start)
+    cold, wall = walls
     n = int(exp.parameters["n_samples"])
     sampling = exp.timings["sampling"]
     flops = 2.0 * multiply_adds(width) * n / sampling
-    row = {"case": name, "samples": n, "requested": samples, "wall_s": wall, "sampling_s": sampling,
-           "samples_per_s": n / sampling, "tflops": flops / 1e12, "surrogate_s": exp.timings.get("surrogate"),
-           "faithfulness_s": exp.timings.get("faithfulness"), "batch_size": batch_size}
-    print(f"  {name}: {n:,} samples in {wall:.2f} s (sampling {sampling:.2f} s = {n / sampling:,.0f} samples/s, "
-          f"{flops / 1e12:.2f} TFLOP/s)", flush=True)
+    row = {"case": name, "samples": n, "requested": samples, "wall_s": wall, "cold_wall_s": cold,
+           "sampling_s": sampling, "samples_per_s": n / sampling, "tflops": flops / 1e12,
+           "surrogate_s": exp.timings.get("surrogate"), "faithfulness_s": exp.timings.get("faithfulness"),
+           "batch_size": batch_size}
+    print(f"  {name}: {n:,} samples in {wall:.2f} s warm, {cold:.2f} s cold (sampling {sampling:.2f} s = "
+          f"{n / sampling:,.0f} samples/s, {flops / 1e12:.2f} TFLOP/s)", flush=True)
     return row, exp
 
 
@@ -94,14 +101,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=0, help="default: 4096 on CUDA, 256 on CPU")
     parser.add_argument("--paper-width", type=float, default=1.0, help="width of the 'paper' cases (dry runs: less)")
     parser.add_argument("--paper-model", default=None, help="a trained paper-width checkpoint (default: random weights)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="time cuDNN's kernels per shape")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device = torch.device(args.device)
     batch = args.batch_size or (4096 if device.type == "cuda" else 256)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    if device.type == "cuda":  # off by default, as in the library; on, cuDNN times kernels per new shape
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version()}
+            "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+            "cudnn_benchmark": bool(args.cudnn_benchmark)}
     print(f"device: {info['device']} (torch {info['torch']}, CUDA {info['cuda']})", flush=True)
 
     shipped = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device)))
@@ -143,12 +152,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
-    lines = [f"Device: {info['device']}, torch {info['torch']}, CUDA {info['cuda']}", "",
-             "| case | samples | wall s | samples/s | TFLOP/s | bf16 vs fp32 Jaccard (min / mean) |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [f"Device: {info['device']}, torch {info['torch']}, CUDA {info['cuda']}, "
+             f"cudnn.benchmark {'on' if info['cudnn_benchmark'] else 'off'}", "",
+             "| case | samples | wall s (warm) | wall s (cold) | samples/s | TFLOP/s | bf16 vs fp32 Jaccard (min / mean) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         jac = (f"{r['jaccard_vs_fp32_min']:.3f} / {r['jaccard_vs_fp32_mean']:.3f}" if "jaccard_vs_fp32_min" in r else "")
-        lines.append(f"| {r['case']} | {r['samples']:,} | {r['wall_s']:.2f} | {r['samples_per_s']:,.0f} | "
+        lines.append(f"| {r['case']} | {r['samples']:,} | {r['wall_s']:.2f} | {r['cold_wall_s']:.2f} | {r['samples_per_s']:,.0f} | "
                      f"{r['tflops']:.2f} | {jac} |")
     (out / "gpu_check.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

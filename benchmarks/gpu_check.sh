@@ -11,8 +11,11 @@
 #   3. benchmarks/gpu_check.py: 50,000-sample explanations of the shipped model (fp32 and auto)
 #      and of the paper-width network (fp32, bf16 autocast + Jaccard to fp32): samples/s, TFLOP/s;
 #   4. benchmarks/gpu_sweep.py: mask building and the bare forward per batch size, memory layout
-#      and precision, and the best of them replayed as a CUDA graph (where the <1 s goal could come from).
-# Results: OUT_DIR/gpu_check.md and .json, OUT_DIR/gpu_sweep.md and .json, OUT_DIR/gpu_tests.log.
+#      and precision, and the best of them replayed as a CUDA graph;
+#   5. benchmarks/gpu_phases.py: an explanation's phases, cold and warm, per cudnn.benchmark setting,
+#      precision and batch size, and a torch.profiler table of one warm run.
+# Results: OUT_DIR/gpu_check.md and .json, OUT_DIR/gpu_sweep.md and .json, OUT_DIR/gpu_phases.md and
+# .json, OUT_DIR/gpu_profile.txt, OUT_DIR/gpu_tests.log.
 #
 # Preparing .whl (on any machine with network, for the GPU machine's Python version, e.g. 3.11):
 #   pip download --only-binary=:all: --no-deps --python-version 3.11 --platform manylinux2014_x86_64 \
@@ -80,5 +83,9 @@ timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES
 echo "== forward sweep (batch size x layout x precision, CUDA graph)"
 if [ "$DEVICE" = cpu ]; then SWEEP=(--batch-sizes 32 --batches 1); else SWEEP=(); fi
 timeout 150 "$PY" benchmarks/gpu_sweep.py --device "$DEVICE" "${SWEEP[@]}" --out "$OUT_DIR" || status=1
+
+echo "== phases of an explanation, cold and warm (cudnn.benchmark, precision, batch size; profile)"
+timeout 200 "$PY" benchmarks/gpu_phases.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" \
+  --out "$OUT_DIR" | grep -v '^|' || status=1
 echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status)"
 exit $status
