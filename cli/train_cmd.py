@@ -10,10 +10,18 @@ from pathlib import Path
 
 import click
 
-from twolevel.descriptor_sets import DESCRIPTOR_SETS
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
+from twolevel.train_config import (DESCRIPTOR_SETS, LEVEL1_SIGN_CHOICES, LOSS_SCALES, MODULATION_BATCHES, RANGES,
+                                   SCHEDULES, field_default)
 
 from .common import device_option, echo_json, friendly_errors, json_option, model_option, set_threads
+
+
+def _range(name: str) -> click.ParamType:
+    """The click type of a TrainConfig field: its type and allowed range (twolevel.train_config.RANGES)."""
+    allowed = RANGES[name]
+    kind = click.IntRange if isinstance(field_default(name), int) else click.FloatRange
+    return kind(allowed.low, allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
 
 
 def _parse_folds(text: str | None, k: int) -> list[int] | None:
@@ -44,64 +52,68 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.argument("dataset_dir", type=click.Path())
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Checkpoint to write (with --folds: the cross-validation report, .json).")
-# -- hyper-parameters: the fields of twolevel.training.TrainConfig, under the same names --
-@click.option("--seed", default=0, show_default=True, help="Random seed (initialisation, crops, folds).")
-@click.option("--epochs", default=80, show_default=True, type=click.IntRange(min=1),
+# -- hyper-parameters: the fields of twolevel.train_config.TrainConfig, under the same names, with its
+#    defaults and choices (TrainConfig checks the values) --
+@click.option("--seed", default=field_default("seed"), show_default=True, help="Random seed (initialisation, crops, folds).")
+@click.option("--epochs", default=field_default("epochs"), show_default=True, type=_range("epochs"),
               help="Epochs (the maximum when validating).")
-@click.option("--width", default=0.125, show_default=True, type=click.FloatRange(0, 4, min_open=True),
+@click.option("--width", default=field_default("width"), show_default=True, type=_range("width"),
               help="Channel multiplier of the CNN (1.0 = the paper's network).")
-@click.option("--batch-size", default=8, show_default=True)
-@click.option("--lr", default=6e-3, show_default=True, type=float,
+@click.option("--batch-size", default=field_default("batch_size"), show_default=True, type=_range("batch_size"))
+@click.option("--lr", default=field_default("lr"), show_default=True, type=_range("lr"),
               help="Adam learning rate (the paper used 5e-4, which under-fits in 80 epochs; 6e-3 cross-validated "
                    "best here, see twolevel/assets/MODEL_CARD.md).")
-@click.option("--weight-decay", default=1e-4, show_default=True, type=float, help="Decoupled weight decay.")
-@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
+@click.option("--weight-decay", default=field_default("weight_decay"), show_default=True, type=_range("weight_decay"),
+              help="Decoupled weight decay.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=field_default("schedule"), show_default=True,
               help="Learning-rate schedule over --epochs.")
-@click.option("--loss-scale", type=click.Choice(["variance", "raw"]), default="variance", show_default=True,
+@click.option("--loss-scale", type=click.Choice(LOSS_SCALES), default=field_default("loss_scale"), show_default=True,
               help="variance: each output's squared error is divided by its target's variance over the "
                    "training clips, so neither task dominates by the spread of its targets; raw: plain "
                    "0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper.")
-@click.option("--ema", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--ema", default=field_default("ema"), show_default=True, type=_range("ema"),
               help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
-@click.option("--swa-epochs", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--swa-epochs", default=field_default("swa_epochs"), show_default=True, type=_range("swa_epochs"),
               help="Average the weights over the last this many epochs and keep the average (stochastic weight "
                    "averaging; 0 = off: keep the best-validation epoch). With --folds the report scores the "
                    "best-validation, last and averaged states of each fold.")
-@click.option("--freq-shift", default=0, show_default=True, type=click.IntRange(0, 24),
+@click.option("--freq-shift", default=field_default("freq_shift"), show_default=True, type=_range("freq_shift"),
               help="Augmentation: shift each training crop by up to this many bands (24 per octave above about 400 Hz; "
                    "one STFT bin per band below, so this is not a pitch shift in the bass).")
-@click.option("--gain-db", default=0.0, show_default=True, type=click.FloatRange(0, 24),
+@click.option("--gain-db", default=field_default("gain_db"), show_default=True, type=_range("gain_db"),
               help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
-@click.option("--time-mask", default=0, show_default=True, type=click.IntRange(0, 156),
+@click.option("--time-mask", default=field_default("time_mask"), show_default=True, type=_range("time_mask"),
               help="Augmentation: silence one random block of up to this many frames (31.3 per s) of each crop.")
-@click.option("--modulation-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+@click.option("--modulation-weight", default=field_default("modulation_weight"), show_default=True,
+              type=_range("modulation_weight"),
               help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
                    "score higher than the same crops moved through other keys (twolevel/augment.py, "
                    "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--rhythm-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+@click.option("--rhythm-weight", default=field_default("rhythm_weight"), show_default=True, type=_range("rhythm_weight"),
               help="Teach rhythm stability by contrast (0 = off): a crop re-timed with 8 jumps and 8 freezes "
                    "that leave every note in its place must score higher than the same crop with each freeze "
                    "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
                    "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--level1-signs", type=click.Choice(["free", "ratings"]), default="free", show_default=True,
+@click.option("--level1-signs", type=click.Choice(LEVEL1_SIGN_CHOICES), default=field_default("level1_signs"), show_default=True,
               help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
                    "clips (where |r| >= 0.1), e.g. more minorness never raises valence. In the one model "
                    "tried, the network then reversed what rhythm stability measures (model card).")
-@click.option("--modulation-batch", type=click.Choice(["separate", "shared"]), default="separate", show_default=True,
+@click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
               help="With --modulation-weight or --rhythm-weight: the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "
                    "0.02-0.03 emotion r in cross-validation at weight 0.5 (see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
               help="Start the trunk and mid-level head from this pre-trained checkpoint "
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")
-@click.option("--descriptors", type=click.Choice(DESCRIPTOR_SETS), default="v1", show_default=True,
+@click.option("--descriptors", type=click.Choice(DESCRIPTOR_SETS), default=field_default("descriptors"), show_default=True,
               help="Descriptor set the mid-level targets come from: v1 (docs/midlevel-targets.md, the shipped "
                    "model's), v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py) or v3 "
                    "(minorness alone from there). With --distill-corpus the corpus windows get the same set.")
-@click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--dropout", default=field_default("dropout"), show_default=True, type=_range("dropout"),
               help="Dropout after each pooling block.")
-@click.option("--patience", default=50, show_default=True, help="Early stopping: epochs without a better validation r.")
+@click.option("--patience", default=field_default("patience"), show_default=True, type=_range("patience"),
+              help="Early stopping: epochs without a better validation r.")
 # -- what to run: one model (with or without validation clips) or cross-validation --
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Hold out this share of the clips (stratified) and keep the epoch with the best validation r "

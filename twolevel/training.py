@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -42,6 +42,7 @@ from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from .signal import N_BANDS, WINDOW_FRAMES
+from .train_config import TrainConfig  # noqa: F401 -- also importable as twolevel.training.TrainConfig
 from .model import A2Mid2EJoint, ModelConfig, multiply_adds
 from .resources import cache_dir as default_cache_dir
 
@@ -285,75 +286,12 @@ def score(model: A2Mid2EJoint, data: TrainingSet) -> dict:
 
 # --- training ------------------------------------------------------------------------------------
 
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run (saved in the checkpoint metadata)."""
-
-    width: float = 0.125
-    epochs: int = 80
-    batch_size: int = 8
-    lr: float = 6e-3
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # or "constant"
-    patience: int = 50
-    seed: int = 0
-    emotion_weight: float = 0.5
-    midlevel_weight: float = 0.5
-    dropout: float = 0.3
-    #: "raw": MSE on the targets as they are; "variance": each output's squared error divided by
-    #: that target's variance over the training set, so 0.5/0.5 weighs the two tasks equally
-    #: (rank-mapped descriptor targets spread ~2.4x more than ratings/10 and would dominate).
-    loss_scale: str = "variance"
-    #: Decay of an exponential moving average of the weights (0 = off); the average is what is
-    #: validated and kept.
-    ema: float = 0.0
-    #: Random shift of each training crop by up to this many filterbank bands (0 = off; 2 bands
-    #: are a semitone above about 400 Hz only, twolevel/augment.py).
-    freq_shift: int = 0
-    #: Random gain of each training crop, up to +- this many dB (0 = off; twolevel/augment.py).
-    gain_db: float = 0.0
-    #: One random block of up to this many frames of each training crop set to silence (0 = off).
-    time_mask: int = 0
-    #: Checkpoint whose trunk and mid-level head start the model (twolevel/pretrain.py); "" = random.
-    init_from: str = ""
-    #: Descriptor set the mid-level targets come from (twolevel.descriptor_sets.DESCRIPTOR_SETS).
-    descriptors: str = "v1"
-    #: Average the kept weights (and batch-norm statistics) over the last this many epochs
-    #: (stochastic weight averaging; 0 = off). The average is the model returned; the
-    #: best-validation state is still reported.
-    swa_epochs: int = 0
-    #: Weight of the modulation contrast (twolevel/augment.py, modulation_pair; 0 = off): for half
-    #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
-    #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
-    modulation_weight: float = 0.0
-    #: "separate": the spliced windows pass on their own, and batch norm's running statistics (what
-    #: inference uses) are the real windows' only; "shared": they join the real windows' batch-norm
-    #: batch and its running statistics. Both cost emotion r in cross-validation (MODEL_CARD.md).
-    modulation_batch: str = "separate"
-    #: Weight of the rhythm contrast (twolevel/augment.py, rhythm_pair; 0 = off): for the other half
-    #: of each batch's clips, the rhythm-stability output of a re-timed window whose notes stay in
-    #: place must exceed that of its twin whose notes are displaced by MODULATION_MARGIN target sds.
-    #: Its windows pass as ``modulation_batch`` says.
-    rhythm_weight: float = 0.0
-    #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
-    #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
-    #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so no weight
-    #: contradicts its targets' association with the ratings (a suppressor weight on correlated
-    #: mid-levels can: the shipped model's valence <- minorness weight is positive). The outputs'
-    #: meaning can still drift where a target is weak (MODEL_CARD.md, sign-consistent weights).
-    level1_signs: str = "free"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 #: The category of corpus windows (twolevel/corpus.py): unrated music, whose emotion targets are
 #: a teacher's outputs when distilled.
 CORPUS_CATEGORY = "corpus"
 #: Below this |Spearman r| between a mid-level's targets and an emotion's ratings, the level-1
 #: weight's sign is left free (the data do not say which way it goes).
 LEVEL1_SIGN_MIN_R = 0.1
-LEVEL1_SIGN_CHOICES = ("free", "ratings")
 
 
 def level1_sign_mask(train_set: TrainingSet, min_abs_r: float = LEVEL1_SIGN_MIN_R) -> np.ndarray:
@@ -453,14 +391,9 @@ EpochCallback = Callable[[dict], None]
 
 
 def _check_run(train_set: TrainingSet, cfg: TrainConfig) -> None:
-    if cfg.batch_size < 2:
-        raise OptionError("batch size must be at least 2 (batch normalisation)")
+    # the options themselves were checked when the TrainConfig was made (twolevel/train_config.py)
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
-    if cfg.modulation_batch not in ("shared", "separate"):
-        raise OptionError(f"modulation_batch {cfg.modulation_batch!r}: use 'shared' or 'separate'")
-    if cfg.level1_signs not in LEVEL1_SIGN_CHOICES:
-        raise OptionError(f"level1_signs {cfg.level1_signs!r}: use one of {', '.join(LEVEL1_SIGN_CHOICES)}")
 
 
 def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float,

@@ -1,0 +1,129 @@
+"""Hyper-parameters of a training run: :class:`TrainConfig`, its choices and their checks.
+
+The one place for training options and their defaults: ``twolevel-cli train`` takes its defaults
+and choices from here, and :class:`TrainConfig` checks every value when it is made, before any
+data is read. Light on purpose (no torch), so the CLI can import it to build its ``--help``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+from .descriptor_sets import DESCRIPTOR_SETS
+from .errors import OptionError
+
+SCHEDULES = ("cosine", "constant")
+LOSS_SCALES = ("variance", "raw")
+#: Where the contrast windows pass (see :attr:`TrainConfig.modulation_batch`).
+MODULATION_BATCHES = ("separate", "shared")
+LEVEL1_SIGN_CHOICES = ("free", "ratings")
+#: Fields with a fixed set of values -> that set.
+CHOICES = {"schedule": SCHEDULES, "loss_scale": LOSS_SCALES, "modulation_batch": MODULATION_BATCHES,
+           "level1_signs": LEVEL1_SIGN_CHOICES, "descriptors": DESCRIPTOR_SETS}
+
+
+class Range(NamedTuple):
+    """Allowed values of a numeric field: ``low``..``high`` (None: unbounded), ends open if said."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def describe(self) -> str:
+        low = None if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
+        high = None if self.high is None else f"{'below' if self.high_open else 'at most'} {self.high:g}"
+        return " and ".join(part for part in (low, high) if part)
+
+
+#: Numeric fields -> their allowed values.
+RANGES = {"width": Range(0, 4, low_open=True), "epochs": Range(1), "batch_size": Range(2), "lr": Range(0),
+          "weight_decay": Range(0), "patience": Range(1), "emotion_weight": Range(0), "midlevel_weight": Range(0),
+          "dropout": Range(0, 1, high_open=True), "ema": Range(0, 1, high_open=True), "freq_shift": Range(0, 24),
+          "gain_db": Range(0, 24), "time_mask": Range(0, 156), "swa_epochs": Range(0),
+          "modulation_weight": Range(0, 10), "rhythm_weight": Range(0, 10)}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (saved in the checkpoint metadata)."""
+
+    width: float = 0.125
+    epochs: int = 80
+    batch_size: int = 8
+    lr: float = 6e-3
+    weight_decay: float = 1e-4
+    #: Learning-rate schedule over ``epochs``: "cosine" (down to 5 % of ``lr``) or "constant".
+    schedule: str = "cosine"
+    patience: int = 50
+    seed: int = 0
+    emotion_weight: float = 0.5
+    midlevel_weight: float = 0.5
+    dropout: float = 0.3
+    #: "raw": MSE on the targets as they are; "variance": each output's squared error divided by
+    #: that target's variance over the training set, so 0.5/0.5 weighs the two tasks equally
+    #: (rank-mapped descriptor targets spread ~2.4x more than ratings/10 and would dominate).
+    loss_scale: str = "variance"
+    #: Decay of an exponential moving average of the weights (0 = off); the average is what is
+    #: validated and kept.
+    ema: float = 0.0
+    #: Random shift of each training crop by up to this many filterbank bands (0 = off; 2 bands
+    #: are a semitone above about 400 Hz only, twolevel/augment.py).
+    freq_shift: int = 0
+    #: Random gain of each training crop, up to +- this many dB (0 = off; twolevel/augment.py).
+    gain_db: float = 0.0
+    #: One random block of up to this many frames of each training crop set to silence (0 = off).
+    time_mask: int = 0
+    #: Checkpoint whose trunk and mid-level head start the model (twolevel/pretrain.py); "" = random.
+    init_from: str = ""
+    #: Descriptor set the mid-level targets come from (twolevel.descriptor_sets.DESCRIPTOR_SETS).
+    descriptors: str = "v1"
+    #: Average the kept weights (and batch-norm statistics) over the last this many epochs
+    #: (stochastic weight averaging; 0 = off). The average is the model returned; the
+    #: best-validation state is still reported.
+    swa_epochs: int = 0
+    #: Weight of the modulation contrast (twolevel/augment.py, modulation_pair; 0 = off): for half
+    #: of each batch's clips, the tonal-stability output of a window spliced in one key must exceed
+    #: that of the same splice moved through other keys by MODULATION_MARGIN target sds (hinge).
+    modulation_weight: float = 0.0
+    #: "separate": the spliced windows pass on their own, and batch norm's running statistics (what
+    #: inference uses) are the real windows' only; "shared": they join the real windows' batch-norm
+    #: batch and its running statistics. Both cost emotion r in cross-validation (MODEL_CARD.md).
+    modulation_batch: str = "separate"
+    #: Weight of the rhythm contrast (twolevel/augment.py, rhythm_pair; 0 = off): for the other half
+    #: of each batch's clips, the rhythm-stability output of a re-timed window whose notes stay in
+    #: place must exceed that of its twin whose notes are displaced by MODULATION_MARGIN target sds.
+    #: Its windows pass as ``modulation_batch`` says.
+    rhythm_weight: float = 0.0
+    #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
+    #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
+    #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so no weight
+    #: contradicts its targets' association with the ratings (a suppressor weight on correlated
+    #: mid-levels can: the shipped model's valence <- minorness weight is positive). The outputs'
+    #: meaning can still drift where a target is weak (MODEL_CARD.md, sign-consistent weights).
+    level1_signs: str = "free"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise OptionError(f"{name} {value!r}: use one of {', '.join(allowed)}")
+        for name, allowed in RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OptionError(f"{name} must be a number, got {value!r}")
+            if not allowed.admits(value):
+                hint = " (batch normalisation needs 2 windows per batch)" if name == "batch_size" else ""
+                raise OptionError(f"{name} must be {allowed.describe()}, got {value:g}{hint}")
+
+def field_default(name: str):
+    """The default of one :class:`TrainConfig` field (what the CLI shows)."""
+    return next(f.default for f in fields(TrainConfig) if f.name == name)
