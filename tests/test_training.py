@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -607,3 +608,29 @@ def test_training_with_level1_signs_keeps_every_constrained_weight_on_its_side()
     assert summary["config"]["level1_signs"] == "ratings"
     with pytest.raises(OptionError, match="level1_signs 'both'"):
         train(data, tiny_cfg(level1_signs="both"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schedule": "linear"}, "schedule 'linear': use one of cosine, constant"),
+    ({"loss_scale": "zscore"}, "loss_scale 'zscore'"),
+    ({"descriptors": "v9"}, "descriptors 'v9'"),
+    ({"batch_size": 1}, "batch_size must be at least 2, got 1"),
+    ({"width": 0.0}, "width must be above 0 and at most 4, got 0"),
+    ({"dropout": 1.0}, "dropout must be at least 0 and below 1, got 1"),
+    ({"epochs": "80"}, "epochs must be a number"),
+])
+def test_train_config_refuses_bad_values_when_made(change, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        TrainConfig(**change)
+
+
+def test_cli_train_options_take_train_config_defaults():
+    from twolevel.train_config import TrainConfig as Config
+    from twolevel_cli.main import cli
+
+    params = {p.name: p for p in cli.commands["train"].params}
+    for name, default in Config().to_dict().items():
+        if name in params:
+            assert params[name].default == default, name
+    result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--schedule", "linear"])
+    assert result.exit_code == 2 and "cosine" in result.output
