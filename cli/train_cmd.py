@@ -94,13 +94,19 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "that leave every note in its place must score higher than the same crop with each freeze "
                    "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
                    "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
+@click.option("--dissonance-weight", default=field_default("dissonance_weight"), show_default=True,
+              type=_range("dissonance_weight"),
+              help="Teach dissonance by contrast (0 = off): a crop mixed with its own copy a minor second, tritone "
+                   "or major seventh away must score higher than the crop mixed with its copy an octave, fifth or "
+                   "fourth away, at the same level (twolevel/augment.py, dissonance_pair); this is the weight of "
+                   "that hinge loss. Costs 1.5x the forward passes.")
 @click.option("--level1-signs", type=click.Choice(LEVEL1_SIGN_CHOICES), default=field_default("level1_signs"), show_default=True,
               help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
                    "clips (where |r| >= 0.1), e.g. more minorness never raises valence. In the one model "
                    "tried, the network then reversed what rhythm stability measures (model card).")
 @click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
-              help="With --modulation-weight or --rhythm-weight: the constructed windows pass on their own without moving batch norm's running "
+              help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight): the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "
                    "0.02-0.03 emotion r in cross-validation at weight 0.5 (see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,

@@ -339,6 +339,49 @@ def test_rhythm_loss_is_the_contrast_hinge_on_rhythm_stability_and_training_logs
     assert "loss_rhythm" in rhythm["history"][0] and "loss_modulation" not in rhythm["history"][0]
 
 
+def test_dissonance_pair_adds_one_copy_at_a_clashing_or_a_consonant_interval():
+    from twolevel.augment import CLASHING_INTERVALS, CONSONANT_INTERVALS, dissonance_pair
+    from twolevel.frontend import band_centre_frequencies
+
+    log_f = np.log2(band_centre_frequencies())
+    tone = 100  # a band well above 400 Hz, where bands are quarter tones
+    spec = torch.zeros(313, N_BANDS)
+    spec[:, tone] = 1.0  # one steady tone; a window as long as the clip, so the crop is all of it
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        clashing, consonant = dissonance_pair(spec, g, frames=313)
+        assert clashing.shape == consonant.shape == (313, N_BANDS)
+        for mix, allowed in ((clashing, CLASHING_INTERVALS), (consonant, CONSONANT_INTERVALS)):
+            assert bool((mix >= spec - 1e-6).all())  # a copy is added, nothing is taken away
+            assert float(mix[:, tone].min()) == pytest.approx(1.0, abs=1e-6)  # the crop's own tone, untouched
+            added = mix[0].clone()
+            added[tone] = 0
+            copy_at = int(added.argmax())  # where the copy's tone went, in semitones from the original
+            semitones = round(12 * float(log_f[copy_at] - log_f[tone]))
+            assert semitones in allowed
+            seen.add((allowed is CLASHING_INTERVALS, semitones))
+    assert len(seen) >= 6  # intervals vary
+    # the same level and the same silent edge bands in both copies: on a spectrum that is flat
+    # across bands, where a pitch shift changes nothing, both mixes are the same
+    flat = torch.rand(313, 1).expand(313, N_BANDS).contiguous()
+    for _ in range(5):
+        clashing, consonant = dissonance_pair(flat, g, frames=313)
+        assert torch.allclose(clashing, consonant, atol=1e-5) and bool((clashing > flat + 1e-3).any())
+
+
+def test_dissonance_contrast_trains_and_is_logged_without_changing_runs_that_leave_it_off():
+    from twolevel.checkpoint import weights_digest
+
+    data = synthetic_set()
+    _, clash = train(data, tiny_cfg(epochs=2, batch_size=4, dissonance_weight=0.5, rhythm_weight=0.5))
+    assert all(0 <= h["loss_dissonance"] < 5 and 0 <= h["loss_rhythm"] < 5 for h in clash["history"])
+    off_a, summary = train(data, tiny_cfg(epochs=1, batch_size=4, rhythm_weight=0.5))
+    off_b, _ = train(data, tiny_cfg(epochs=1, batch_size=4, rhythm_weight=0.5, dissonance_weight=0.0))
+    assert "loss_dissonance" not in summary["history"][0]
+    assert weights_digest(off_a.state_dict()) == weights_digest(off_b.state_dict())
+
+
 def test_runs_saved_before_a_setting_existed_resume_when_it_is_at_its_default(tmp_path):
     from twolevel.training import _same_settings
 

@@ -24,6 +24,13 @@ each jump follows its freeze at once, so the notes keep their places in time; in
 twin the two are a fraction of a second apart, so the notes between arrive early or late
 (``TrainConfig.rhythm_weight``). Both windows lose and repeat the same amount of content at the
 same number of seams; only the regularity of the timing differs.
+
+:func:`dissonance_pair` is the contrast for dissonance: one crop mixed with a copy of itself a
+clashing interval away (a minor second, tritone or major seventh: every note meets one a
+semitone or a tritone from it, as in polytonal clusters) and the same crop mixed with a copy a
+consonant interval away (an octave, fifth or fourth: parallel doubling). Both copies are added at
+the same level with the same silent edge bands; only the interval differs
+(``TrainConfig.dissonance_weight``).
 """
 from __future__ import annotations
 
@@ -234,3 +241,45 @@ def rhythm_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, events: i
     steady_src, displaced_src = _source_frames(frames, plan, False), _source_frames(frames, plan, True)
     crop = _random_crop(spec, int(max(steady_src.max(), displaced_src.max())) + 1, gen)
     return crop[steady_src], crop[displaced_src]
+
+
+#: Intervals (semitones) of the copy in :func:`dissonance_pair`.
+CLASHING_INTERVALS = (1, -1, 6, -6, 11, -11)
+CONSONANT_INTERVALS = (12, -12, 7, -7, 5, -5)
+
+
+def mix_magnitudes(a: torch.Tensor, b: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """The log spectrogram of two sounds played together: ``log10(1 + |A| + gain |B|)`` from their
+    ``log10(1 + |.|)`` spectrograms (magnitudes add; phases ignored, as for unrelated sources)."""
+    return torch.log10(1.0 + (torch.pow(10.0, a) - 1.0).clamp_min(0.0)
+                       + gain * (torch.pow(10.0, b) - 1.0).clamp_min(0.0))
+
+
+def dissonance_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, min_db: float = -6.0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ``(frames, bands)`` windows from one random crop of a clip, with a pitch-shifted copy added.
+
+    Args:
+        spec: the clip's un-normalised log spectrogram, ``(clip_frames, bands)``.
+        gen: the random generator (crop, intervals, level).
+        frames: window length in frames (313 = 10 s).
+        min_db: the copy's level is drawn from ``min_db .. 0`` dB relative to the crop.
+
+    Returns:
+        ``(clashing, consonant)``: the crop plus its copy moved by one of
+        :data:`CLASHING_INTERVALS`, and the crop plus its copy moved by one of
+        :data:`CONSONANT_INTERVALS` (:func:`pitch_shift`), at the same level. Bands whose source
+        lies outside the filterbank under either shift are left out of both copies.
+    """
+    crop = _random_crop(spec, frames, gen)
+    clash = CLASHING_INTERVALS[int(torch.randint(0, len(CLASHING_INTERVALS), (1,), generator=gen))]
+    blend = CONSONANT_INTERVALS[int(torch.randint(0, len(CONSONANT_INTERVALS), (1,), generator=gen))]
+    gain = 10.0 ** ((min_db * float(torch.rand((1,), generator=gen))) / 20.0)
+    edge = _pitch_shift_plan(float(clash))[3] | _pitch_shift_plan(float(blend))[3]
+
+    def with_copy(semitones: int) -> torch.Tensor:
+        copy = pitch_shift(crop, semitones).clone()
+        copy[:, edge] = 0.0  # silence: log10(1 + 0)
+        return mix_magnitudes(crop, copy, gain)
+
+    return with_copy(clash), with_copy(blend)

@@ -46,7 +46,7 @@ RANGES = {"width": Range(0, 4, low_open=True), "epochs": Range(1), "batch_size":
           "weight_decay": Range(0), "patience": Range(1), "emotion_weight": Range(0), "midlevel_weight": Range(0),
           "dropout": Range(0, 1, high_open=True), "ema": Range(0, 1, high_open=True), "freq_shift": Range(0, 24),
           "gain_db": Range(0, 24), "time_mask": Range(0, 156), "swa_epochs": Range(0),
-          "modulation_weight": Range(0, 10), "rhythm_weight": Range(0, 10)}
+          "modulation_weight": Range(0, 10), "rhythm_weight": Range(0, 10), "dissonance_weight": Range(0, 10)}
 
 
 @dataclass
@@ -100,6 +100,11 @@ class TrainConfig:
     #: place must exceed that of its twin whose notes are displaced by MODULATION_MARGIN target sds.
     #: Its windows pass as ``modulation_batch`` says.
     rhythm_weight: float = 0.0
+    #: Weight of the dissonance contrast (twolevel/augment.py, dissonance_pair; 0 = off): for half of
+    #: each batch's clips, the dissonance output of a crop mixed with its copy a clashing interval
+    #: away must exceed that of the crop mixed with its copy a consonant interval away by
+    #: MODULATION_MARGIN target sds. Its windows pass as ``modulation_batch`` says.
+    dissonance_weight: float = 0.0
     #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
     #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
     #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so no weight

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio, window_starts
-from .augment import augment_window, modulation_pair, rhythm_pair, shift_bands
+from .augment import augment_window, dissonance_pair, modulation_pair, rhythm_pair, shift_bands
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
@@ -327,6 +327,7 @@ def project_level1_signs(model: A2Mid2EJoint, mask: torch.Tensor) -> None:
 MODULATION_MARGIN = 0.5
 TONAL_STABILITY = MIDLEVEL_NAMES.index("tonal_stability")
 RHYTHM_STABILITY = MIDLEVEL_NAMES.index("rhythm_stability")
+DISSONANCE = MIDLEVEL_NAMES.index("dissonance")
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -546,7 +547,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(5)
+    sums = np.zeros(6)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
@@ -558,6 +559,9 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         n_rhythm = (n_real - n_real // 2) if cfg.rhythm_weight else 0
         pairs = [modulation_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_pairs].tolist()]
         pairs += [rhythm_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[n_real - n_rhythm:].tolist()]
+        # drawn after the others, so that runs without it draw exactly what they drew before
+        n_clash = n_real // 2 if cfg.dissonance_weight else 0
+        pairs += [dissonance_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_clash].tolist()]
         spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
         x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
@@ -565,7 +569,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
-        l_mod, l_rhythm = torch.zeros(()), torch.zeros(())
+        l_mod, l_rhythm, l_clash = torch.zeros(()), torch.zeros(()), torch.zeros(())
         if pairs:
             if shared:
                 mid_spliced = mid[n_real:]
@@ -578,8 +582,13 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
                 l_mod = contrast_loss(controls[:n_pairs], twins[:n_pairs], TONAL_STABILITY, batches.midlevel_scale)
                 loss = loss + cfg.modulation_weight * l_mod
             if n_rhythm:
-                l_rhythm = contrast_loss(controls[n_pairs:], twins[n_pairs:], RHYTHM_STABILITY, batches.midlevel_scale)
+                rhythm = slice(n_pairs, n_pairs + n_rhythm)
+                l_rhythm = contrast_loss(controls[rhythm], twins[rhythm], RHYTHM_STABILITY, batches.midlevel_scale)
                 loss = loss + cfg.rhythm_weight * l_rhythm
+            if n_clash:  # the clashing mix must score the higher dissonance
+                clash = slice(n_pairs + n_rhythm, None)
+                l_clash = contrast_loss(controls[clash], twins[clash], DISSONANCE, batches.midlevel_scale)
+                loss = loss + cfg.dissonance_weight * l_clash
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -588,7 +597,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
         sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
-                 float(l_rhythm.detach())]
+                 float(l_rhythm.detach()), float(l_clash.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
     rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
@@ -597,6 +606,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         rec["loss_modulation"] = mean_loss[3]
     if cfg.rhythm_weight:
         rec["loss_rhythm"] = mean_loss[4]
+    if cfg.dissonance_weight:
+        rec["loss_dissonance"] = mean_loss[5]
     return rec
 
 
