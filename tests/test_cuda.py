@@ -109,3 +109,16 @@ def test_warm_up_runs_every_gpu_batch_shape(models, device):
 
     expected = gpu_batch_rows(512) if torch.device(device).type == "cuda" else []
     assert warm_up(models[1].network, 512) == expected
+
+
+def test_surrogate_fit_on_device_equals_cpu(device):
+    from twolevel.explain.sampling import sample_switches
+    from twolevel.explain.surrogate import fit_surrogate
+
+    switches = sample_switches(5000, 120, seed=1)
+    outputs = switches @ np.random.default_rng(1).normal(size=(120, 15)) + np.random.default_rng(2).normal(
+        scale=0.5, size=(5000, 15))
+    on_cpu, on_dev = fit_surrogate(switches, outputs), fit_surrogate(switches, outputs, device=device)
+    np.testing.assert_allclose(on_dev.coef, on_cpu.coef, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(on_dev.pvalues, on_cpu.pvalues, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(on_dev.r2, on_cpu.r2, rtol=1e-10)

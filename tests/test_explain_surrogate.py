@@ -124,3 +124,22 @@ def test_block_accumulation_gives_the_same_fit(monkeypatch):
     np.testing.assert_allclose(blocked.coef, whole.coef, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(blocked.pvalues, whole.pvalues, rtol=1e-8, atol=1e-300)
     np.testing.assert_allclose(blocked.r2, whole.r2, rtol=1e-10)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_device_passes_equal_the_numpy_passes(intercept):
+    """The torch passes (run on the CPU here; on a GPU in tests/test_cuda.py) give the same sums."""
+    from twolevel.explain.surrogate import ROW_BLOCK, _passes_on_device, _passes_with_numpy
+
+    rng = np.random.default_rng(0)
+    n, k = ROW_BLOCK + 300, 12  # more than one row block
+    x = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
+    y = x @ rng.normal(size=(k, 3)) + rng.normal(scale=0.1, size=(n, 3))
+    root_w = np.sqrt(lime_kernel(cosine_distance_to_ones(x)))
+    gram, rhs, ssr = _passes_with_numpy(x, y, root_w, intercept)
+    gram_d, rhs_d, ssr_d = _passes_on_device(x, y, root_w, intercept, "cpu")
+    assert gram.shape == gram_d.shape == ((k + 1, k + 1) if intercept else (k, k))
+    np.testing.assert_allclose(gram_d, gram, rtol=1e-10)
+    np.testing.assert_allclose(rhs_d, rhs, rtol=1e-10, atol=1e-9)
+    beta = np.linalg.solve(gram, rhs)
+    np.testing.assert_allclose(ssr_d(beta), ssr(beta), rtol=1e-8)

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 from ..labels import TARGET_NAMES
-from .sampling import ProgressCallback, run_perturbations, sample_switches
+from .sampling import ProgressCallback, network_device, run_perturbations, sample_switches
 from .selection import jaccard
 from .surrogate import SurrogateFit, fit_surrogate
 
@@ -126,8 +126,8 @@ class AdaptiveResult:
 
 def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray,
              traced: Callable[[np.ndarray], list[str]], ratio: float, cap: int,
-             first_at_least: int, agreement: float = DEFAULT_AGREEMENT, project_to: int | None = None
-             ) -> AdaptiveResult:
+             first_at_least: int, agreement: float = DEFAULT_AGREEMENT, project_to: int | None = None,
+             fit_device=None) -> AdaptiveResult:
     """The round loop, independent of how outputs are produced.
 
     Args:
@@ -138,6 +138,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         ratio, cap, agreement: the selection threshold, the most samples, the Jaccard to reach.
         project_to: the sample count whose selection each round estimates (default: ``cap``).
         first_at_least: fewest samples of the first round.
+        fit_device: where the surrogate's passes over the samples run (:func:`fit_surrogate`'s ``device``).
     """
     project_to = project_to or cap
     outputs = None
@@ -150,7 +151,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
             outputs = np.empty((cap, block.shape[1]), dtype=np.float64)
         outputs[done:n] = block
         done = n
-        fit = fit_surrogate(switches[:n], outputs[:n])
+        fit = fit_surrogate(switches[:n], outputs[:n], device=fit_device)
         names = traced(outputs[0])
         chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, project_to) for name in names}
         signed = {name: _signed(*sel) for name, sel in chosen.items()}
@@ -187,7 +188,7 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
                                  report)
 
     result = converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement,
-                      project_to=max(cap, PAPER_SAMPLES))
+                      project_to=max(cap, PAPER_SAMPLES), fit_device=network_device(network))
     if progress is not None and result.convergence.n_samples < cap:
         progress(result.convergence.n_samples, result.convergence.n_samples)
     return result

@@ -231,7 +231,8 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
     n_samples = len(switches)
     clock.timings["samples_per_second"] = n_samples / max(clock.timings["sampling"], 1e-9)
     with clock("surrogate"):  # step 3 (an auto run's last round already fitted it)
-        fit = adaptive.fit if adaptive is not None else fit_surrogate(switches, outputs)
+        fit = (adaptive.fit if adaptive is not None
+               else fit_surrogate(switches, outputs, device=network_device(network)))
     # The unperturbed window (row 0: all segments on) gives the predictions and the level-1 effects.
     mid, emo = outputs[0, :len(MIDLEVEL_NAMES)], outputs[0, len(MIDLEVEL_NAMES):]
     effects = _level_one_effects(network, mid)

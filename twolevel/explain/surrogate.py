@@ -64,7 +64,7 @@ class SurrogateFit:
 
 
 def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.ndarray | None = None,
-                  kernel_width: float = KERNEL_WIDTH, intercept: bool = True) -> SurrogateFit:
+                  kernel_width: float = KERNEL_WIDTH, intercept: bool = True, device=None) -> SurrogateFit:
     """Fit the weighted linear surrogate for all outputs at once.
 
     Args:
@@ -74,6 +74,9 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         kernel_width: width of that kernel.
         intercept: fit one (LIME's surrogate). Without it (a regression through the origin, e.g.
             of antithetic pairs' differences on ``2 z - 1``) the intercept fields are 0 / NaN.
+        device: a CUDA torch device: the two passes over the samples (normal equations and
+            residuals) run there in float64, the rest on the CPU (H100, 50,000 x 300: 0.06 s
+            against 0.22 s with NumPy on 4 threads). Anything else: NumPy on the CPU.
 
     Returns:
         :class:`SurrogateFit`. Needs ``n > k + 1`` (``n > k`` without an intercept).
@@ -89,25 +92,9 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
     w = lime_kernel(cosine_distance_to_ones(x), kernel_width) if sample_weight is None else np.asarray(sample_weight, np.float64)
     root_w = np.sqrt(w)
 
-    def whitened(rows: slice) -> np.ndarray:
-        # Whitened design with the intercept as the LAST column: coefficient j is column j of the
-        # switches, with no shift; the intercept is read off the end.
-        block = np.empty((len(root_w[rows]), p))
-        np.multiply(x[rows], root_w[rows, None], out=block[:, :k])
-        if intercept:
-            block[:, k] = root_w[rows]
-        return block
-
-    # Normal equations accumulated over row blocks, so that memory stays at one block of the
-    # float64 design (50,000 x 300 would be 120 MB at once); float64 keeps them accurate to ~1e-12
-    # for these well-conditioned 0/1 designs.
-    blocks = [slice(i, min(i + ROW_BLOCK, n)) for i in range(0, n, ROW_BLOCK)]
-    gram = np.zeros((p, p))
-    rhs = np.zeros((p, y.shape[1]))
-    for rows in blocks:
-        block = whitened(rows)
-        gram += block.T @ block
-        rhs += block.T @ (y[rows] * root_w[rows, None])
+    on_gpu = device is not None and str(device).startswith("cuda")
+    gram, rhs, residual_ssr = (_passes_on_device(x, y, root_w, intercept, device) if on_gpu
+                               else _passes_with_numpy(x, y, root_w, intercept))
     try:
         factor = scipy.linalg.cho_factor(gram, lower=False, check_finite=False)
         beta = scipy.linalg.cho_solve(factor, rhs, check_finite=False)
@@ -116,10 +103,7 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         gram_inv = np.linalg.pinv(gram)
         beta = gram_inv @ rhs
         gram_inv_diag = np.diag(gram_inv)
-    ssr = np.zeros(y.shape[1])
-    for rows in blocks:  # weighted residual sum of squares, sum_i w_i (y_i - x_i beta)^2
-        residual = y[rows] * root_w[rows, None] - whitened(rows) @ beta
-        ssr += np.einsum("nt,nt->t", residual, residual)
+    ssr = residual_ssr(beta)  # weighted residual sum of squares, sum_i w_i (y_i - x_i beta)^2
     df_resid = n - p
     sigma2 = ssr / df_resid
     stderr_all = np.sqrt(np.outer(gram_inv_diag, sigma2))  # (p, t)
@@ -143,3 +127,60 @@ def fit_surrogate(switches: np.ndarray, outputs: np.ndarray, sample_weight: np.n
         intercept_stderr=stderr_all[k].copy(), intercept_pvalue=pvalues_all[k].copy(),
         r2=r2, n_samples=n, df_resid=df_resid, kernel_width=kernel_width,
     )
+
+
+def _passes_with_numpy(x: np.ndarray, y: np.ndarray, root_w: np.ndarray, intercept: bool):
+    """``(gram, rhs, residual_ssr)``: the whitened normal equations ``(p, p)`` and ``(p, t)``, and
+    ``beta -> (t,)`` weighted residual sums of squares; NumPy, over row blocks."""
+    n, k = x.shape
+    p = k + 1 if intercept else k
+
+    def whitened(rows: slice) -> np.ndarray:
+        # Whitened design with the intercept as the LAST column: coefficient j is column j of the
+        # switches, with no shift; the intercept is read off the end.
+        block = np.empty((len(root_w[rows]), p))
+        np.multiply(x[rows], root_w[rows, None], out=block[:, :k])
+        if intercept:
+            block[:, k] = root_w[rows]
+        return block
+
+    # Normal equations accumulated over row blocks, so that memory stays at one block of the
+    # float64 design (50,000 x 300 would be 120 MB at once); float64 keeps them accurate to ~1e-12
+    # for these well-conditioned 0/1 designs.
+    blocks = [slice(i, min(i + ROW_BLOCK, n)) for i in range(0, n, ROW_BLOCK)]
+    gram = np.zeros((p, p))
+    rhs = np.zeros((p, y.shape[1]))
+    for rows in blocks:
+        block = whitened(rows)
+        gram += block.T @ block
+        rhs += block.T @ (y[rows] * root_w[rows, None])
+
+    def residual_ssr(beta: np.ndarray) -> np.ndarray:
+        ssr = np.zeros(y.shape[1])
+        for rows in blocks:
+            residual = y[rows] * root_w[rows, None] - whitened(rows) @ beta
+            ssr += np.einsum("nt,nt->t", residual, residual)
+        return ssr
+
+    return gram, rhs, residual_ssr
+
+
+def _passes_on_device(x: np.ndarray, y: np.ndarray, root_w: np.ndarray, intercept: bool, device):
+    """As :func:`_passes_with_numpy`, with the whitened design built and multiplied on ``device``
+    (float64, all rows at once: 120 MB for 50,000 x 300)."""
+    import torch
+
+    root = torch.as_tensor(root_w, device=device)
+    design = torch.as_tensor(np.ascontiguousarray(x), device=device).to(torch.float64)
+    if intercept:
+        design = torch.cat([design, torch.ones(len(design), 1, dtype=torch.float64, device=device)], dim=1)
+    design.mul_(root[:, None])
+    target = torch.as_tensor(y, device=device) * root[:, None]
+    gram = (design.T @ design).cpu().numpy()
+    rhs = (design.T @ target).cpu().numpy()
+
+    def residual_ssr(beta: np.ndarray) -> np.ndarray:
+        residual = target - design @ torch.as_tensor(beta, device=device)
+        return residual.square().sum(dim=0).cpu().numpy()
+
+    return gram, rhs, residual_ssr
