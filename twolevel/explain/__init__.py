@@ -11,7 +11,7 @@ from .explainer import explain, explain_window, minimum_samples, repeats_summary
 from .explanation import Explanation
 from .faithfulness import deletion_check
 from .resynthesis import Resynthesis, griffin_lim, linear_mask, resynthesise, spectral_convergence
-from .sampling import run_perturbations, sample_switches
+from .sampling import run_perturbations, sample_switches, warm_up
 from .segments import Segmentation, segment_spectrogram
 from .selection import Selection, jaccard, select_segments, selection_stability
 from .surrogate import SurrogateFit, cosine_distance_to_ones, fit_surrogate, lime_kernel
@@ -21,5 +21,5 @@ __all__ = [
     "cosine_distance_to_ones", "deletion_check", "explain", "explain_window",
     "fit_surrogate", "griffin_lim", "jaccard", "lime_kernel", "linear_mask", "minimum_samples", "repeats_summary",
     "resynthesise", "run_perturbations", "sample_switches", "segment_spectrogram", "select_segments",
-    "selection_stability", "spectral_convergence",
+    "selection_stability", "spectral_convergence", "warm_up",
 ]
