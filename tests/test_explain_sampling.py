@@ -153,3 +153,23 @@ def test_warm_up_is_a_no_op_on_the_cpu(tiny_checkpoint):
     from twolevel.predict import TwoLevelModel
 
     assert warm_up(TwoLevelModel.load(tiny_checkpoint, device="cpu").network, 256) == []
+
+
+def test_bf16_perturbation_passes_stay_close_to_fp32(example_clip):
+    from twolevel.explain import explain
+    from twolevel.predict import TwoLevelModel
+
+    model = TwoLevelModel.load(device="cpu")  # the shipped model: a trained network's effects, not a random one's
+    audio = model.load_audio(example_clip)
+    runs = {p: explain(model, audio, samples=700, precision=p, resynthesis=False) for p in ("fp32", "bf16")}
+    assert runs["bf16"].parameters["precision"] == "bf16" and runs["fp32"].parameters["precision"] == "fp32"
+    # the unperturbed row's outputs (the predictions the explanation reports) within bf16's rounding
+    for name, value in runs["fp32"].midlevels.items():
+        assert runs["bf16"].midlevels[name] == pytest.approx(value, abs=0.02)
+    coef32, coef16 = runs["fp32"].surrogate.coef, runs["bf16"].surrogate.coef
+    assert coef16.shape == coef32.shape
+    assert np.corrcoef(coef32.ravel(), coef16.ravel())[0, 1] > 0.99  # the same segments matter (0.9998 measured)
+    with pytest.raises(ValueError, match="precision"):
+        from twolevel.explain.sampling import autocast
+
+        autocast(torch.device("cpu"), "fp16")

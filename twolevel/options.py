@@ -37,6 +37,8 @@ MAX_FAITHFULNESS_DRAWS = 1000
 MAX_SEED = 2**32 - 1
 #: How perturbations can be drawn (:func:`twolevel.explain.sampling.sample_switches`); the first is the default.
 SAMPLING_DESIGNS = ("antithetic", "independent")
+#: Arithmetic of the perturbation passes (:attr:`ExplainOptions.precision`).
+PRECISIONS = ("fp32", "bf16")
 #: Longest audio accepted by default, in seconds (10 minutes).
 DEFAULT_MAX_SECONDS = 600.0
 
@@ -175,6 +177,8 @@ class ExplainOptions:
         griffin_lim_iters: Griffin-Lim iterations per resynthesis.
         top_midlevels: for an emotion target, how many mid-levels (largest |effect|) are traced.
         faithfulness_draws: random segment sets the deletion check compares against.
+        precision: arithmetic of the perturbation passes and the deletion check: ``"fp32"``, or
+            ``"bf16"`` (``torch.autocast``; the front end, surrogate and resynthesis stay fp32).
     """
 
     target: str = option("articulation", OptionRule(
@@ -208,6 +212,10 @@ class ExplainOptions:
         int, "bad_top_midlevels", "Mid-levels traced for an emotion target.", low=1, high=len(MIDLEVEL_NAMES)))
     faithfulness_draws: int = option(16, OptionRule(
         int, "bad_option", "Random segment sets the deletion check compares with.", low=1, high=MAX_FAITHFULNESS_DRAWS))
+    precision: str = option(PRECISIONS[0], OptionRule(
+        str, "bad_precision", "Arithmetic of the perturbation passes: fp32, or bf16 (autocast; about 1.5x faster "
+        "on CPUs with AVX-512 BF16 or AMX and on GPUs, slower on CPUs without; selections within Jaccard ~0.97 "
+        "of fp32's).", choices=PRECISIONS))
 
     def __post_init__(self):
         for f in fields(self):

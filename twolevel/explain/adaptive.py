@@ -170,7 +170,7 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
                       traced: Callable[[np.ndarray], list[str]], ratio: float, hide_value: float = 0.0,
                       batch_size: int = 256, cap: int = DEFAULT_CAP, first_at_least: int = 0,
                       agreement: float = DEFAULT_AGREEMENT, design: str = "antithetic",
-                      progress: ProgressCallback = None) -> AdaptiveResult:
+                      progress: ProgressCallback = None, precision: str = "fp32") -> AdaptiveResult:
     """Perturbation rounds through ``network`` until the traced selections converge (or ``cap``).
 
     Each round estimates the selection at ``max(cap, PAPER_SAMPLES)`` samples, so a small cap
@@ -185,7 +185,7 @@ def sample_adaptively(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     def outputs_for(start: int, stop: int) -> np.ndarray:
         report = None if progress is None else (lambda done, _total: progress(start + done, cap))
         return run_perturbations(network, spectrogram, segment_map, switches[start:stop], hide_value, batch_size,
-                                 report)
+                                 report, precision)
 
     result = converge(outputs_for, switches, traced, ratio, cap, first_at_least, agreement,
                       project_to=max(cap, PAPER_SAMPLES), fit_device=network_device(network))

@@ -118,11 +118,11 @@ def _perturb(network, window: _Window, options: ExplainOptions, progress: Progre
         adaptive = sample_adaptively(network, window.spectrogram, seg.labels, seg.n_segments, options.seed,
                                      traced_names, options.ratio, options.hide_value, options.batch_size,
                                      options.auto_cap, minimum_samples(seg.n_segments), design=options.design,
-                                     progress=progress)
+                                     progress=progress, precision=options.precision)
         return adaptive.switches, adaptive.outputs, adaptive
     switches = sample_switches(options.samples, window.segmentation.n_segments, options.seed, options.design)
     outputs = run_perturbations(network, window.spectrogram, window.segmentation.labels, switches,
-                                options.hide_value, options.batch_size, progress)
+                                options.hide_value, options.batch_size, progress, options.precision)
     return switches, outputs, None
 
 
@@ -161,7 +161,7 @@ def _with_deletion_checks(network, window: _Window, selections: list[Selection],
     checks = deletion_check(network, window.spectrogram, window.segmentation.labels, window.segmentation.n_segments,
                             {s.output: (s.positive, s.negative) for s in selections},
                             {n: i for i, n in enumerate(TARGET_NAMES)}, options.hide_value,
-                            options.faithfulness_draws, options.seed, options.batch_size)
+                            options.faithfulness_draws, options.seed, options.batch_size, options.precision)
     return [Selection(s.output, s.positive, s.negative, s.ratio, s.role, s.effect, checks[s.output])
             for s in selections]
 
@@ -188,7 +188,7 @@ def _parameters(options: ExplainOptions, segmentation: Segmentation, device, n_s
         "resynthesis": options.resynthesis, "griffin_lim_iters": options.griffin_lim_iters,
         "momentum": DEFAULT_MOMENTUM,
         "top_midlevels": options.top_midlevels if options.target_kind == "emotion" else None,
-        "faithfulness_draws": options.faithfulness_draws, "device": str(device),
+        "faithfulness_draws": options.faithfulness_draws, "device": str(device), "precision": options.precision,
     }
 
 

@@ -26,7 +26,7 @@ def deletion_switches(n_segments: int, hidden: list[int], n_random: int, rng: np
 def deletion_check(network, spectrogram: np.ndarray, segment_map: np.ndarray, n_segments: int,
                    selections: dict, output_index: dict, hide_value: float = 0.0,
                    n_random: int = default("faithfulness_draws"), seed: int = 0,
-                   batch_size: int = default("batch_size")) -> dict:
+                   batch_size: int = default("batch_size"), precision: str = default("precision")) -> dict:
     """Run the deletion check for several selections in one batched pass.
 
     Args:
@@ -38,6 +38,7 @@ def deletion_check(network, spectrogram: np.ndarray, segment_map: np.ndarray, n_
         hide_value: as used for the explanation.
         n_random: random draws per check.
         seed: seeds the random segment draws.
+        batch_size, precision: as for :func:`~twolevel.explain.sampling.run_perturbations`.
 
     Returns:
         output name -> ``{"positive": {...}, "negative": {...}}``, each with ``n_hidden``,
@@ -56,7 +57,8 @@ def deletion_check(network, spectrogram: np.ndarray, segment_map: np.ndarray, n_
               for name in selections}
     if not blocks:
         return result
-    outputs = run_perturbations(network, spectrogram, segment_map, np.concatenate(blocks), hide_value, batch_size)
+    outputs = run_perturbations(network, spectrogram, segment_map, np.concatenate(blocks), hide_value, batch_size,
+                                precision=precision)
     for name, side, n_hidden, at in plan:
         column = outputs[at:at + 2 + n_random, output_index[name]]
         change = float(column[1] - column[0])

@@ -8,6 +8,7 @@ All 7 mid-level and 8 emotion outputs come from the same passes.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Optional
 
 import numpy as np
@@ -84,7 +85,7 @@ def perturbed_batch(spectrogram: torch.Tensor, segment_map: torch.Tensor, switch
 @torch.inference_mode()
 def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray, switches: np.ndarray,
                       hide_value: float = default("hide_value"), batch_size: int = default("batch_size"),
-                      progress: ProgressCallback = None) -> np.ndarray:
+                      progress: ProgressCallback = None, precision: str = default("precision")) -> np.ndarray:
     """Network outputs for every perturbed sample.
 
     Args:
@@ -96,6 +97,7 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
         hide_value: value written into hidden segments.
         batch_size: samples per forward pass.
         progress: optional ``callable(done, total)``.
+        precision: ``"fp32"``, or ``"bf16"``: the forward passes under ``torch.autocast``.
 
     Returns:
         float64 ``(n_samples, n_mid + n_emo)``: mid-levels then emotions, in label order.
@@ -119,13 +121,23 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
         rows = len(chunk)
         if on_gpu and padded_rows(rows, batch_size) > rows:  # pad with copies of the first row
             chunk = torch.cat([chunk, chunk[:1].expand(padded_rows(rows, batch_size) - rows, -1)])
-        mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
-        pieces.append(torch.cat([mid[:rows], emo[:rows]], dim=1))
+        with autocast(device, precision):
+            mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
+        pieces.append(torch.cat([mid[:rows], emo[:rows]], dim=1).float())
         if progress is not None:  # on a GPU: batches queued; the copy back below waits for them
             progress(min(start + batch_size, total), total)
     if not pieces:
         return np.empty((0, 0), dtype=np.float64)
     return torch.cat(pieces).double().cpu().numpy()
+
+
+def autocast(device: torch.device, precision: str):
+    """The context the forward passes run in: none for ``"fp32"``, bf16 autocast for ``"bf16"``."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
 
 
 def padded_rows(rows: int, batch_size: int) -> int:
