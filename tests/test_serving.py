@@ -73,3 +73,12 @@ def test_responses_status_codes_and_envelopes():
     assert wrap_result(result, "explanation", "v1") == {"explanations": [result]}
     v2 = wrap_result(result, "prediction", "v2", "m")
     assert v2["model_name"] == "m" and json.loads(v2["outputs"][0]["data"][0]) == result
+
+
+def test_server_precision_setting_sets_the_explanations_default():
+    from twolevel.serving.service import SERVER_SETTINGS, server_defaults
+
+    assert server_defaults(dict(SERVER_SETTINGS)).precision == "fp32"
+    assert server_defaults({**SERVER_SETTINGS, "explain_precision": "bf16"}).precision == "bf16"
+    with pytest.raises(OptionError, match="precision"):
+        server_defaults({**SERVER_SETTINGS, "explain_precision": "fp8"})

@@ -34,6 +34,7 @@ SERVER_SETTINGS = {
     "default_target": default("target"),
     "default_ratio": default("ratio"),
     "explain_batch_size": default("batch_size"),  # perturbed spectrograms per forward pass
+    "explain_precision": default("precision"),    # fp32, or bf16 (autocast) for the perturbation passes
     "griffin_lim_iters": default("griffin_lim_iters"),
     "batch_windows": 16,                         # 10 s windows per forward pass for predictions
     "threads": None,                             # torch threads ($TWOLEVEL_THREADS overrides; None: half the cores)
@@ -48,6 +49,7 @@ def server_defaults(cfg: dict) -> ExplainOptions:
     return ExplainOptions(target=cfg["default_target"], samples=samples,
                           auto_cap=min(int(cfg["max_samples"]), default("auto_cap")),
                           ratio=float(cfg["default_ratio"]), batch_size=int(cfg["explain_batch_size"]),
+                          precision=str(cfg["explain_precision"]),
                           griffin_lim_iters=int(cfg["griffin_lim_iters"]), resynthesis=False)
 
 
