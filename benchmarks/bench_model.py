@@ -35,3 +35,30 @@ def test_forward_throughput(benchmark, width, batch):
         benchmark.extra_info["ratio_vs_paper_width_batch1"] = per_second / base
     print(f"\nwidth {width} batch {batch}: {per_second:.2f} windows/s"
           + (f" (x{per_second / base:.2f} of paper width at batch 1)" if base else ""))
+
+
+PRECISION: dict[str, float] = {}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_perturbation_pass_precision(benchmark, precision):
+    """The shipped width's perturbation pass (batch 256) under fp32 and bf16 autocast; bf16's
+    ratio to fp32 in the same run (ExplainOptions.precision; about 1.5x on AVX-512 BF16 CPUs)."""
+    from twolevel.explain.sampling import autocast
+
+    torch.manual_seed(0)
+    model = A2Mid2EJoint(ModelConfig(width=0.125)).eval()
+    spec = torch.randn(256, 1, WINDOW_FRAMES, 149)
+
+    @torch.inference_mode()
+    def forward():
+        with autocast(torch.device("cpu"), precision):
+            return model.forward_spectrogram(spec)
+
+    forward()  # warm-up
+    benchmark.pedantic(forward, rounds=3, iterations=1)
+    PRECISION[precision] = 256 / benchmark.stats.stats.min
+    benchmark.extra_info["samples_per_second"] = PRECISION[precision]
+    if precision == "bf16" and "fp32" in PRECISION:
+        benchmark.extra_info["ratio_vs_fp32"] = PRECISION["bf16"] / PRECISION["fp32"]
+        print(f"\nbf16 / fp32 perturbation passes: {PRECISION['bf16'] / PRECISION['fp32']:.2f}x")
