@@ -3,11 +3,13 @@
 
     python benchmarks/contrast_check.py MODEL [MODEL ...]                  # modulation (tonal stability)
     python benchmarks/contrast_check.py --contrast rhythm MODEL [MODEL ...]  # rhythm stability
+    python benchmarks/contrast_check.py --contrast dissonance MODEL [MODEL ...]  # dissonance
 
 For each of the 12 probe pairs of the contrast's concept (probes/: a = less of the quality, b =
 more: for tonal stability a far key every bar vs one key, for rhythm stability notes at random
-times vs a steady grid), prints the output gap b - a, and the mean gap control - twin of 8
-constructed pairs (twolevel/augment.py: modulation_pair or rhythm_pair) made from clip b and
+times vs a steady grid, for dissonance consonant triads vs clusters), prints the output gap b - a,
+and the mean gap control - twin of 8 constructed pairs (twolevel/augment.py: modulation_pair,
+rhythm_pair or dissonance_pair, whose clashing mix is the "control") made from clip b and
 from clip a. A model that learned the quality ranks the probe pairs right and the constructed pairs
 of clip b right. A model that learned a construction artifact ranks the constructed pairs right
 by a wide margin, those of clip a (which already lacks the quality) just as wide, and the probes
@@ -24,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twolevel.augment import modulation_pair, rhythm_pair  # noqa: E402
+from twolevel.augment import dissonance_pair, modulation_pair, rhythm_pair  # noqa: E402
 from twolevel.checkpoint import load_checkpoint  # noqa: E402
 from twolevel.probes import load_probes  # noqa: E402
 from twolevel.signal import WINDOW_FRAMES  # noqa: E402
-from twolevel.training import (RHYTHM_STABILITY, TONAL_STABILITY, cached_spectrograms, crop,  # noqa: E402
+from twolevel.training import (DISSONANCE, RHYTHM_STABILITY, TONAL_STABILITY, cached_spectrograms, crop,  # noqa: E402
                                predict_spectrograms)
 
 SYNTHETIC_PAIRS = 8
@@ -36,6 +38,7 @@ SYNTHETIC_PAIRS = 8
 CONTRASTS = {
     "modulation": ("tonal_stability", TONAL_STABILITY, modulation_pair, ("modulating", "one key")),
     "rhythm": ("rhythm_stability", RHYTHM_STABILITY, rhythm_pair, ("loose", "steady")),
+    "dissonance": ("dissonance", DISSONANCE, dissonance_pair, ("consonant", "dissonant")),
 }
 
 
