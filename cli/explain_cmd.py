@@ -96,7 +96,8 @@ def _print_human(exp, report: Path) -> None:
                 "sampling). With --endpoint, the server's default.")
 @explain_option("--batch-size", "batch_size")
 @explain_option("--precision", "precision", type=click.Choice(PRECISIONS),
-                help="Arithmetic of the perturbation passes, here (a server runs fp32): fp32, or bf16 (autocast: "
+                help="Arithmetic of the perturbation passes, here (a server uses its explain_precision setting): "
+                     "fp32, or bf16 (autocast: "
                      "about 1.5x faster on CPUs with AVX-512 BF16 or AMX and on GPUs, slower on CPUs without; "
                      "selections within Jaccard ~0.97 of fp32's).")
 @device_option
