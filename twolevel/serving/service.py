@@ -61,7 +61,8 @@ def load_served_model(checkpoint: str | os.PathLike, device: str, cfg: dict) -> 
     """
     model = TwoLevelModel.load(checkpoint, device=device, batch_size=int(cfg["batch_windows"]),
                                max_seconds=float(cfg["max_seconds"]))
-    warm_up(model.network, server_defaults(cfg).batch_size)
+    defaults = server_defaults(cfg)
+    warm_up(model.network, defaults.batch_size, defaults.precision)
     return model
 
 
