@@ -660,7 +660,9 @@ def test_training_with_level1_signs_keeps_every_constrained_weight_on_its_side()
     ({"batch_size": 1}, "batch_size must be at least 2, got 1"),
     ({"width": 0.0}, "width must be above 0 and at most 4, got 0"),
     ({"dropout": 1.0}, "dropout must be at least 0 and below 1, got 1"),
-    ({"epochs": "80"}, "epochs must be a number"),
+    ({"epochs": "80"}, "epochs must be a whole number"),
+    ({"epochs": 80.5}, "epochs must be a whole number, got 80.5"),
+    ({"lr": "fast"}, "lr must be a number"),
 ])
 def test_train_config_refuses_bad_values_when_made(change, message):
     with pytest.raises(OptionError, match=re.escape(message)):

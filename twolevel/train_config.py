@@ -2,7 +2,8 @@
 
 The one place for training options and their defaults: ``twolevel-cli train`` takes its defaults
 and choices from here, and :class:`TrainConfig` checks every value when it is made, before any
-data is read. Light on purpose (no torch), so the CLI can import it to build its ``--help``.
+data is read. It imports nothing of the training code (``training.py``, the data sets, the
+augmentations), so the CLI can build its ``--help`` from it.
 """
 from __future__ import annotations
 
@@ -123,8 +124,9 @@ class TrainConfig:
                 raise OptionError(f"{name} {value!r}: use one of {', '.join(allowed)}")
         for name, allowed in RANGES.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise OptionError(f"{name} must be a number, got {value!r}")
+            whole = isinstance(field_default(name), int)
+            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+                raise OptionError(f"{name} must be {'a whole number' if whole else 'a number'}, got {value!r}")
             if not allowed.admits(value):
                 hint = " (batch normalisation needs 2 windows per batch)" if name == "batch_size" else ""
                 raise OptionError(f"{name} must be {allowed.describe()}, got {value:g}{hint}")
