@@ -4,6 +4,7 @@
     python benchmarks/contrast_check.py MODEL [MODEL ...]                  # modulation (tonal stability)
     python benchmarks/contrast_check.py --contrast rhythm MODEL [MODEL ...]  # rhythm stability
     python benchmarks/contrast_check.py --contrast dissonance MODEL [MODEL ...]  # dissonance
+    python benchmarks/contrast_check.py --contrast dissonance --soundtracks DATA MODEL  # on real music
 
 For each of the 12 probe pairs of the contrast's concept (probes/: a = less of the quality, b =
 more: for tonal stability a far key every bar vs one key, for rhythm stability notes at random
@@ -14,6 +15,10 @@ from clip a. A model that learned the quality ranks the probe pairs right and th
 of clip b right. A model that learned a construction artifact ranks the constructed pairs right
 by a wide margin, those of clip a (which already lacks the quality) just as wide, and the probes
 at chance (MODEL_CARD.md, "Tonal stability by contrast").
+
+With ``--soundtracks DATA`` it makes 3 constructed pairs from each of 20 Soundtracks clips (every
+15th) instead, and counts how many the model ranks right: whether it applies the construction's
+answer to real music.
 """
 from __future__ import annotations
 
@@ -61,14 +66,36 @@ def check(path: str | None, contrast: str = "modulation") -> list[tuple[str, flo
     return rows
 
 
+def check_soundtracks(path: str | None, dataset_dir: str, contrast: str, clips: int = 20, per_clip: int = 3
+                      ) -> np.ndarray:
+    """Gap control - twin of the concept's output for constructed pairs from Soundtracks clips."""
+    from twolevel.data import load_soundtracks
+
+    _, index, make_pair, _ = CONTRASTS[contrast]
+    model = load_checkpoint(path, device="cpu")
+    paths = load_soundtracks(dataset_dir).audio_paths[::15][:clips]
+    gen = torch.Generator().manual_seed(0)
+    made = [make_pair(torch.from_numpy(s), gen, WINDOW_FRAMES) for s in cached_spectrograms(paths)
+            for _ in range(per_clip)]
+    out = predict_spectrograms(model, [w.numpy() for pair in made for w in pair])[0][:, index]
+    return out[0::2] - out[1::2]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="checkpoints (default: the shipped model)")
     ap.add_argument("--contrast", choices=sorted(CONTRASTS), default="modulation")
+    ap.add_argument("--soundtracks", metavar="DATA", default=None,
+                    help="constructed pairs from the Soundtracks clips in DATA instead of the probes")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     a_name, b_name = CONTRASTS[args.contrast][3]
     for path in args.models or [None]:
+        if args.soundtracks:
+            gaps = check_soundtracks(path, args.soundtracks, args.contrast)
+            print(f"{path or 'shipped model'}: {int((gaps > 0).sum())}/{len(gaps)} constructed pairs from "
+                  f"Soundtracks clips ranked right, median gap {np.median(gaps):+.3f}")
+            continue
         rows = check(path, args.contrast)
         print(f"{path or 'shipped model'}\n| pair | probe: {b_name} - {a_name} | constructed, {b_name} clip "
               f"| constructed, {a_name} clip |")
