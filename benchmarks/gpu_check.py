@@ -86,10 +86,11 @@ def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, w
     return row, exp
 
 
-def all_selections(exp) -> dict[str, set]:
+def all_selections(exp, ratio: float = 1e-6) -> dict[str, set]:
+    """Output name -> its signed selection ``{(segment, +1 or -1)}`` at ``ratio``, for all 15 outputs."""
     out = {}
     for i, name in enumerate(TARGET_NAMES):
-        positive, negative = select_segments(exp.surrogate.coef[i], exp.surrogate.pvalues[i], 1e-6)
+        positive, negative = select_segments(exp.surrogate.coef[i], exp.surrogate.pvalues[i], ratio)
         out[name] = {(s, 1) for s in positive} | {(s, -1) for s in negative}
     return out
 

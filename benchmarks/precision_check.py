@@ -11,26 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from twolevel import example_path
-from twolevel.explain import explain
-from twolevel.explain.selection import jaccard, select_segments
-from twolevel.labels import TARGET_NAMES
-from twolevel.predict import TwoLevelModel
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_check import all_selections  # noqa: E402
+
+from twolevel import example_path  # noqa: E402
+from twolevel.explain import explain  # noqa: E402
+from twolevel.explain.selection import jaccard  # noqa: E402
+from twolevel.labels import TARGET_NAMES  # noqa: E402
+from twolevel.predict import TwoLevelModel  # noqa: E402
 
 EXAMPLES = ("nebula.ogg", "enemy-unknown.ogg", "awakening.ogg")
-
-
-def selections(exp, ratio: float) -> dict[str, set]:
-    out = {}
-    for i, name in enumerate(TARGET_NAMES):
-        positive, negative = select_segments(exp.surrogate.coef[i], exp.surrogate.pvalues[i], ratio)
-        out[name] = {(s, 1) for s in positive} | {(s, -1) for s in negative}
-    return out
 
 
 def main() -> None:
@@ -52,7 +48,7 @@ def main() -> None:
             exp = explain(model, audio, target=args.target, samples=args.samples, precision=precision,
                           resynthesis=False)
             runs[precision] = exp
-        a, b = (selections(runs[p], runs[p].selection.ratio) for p in ("fp32", "bf16"))
+        a, b = (all_selections(runs[p], runs[p].selection.ratio) for p in ("fp32", "bf16"))
         overlaps = [jaccard(a[n], b[n]) for n in TARGET_NAMES if a[n] or b[n]]
         seconds = {p: float(runs[p].timings["sampling"]) for p in runs}
         row = {"clip": Path(clip).name, "samples": args.samples, "fp32_s": seconds["fp32"], "bf16_s": seconds["bf16"],

@@ -119,8 +119,9 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     for start in range(0, total, batch_size):
         chunk = source[start:start + batch_size].to(device)
         rows = len(chunk)
-        if on_gpu and padded_rows(rows, batch_size) > rows:  # pad with copies of the first row
-            chunk = torch.cat([chunk, chunk[:1].expand(padded_rows(rows, batch_size) - rows, -1)])
+        padding = padded_rows(rows, batch_size) - rows if on_gpu else 0
+        if padding:  # pad with copies of the first row
+            chunk = torch.cat([chunk, chunk[:1].expand(padding, -1)])
         with autocast(device, precision):
             mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
         pieces.append(torch.cat([mid[:rows], emo[:rows]], dim=1).float())
