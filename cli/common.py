@@ -45,13 +45,14 @@ class IntOrWord(click.ParamType):
 
 
 def click_type(rule: OptionRule):
-    """The Click type of an explanation option: its bounds checked by Click, as ``--help`` shows them."""
+    """The Click type of an option with ``rule`` (an explanation or training option): its bounds
+    checked by Click, as ``--help`` shows them."""
     if rule.kind is int and rule.words:
         return IntOrWord(rule)
     if rule.kind is int:
         return click.IntRange(min=rule.low, max=rule.high)
     if rule.kind is float:
-        return click.FloatRange(min=rule.low, max=rule.high, min_open=rule.low_open)
+        return click.FloatRange(min=rule.low, max=rule.high, min_open=rule.low_open, max_open=rule.high_open)
     return click.BOOL if rule.kind is bool else click.STRING
 
 

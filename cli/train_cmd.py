@@ -11,17 +11,15 @@ from pathlib import Path
 import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
-from twolevel.train_config import (DESCRIPTOR_SETS, LEVEL1_SIGN_CHOICES, LOSS_SCALES, MODULATION_BATCHES, RANGES,
+from twolevel.train_config import (DESCRIPTOR_SETS, LEVEL1_SIGN_CHOICES, LOSS_SCALES, MODULATION_BATCHES, RULES,
                                    SCHEDULES, field_default)
 
-from .common import device_option, echo_json, friendly_errors, json_option, model_option, set_threads
+from .common import click_type, device_option, echo_json, friendly_errors, json_option, model_option, set_threads
 
 
 def _range(name: str) -> click.ParamType:
-    """The click type of a TrainConfig field: its type and allowed range (twolevel.train_config.RANGES)."""
-    allowed = RANGES[name]
-    kind = click.IntRange if isinstance(field_default(name), int) else click.FloatRange
-    return kind(allowed.low, allowed.high, min_open=allowed.low_open, max_open=allowed.high_open)
+    """The click type of a TrainConfig field: its type and allowed range (twolevel.train_config.RULES)."""
+    return click_type(RULES[name])
 
 
 def _parse_folds(text: str | None, k: int) -> list[int] | None:

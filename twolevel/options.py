@@ -54,7 +54,8 @@ class OptionRule:
         kind: ``int``, ``float``, ``bool`` or ``str``.
         code: the error code of a mistake in this option.
         help: one line for ``--help`` and error messages.
-        low, high: inclusive bounds (None: unbounded); ``low_open``: ``low`` itself is refused.
+        low, high: bounds (None: unbounded), inclusive unless ``low_open`` / ``high_open`` says
+            that bound itself is refused.
         choices: the allowed values of a ``str`` option.
         words: literal strings accepted as they are beside the numbers (e.g. ``("auto",)``).
         hint: appended to the error message (e.g. how many samples a window needs).
@@ -66,6 +67,7 @@ class OptionRule:
     low: float | None = None
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
     choices: tuple[str, ...] | None = None
     words: tuple[str, ...] = ()
     hint: str = ""
@@ -78,12 +80,14 @@ class OptionRule:
             return "one of " + ", ".join(self.choices or ())
         what = "a whole number" if self.kind is int else "a number"
         fmt = (lambda v: f"{v:,}") if self.kind is int else (lambda v: f"{v:g}")
-        if self.low is not None and self.high is not None:
-            what += f" from {fmt(self.low)} to {fmt(self.high)}"
-        elif self.low is not None:
-            what += f" {'above' if self.low_open else 'of at least'} {fmt(self.low)}"
-        elif self.high is not None:
-            what += f" of at most {fmt(self.high)}"
+        low = None if self.low is None else f"{'above' if self.low_open else 'at least'} {fmt(self.low)}"
+        high = None if self.high is None else f"{'below' if self.high_open else 'at most'} {fmt(self.high)}"
+        if low and high:
+            closed = not (self.low_open or self.high_open)
+            what += f" from {fmt(self.low)} to {fmt(self.high)}" if closed else f" {low} and {high}"
+        elif low or high:
+            bound, is_open = (low, self.low_open) if low else (high, self.high_open)
+            what += f" {bound}" if is_open else f" of {bound}"  # "above 0", "of at least 1"
         else:
             what = "a finite number" if self.kind is float else what
         if self.words:
@@ -109,7 +113,7 @@ class OptionRule:
             return False  # (ints are finite; float() of a huge one would overflow)
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
-        return self.high is None or value <= self.high
+        return self.high is None or value < self.high or (not self.high_open and value == self.high)
 
     def parse(self, name: str, value: Any) -> Any:
         """A request's text (or an already typed value) -> the option's type, checked."""

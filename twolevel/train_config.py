@@ -8,46 +8,39 @@ augmentations), so the CLI can build its ``--help`` from it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
 
 from .descriptor_sets import DESCRIPTOR_SETS
-from .errors import OptionError
+from .options import OptionRule
 
 SCHEDULES = ("cosine", "constant")
 LOSS_SCALES = ("variance", "raw")
 #: Where the contrast windows pass (see :attr:`TrainConfig.modulation_batch`).
 MODULATION_BATCHES = ("separate", "shared")
 LEVEL1_SIGN_CHOICES = ("free", "ratings")
-#: Fields with a fixed set of values -> that set.
-CHOICES = {"schedule": SCHEDULES, "loss_scale": LOSS_SCALES, "modulation_batch": MODULATION_BATCHES,
-           "level1_signs": LEVEL1_SIGN_CHOICES, "descriptors": DESCRIPTOR_SETS}
 
 
-class Range(NamedTuple):
-    """Allowed values of a numeric field: ``low``..``high`` (None: unbounded), ends open if said."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def admits(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def describe(self) -> str:
-        low = None if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
-        high = None if self.high is None else f"{'below' if self.high_open else 'at most'} {self.high:g}"
-        return " and ".join(part for part in (low, high) if part)
+def _number(kind: type, low: float | None = None, high: float | None = None, hint: str = "", **open_ends) -> OptionRule:
+    return OptionRule(kind, "bad_train_option", "", low=low, high=high, hint=hint, **open_ends)
 
 
-#: Numeric fields -> their allowed values.
-RANGES = {"width": Range(0, 4, low_open=True), "epochs": Range(1), "batch_size": Range(2), "lr": Range(0),
-          "weight_decay": Range(0), "patience": Range(1), "emotion_weight": Range(0), "midlevel_weight": Range(0),
-          "dropout": Range(0, 1, high_open=True), "ema": Range(0, 1, high_open=True), "freq_shift": Range(0, 24),
-          "gain_db": Range(0, 24), "time_mask": Range(0, 156), "swa_epochs": Range(0),
-          "modulation_weight": Range(0, 10), "rhythm_weight": Range(0, 10), "dissonance_weight": Range(0, 10)}
+def _choice(choices: tuple[str, ...]) -> OptionRule:
+    return OptionRule(str, "bad_train_option", "", choices=tuple(choices))
+
+
+#: The checked fields -> their rule (:class:`~twolevel.options.OptionRule`, as for explanation
+#: options): the CLI builds its types from these, and :class:`TrainConfig` checks itself with them.
+RULES = {
+    "width": _number(float, 0, 4, low_open=True), "epochs": _number(int, 1),
+    "batch_size": _number(int, 2, hint="batch normalisation needs 2 windows per batch"),
+    "lr": _number(float, 0), "weight_decay": _number(float, 0), "patience": _number(int, 1),
+    "emotion_weight": _number(float, 0), "midlevel_weight": _number(float, 0),
+    "dropout": _number(float, 0, 1, high_open=True), "ema": _number(float, 0, 1, high_open=True),
+    "freq_shift": _number(int, 0, 24), "gain_db": _number(float, 0, 24), "time_mask": _number(int, 0, 156),
+    "swa_epochs": _number(int, 0), "modulation_weight": _number(float, 0, 10),
+    "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
+    "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
+    "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "descriptors": _choice(DESCRIPTOR_SETS),
+}
 
 
 @dataclass
@@ -118,18 +111,9 @@ class TrainConfig:
         return asdict(self)
 
     def __post_init__(self) -> None:
-        for name, allowed in CHOICES.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise OptionError(f"{name} {value!r}: use one of {', '.join(allowed)}")
-        for name, allowed in RANGES.items():
-            value = getattr(self, name)
-            whole = isinstance(field_default(name), int)
-            if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-                raise OptionError(f"{name} must be {'a whole number' if whole else 'a number'}, got {value!r}")
-            if not allowed.admits(value):
-                hint = " (batch normalisation needs 2 windows per batch)" if name == "batch_size" else ""
-                raise OptionError(f"{name} must be {allowed.describe()}, got {value:g}{hint}")
+        for name, rule in RULES.items():
+            rule.check(name, getattr(self, name))
+
 
 def field_default(name: str):
     """The default of one :class:`TrainConfig` field (what the CLI shows)."""

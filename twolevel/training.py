@@ -360,11 +360,10 @@ def modulation_loss(control_mid: torch.Tensor, modulated_mid: torch.Tensor,
 
 
 def _target_scale(targets: np.ndarray, how: str) -> torch.Tensor | None:
-    """Per-output divisor of the squared error: None for raw MSE, the training-set variance otherwise."""
+    """Per-output divisor of the squared error: None for raw MSE, the training-set variance otherwise
+    (``how`` is :attr:`TrainConfig.loss_scale`, which the config has checked)."""
     if how == "raw":
         return None
-    if how != "variance":
-        raise OptionError(f"loss_scale {how!r}: use 'raw' or 'variance'")
     with np.errstate(all="ignore"):
         var = np.nanvar(targets, axis=0) if np.isfinite(targets).any() else np.ones(targets.shape[1])
     var = np.where(np.isfinite(var) & (var > 1e-8), var, 1.0)
