@@ -147,6 +147,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "emotion outputs as targets and join the training clips. With --folds: folders of fold models "
                    "(--save-fold-models, same --fold-seed), so no teacher saw a fold's test clips; without: "
                    "checkpoints trained on all clips.")
+@click.option("--distill-midlevels-from", "distill_midlevels_from", multiple=True, type=click.Path(exists=True),
+              metavar="PATH",
+              help="With --distill-from: a two-level model whose mid-level outputs the corpus windows learn "
+                   "instead of their descriptor targets (repeat for an ensemble: the mean of its outputs; "
+                   "folders of fold models with --folds, as for --distill-from).")
 @click.option("--distill-corpus", type=click.Path(file_okay=False), default=None,
               help="With --distill-from: the built corpus whose windows the teachers label "
                    "(scripts/fetch_debian_audio.py; e.g. cache/debian-audio/corpus).")
@@ -160,8 +165,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
-          midlevel_annotations, midlevel_audio, distill_from, distill_corpus, distill_items, device, log_path, quiet,
-          **hyper):
+          midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_corpus, distill_items, device,
+          log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
     DATASET_DIR holds mean_ratings_set1.csv and audio/NNN.mp3. The mid-level layer learns from
@@ -183,10 +188,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     cfg = TrainConfig(**hyper)
     dev = pick_device(device)
     progress = not quiet
-    _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items)
+    _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
+                                    distill_midlevels_from)
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     if distill_from:
-        data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev)
+        data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
@@ -196,24 +202,25 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
 
 
 def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus,
-                                    distill_items) -> None:
+                                    distill_items, distill_midlevels_from=()) -> None:
     """Refuse option combinations that cannot work, before any data is read."""
     from twolevel.errors import OptionError
 
     if (fold_seed is not None or save_fold_models) and not folds:
         raise OptionError("--fold-seed and --save-fold-models need --folds K")
-    if (distill_corpus or distill_items) and not distill_from:
-        raise OptionError("--distill-corpus and --distill-items need --distill-from")
+    if (distill_corpus or distill_items or distill_midlevels_from) and not distill_from:
+        raise OptionError("--distill-corpus, --distill-items and --distill-midlevels-from need --distill-from")
     if not distill_from:
         return
     if not distill_corpus:
         raise OptionError("--distill-from needs --distill-corpus DIR: the unrated windows the teachers label")
-    folders = [Path(p).is_dir() for p in distill_from]
+    folders = [Path(p).is_dir() for p in (*distill_from, *distill_midlevels_from)]
     if folds and not all(folders):
-        raise OptionError("with --folds, --distill-from takes folders of fold models (--save-fold-models), "
-                          "so that no teacher saw a fold's test clips")
+        raise OptionError("with --folds, --distill-from and --distill-midlevels-from take folders of fold models "
+                          "(--save-fold-models), so that no teacher saw a fold's test clips")
     if not folds and any(folders):
-        raise OptionError("without --folds, --distill-from takes checkpoint files trained on all clips")
+        raise OptionError("without --folds, --distill-from and --distill-midlevels-from take checkpoint files "
+                          "trained on all clips")
 
 
 class _TrainingData:
@@ -238,17 +245,19 @@ class _TrainingData:
         self.targets = ("human annotations" if ann is not None
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
 
-    def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device) -> None:
-        """Training parts also get corpus windows labelled by ``teachers`` (twolevel/distill.py)."""
+    def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device, midlevel_teachers=()) -> None:
+        """Training parts also get corpus windows labelled by ``teachers`` (and their mid-levels by
+        ``midlevel_teachers`` where given; twolevel/distill.py)."""
         from twolevel.corpus import corpus_training_set
         from twolevel.distill import distilling
 
         # the corpus windows' mid-level targets come from the same descriptor set as the clips'
         corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
-        grow = distilling(teachers, corpus, n_items, seed, device)
+        grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
-        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items}
+        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items,
+                             **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {})}
 
 
 @contextlib.contextmanager

@@ -15,4 +15,4 @@ def synthetic_set(n: int = 6, seed: int = 0, prefix: str = "", rated: bool = Tru
     specs = [rng.random((int(rng.integers(200, 420)), N_BANDS), dtype=np.float32) for _ in range(n)]
     emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES))) if rated else np.full((n, len(EMOTION_NAMES)), np.nan)
     mid = rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES)))
-    return TrainingSet([f"{prefix}{i:03d}" for i in range(n)], specs, emo, mid, ["A", "B"] * (n // 2))
+    return TrainingSet([f"{prefix}{i:03d}" for i in range(n)], specs, emo, mid, ["AB"[i % 2] for i in range(n)])

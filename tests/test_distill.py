@@ -65,3 +65,36 @@ def test_checkpoint_teachers_are_used_as_they_are_and_mixes_are_refused(members)
         distilling([dirs[0], model_file], unrated)
     with pytest.raises(OptionError, match="at least one teacher"):
         distilling([], unrated)
+
+
+def test_midlevel_teachers_replace_the_descriptor_targets_with_their_mean(members):
+    data, dirs = members
+    from twolevel.checkpoint import load_checkpoint
+    from twolevel.distill import teacher_midlevels
+
+    unrated = synthetic(3, 4, prefix="corpus:", rated=False)
+    emotion_teacher, mid_a, mid_b = dirs[0] / "fold0.pt", dirs[0] / "fold1.pt", dirs[1] / "fold1.pt"
+    grown = distilling([emotion_teacher], unrated, midlevel_teachers=[mid_a, mid_b])(data)
+    added = grown.subset(range(len(data), len(grown)))
+    models = [load_checkpoint(p, device="cpu") for p in (mid_a, mid_b)]
+    expect = np.mean([predict_spectrograms(m, unrated.specs)[0] for m in models], axis=0)
+    assert added.midlevels.shape == (3, 7) and np.allclose(added.midlevels, expect)
+    assert np.allclose(added.midlevels, teacher_midlevels(models, unrated.specs))
+    assert not np.allclose(added.midlevels, unrated.midlevels)  # the descriptor targets are gone
+    # the emotions still come from the emotion teacher alone; the rated clips keep their targets
+    emotions = predict_spectrograms(load_checkpoint(emotion_teacher, device="cpu"), unrated.specs)[1]
+    assert np.allclose(added.emotions, emotions)
+    assert np.array_equal(grown.midlevels[:len(data)], data.midlevels, equal_nan=True)
+
+
+def test_cli_refuses_midlevel_teachers_without_emotion_teachers_or_of_the_wrong_kind(tmp_path, members):
+    from click.testing import CliRunner
+    from twolevel_cli.main import cli
+
+    _, dirs = members
+    base = ["train", str(tmp_path), "--out", str(tmp_path / "m.pt")]
+    result = CliRunner().invoke(cli, base + ["--distill-midlevels-from", str(dirs[0] / "fold0.pt")])
+    assert result.exit_code != 0 and "need --distill-from" in result.output
+    result = CliRunner().invoke(cli, base + ["--distill-from", str(dirs[0] / "fold0.pt"), "--distill-corpus",
+                                             str(tmp_path), "--distill-midlevels-from", str(dirs[0])])
+    assert result.exit_code != 0 and "take checkpoint files" in result.output

@@ -30,10 +30,22 @@ def teacher_emotions(teachers: Sequence[A2Mid2EJoint], specs: Sequence[np.ndarra
     return np.mean([predict_spectrograms(t, specs)[1] for t in teachers], axis=0)
 
 
-def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint]) -> TrainingSet:
-    """``items`` with their emotion targets set to the teachers' mean output (mid-levels kept)."""
+def teacher_midlevels(teachers: Sequence[A2Mid2EJoint], specs: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean of the teachers' clip-level mid-level outputs, ``(len(specs), 7)`` float64 (scored as
+    :func:`teacher_emotions` scores emotions). The teachers' outputs share one scale: all of them
+    were fitted to the same descriptor targets."""
+    if not teachers:
+        raise ValueError("no teachers")
+    return np.mean([predict_spectrograms(t, specs)[0] for t in teachers], axis=0)
+
+
+def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint],
+                    midlevel_teachers: Sequence[A2Mid2EJoint] = ()) -> TrainingSet:
+    """``items`` with their emotion targets set to the teachers' mean output, and their mid-level
+    targets set to ``midlevel_teachers``' mean output where given (kept otherwise)."""
+    mids = teacher_midlevels(midlevel_teachers, items.specs) if midlevel_teachers else items.midlevels.copy()
     return TrainingSet(list(items.ids), list(items.specs), teacher_emotions(teachers, items.specs),
-                       items.midlevels.copy(), list(items.categories))
+                       mids, list(items.categories))
 
 
 def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:
@@ -61,31 +73,37 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
 
 
 def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
-               device="cpu") -> Callable[[TrainingSet], TrainingSet]:
+               device="cpu", midlevel_teachers: Sequence[Path] = ()) -> Callable[[TrainingSet], TrainingSet]:
     """An ``extra_train`` hook (:func:`~twolevel.training.cross_validate`, or one training run):
     adds ``n_items`` of ``unrated`` (all by default; a fixed random subset drawn with ``seed``
     otherwise), labelled by the teachers, to the training clips.
 
     ``teachers`` are either folders of fold models (cross-validation: each fold is taught by the
     models that never saw its test clips, :func:`fold_teachers`) or checkpoint files (one model
-    trained on all clips: the teachers are used as they are).
+    trained on all clips: the teachers are used as they are). ``midlevel_teachers`` (the same kinds)
+    replace the windows' descriptor targets by their mean mid-level outputs: an ensemble of
+    two-level models distilled into one (none: the descriptor targets stay).
     """
     from .checkpoint import load_checkpoint
     from .errors import OptionError
 
     paths = [Path(t) for t in teachers]
+    mid_paths = [Path(t) for t in midlevel_teachers]
     if not paths:
         raise OptionError("distillation needs at least one teacher")
-    folders = [p.is_dir() for p in paths]
+    folders = [p.is_dir() for p in paths + mid_paths]
     if any(folders) and not all(folders):
         raise OptionError("teachers must be all folders of fold models or all checkpoint files, not a mix")
     if n_items is not None and n_items < len(unrated):
         chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
         unrated = unrated.subset(chosen)
-    fixed = None if all(folders) else [load_checkpoint(p, device=device) for p in paths]
+    def chosen(group: list[Path], train_ids) -> list[A2Mid2EJoint]:
+        if all(folders):
+            return fold_teachers(group, train_ids, device)
+        return [load_checkpoint(p, device=device) for p in group]
 
     def extra(train_set: TrainingSet) -> TrainingSet:
-        chosen_teachers = fixed if fixed is not None else fold_teachers(paths, train_set.ids, device)
-        return TrainingSet.concat(train_set, pseudo_labelled(unrated, chosen_teachers))
+        return TrainingSet.concat(train_set, pseudo_labelled(unrated, chosen(paths, train_set.ids),
+                                                             chosen(mid_paths, train_set.ids)))
 
     return extra
