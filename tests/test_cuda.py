@@ -108,7 +108,15 @@ def test_warm_up_runs_every_gpu_batch_shape(models, device):
     from twolevel.explain.sampling import gpu_batch_rows, warm_up
 
     expected = gpu_batch_rows(512) if torch.device(device).type == "cuda" else []
-    assert warm_up(models[1].network, 512) == expected
+    network = models[1].network
+    calls = []
+    hook = network.frontend.register_forward_hook(lambda module, args, out: calls.append(tuple(out.shape)))
+    try:
+        assert warm_up(network, 512) == expected
+    finally:
+        hook.remove()
+    # the front end ran once on a 10 s window (on the GPU only: the CPU needs no warm-up)
+    assert len(calls) == (1 if expected else 0) and (not calls or calls[0][-2] >= 313)
 
 
 def test_surrogate_fit_on_device_equals_cpu(device):
