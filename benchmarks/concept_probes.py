@@ -3,6 +3,7 @@
 
     python benchmarks/concept_probes.py                         # the shipped model
     python benchmarks/concept_probes.py runs/a.pt runs/b.pt --json
+    python benchmarks/concept_probes.py --ensemble runs/a.pt runs/b.pt runs/c.pt   # their mean outputs
 
 For each of the 7 mid-levels (12 pairs each) and the emotion pairs (minor/major, slow/fast),
 how many rendered pairs the model orders right (twolevel/probes.py); goal: >= 11 of 12 per
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
                     help="score the raw descriptor targets (twolevel/targets.py) instead of a model")
     ap.add_argument("--tonality", action="store_true",
                     help="score the sharper descriptors of twolevel/tonality.py on their three concepts")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="score the models as one ensemble: the mean of their outputs for each clip (each "
+                         "model alone is scored too)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
@@ -49,16 +53,28 @@ def main(argv=None) -> int:
         print(json.dumps({"descriptors": [r.as_dict() for r in results]}, indent=1) if args.json
               else "descriptor targets\n" + format_probe_table(results))
         return 0
-    for path in args.models or [None]:
-        from twolevel.predict import TwoLevelModel
+    from functools import lru_cache
 
+    from twolevel.predict import TwoLevelModel
+    from twolevel.probes import mean_outputs, prediction_outputs
+
+    scorers = []  # per model: clip path -> its outputs, cached for the ensemble
+    for path in args.models or [None]:
         model = TwoLevelModel.load(path)
-        results = run_probes(model, args.probes)
+        scored = lru_cache(maxsize=None)(lambda clip, model=model: prediction_outputs(model.predict(clip)))
+        scorers.append(scored)
+        results = run_probes(scored, args.probes)
         out[model.model_version] = [r.as_dict() for r in results]
         if not args.json:
             print(f"model {model.model_version}")
             print(format_probe_table(results))
             print()
+    if args.ensemble:
+        results = run_probes(mean_outputs(scorers), args.probes)
+        out["ensemble"] = [r.as_dict() for r in results]
+        if not args.json:
+            print(f"ensemble of {len(scorers)} models (mean outputs)")
+            print(format_probe_table(results))
     if args.json:
         print(json.dumps(out, indent=1))
     return 0

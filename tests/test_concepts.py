@@ -65,3 +65,25 @@ def test_an_untrained_model_does_not_pass_the_probes(tiny_model):
     got = {r.concept: r.correct for r in results}
     assert sum(got[m] for m in MIDLEVEL_NAMES) < sum(SHIPPED_FLOOR[m] for m in MIDLEVEL_NAMES)
     assert all(len(r.margins) == r.total for r in results)
+
+
+def test_an_ensemble_is_scored_on_the_mean_of_its_members_outputs():
+    from twolevel.probes import mean_outputs
+
+    names = MIDLEVEL_NAMES
+    # two members that disagree on every pair: a says b-clips are higher, c says they are lower, by
+    # different amounts; their mean follows the larger one
+    def member(sign, size):
+        return lambda path: {n: sign * size * (1.0 if path.stem.endswith("-b") else 0.0) for n in names + ("mode",)}
+
+    up, down = member(+1, 2.0), member(-1, 1.0)
+    mean = mean_outputs([up, down])
+    clip_a, clip_b = DEFAULT_PROBE_DIR / "x-a.ogg", DEFAULT_PROBE_DIR / "x-b.ogg"
+    assert mean(clip_b)["dissonance"] == pytest.approx(0.5) and mean(clip_a)["dissonance"] == 0.0
+    results = {r.concept: r for r in run_probes(mean, kinds=("midlevel",))}
+    alone = {r.concept: r for r in run_probes(up, kinds=("midlevel",))}
+    for m in names:  # the mean keeps the larger member's direction and halves its margins
+        assert results[m].correct == alone[m].correct
+        assert results[m].margins == pytest.approx(tuple(x / 4 for x in alone[m].margins))
+    with pytest.raises(ValueError, match="no scorers"):
+        mean_outputs([])

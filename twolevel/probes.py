@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -49,7 +50,8 @@ def load_probes(probe_dir: Path | None = None) -> list[dict]:
     return pairs
 
 
-def _outputs(prediction) -> dict[str, float]:
+def prediction_outputs(prediction) -> dict[str, float]:
+    """A :class:`~twolevel.predict.Prediction` as probe outputs: mid-level and emotion name -> value."""
     return {**dict(zip(MIDLEVEL_NAMES, map(float, prediction.midlevel_vector))),
             **dict(zip(EMOTION_NAMES, map(float, prediction.emotion_vector)))}
 
@@ -70,6 +72,20 @@ def tonality_outputs(path: Path) -> dict[str, float]:
     return tonality_descriptors(load_audio(path).samples)
 
 
+def mean_outputs(scorers) -> Callable[[Path], dict[str, float]]:
+    """One probe scorer from several (callables ``path -> {output: value}``): the mean of their
+    outputs, so that :func:`run_probes` scores an ensemble."""
+    scorers = list(scorers)
+    if not scorers:
+        raise ValueError("no scorers to average")
+
+    def mean(path: Path) -> dict[str, float]:
+        each = [score(path) for score in scorers]
+        return {name: float(np.mean([o[name] for o in each])) for name in each[0]}
+
+    return mean
+
+
 def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion"),
                concepts=None) -> list[ProbeResult]:
     """Score ``model`` on every probe concept of ``kinds``, in suite order.
@@ -83,7 +99,7 @@ def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion
 
     def out(path: Path) -> dict[str, float]:
         if path not in cache:
-            cache[path] = model(path) if callable(model) else _outputs(model.predict(path))
+            cache[path] = model(path) if callable(model) else prediction_outputs(model.predict(path))
         return cache[path]
 
     by_concept: dict[str, list] = {}
