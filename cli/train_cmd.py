@@ -152,6 +152,12 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="With --distill-from: a two-level model whose mid-level outputs the corpus windows learn "
                    "instead of their descriptor targets (repeat for an ensemble: the mean of its outputs; "
                    "folders of fold models with --folds, as for --distill-from).")
+@click.option("--distill-constructed", "distill_constructed", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="PAIRS",
+              help="With --distill-midlevels-from: also this many pairs of windows built from the corpus windows "
+                   "as the contrasts build theirs (a modulation, a re-timing, a clashing or consonant copy, in "
+                   "turn), labelled by the same teachers, so the student learns the ensemble's answer on them "
+                   "for all 7 mid-levels.")
 @click.option("--distill-corpus", type=click.Path(file_okay=False), default=None,
               help="With --distill-from: the built corpus whose windows the teachers label "
                    "(scripts/fetch_debian_audio.py; e.g. cache/debian-audio/corpus).")
@@ -165,7 +171,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
-          midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_corpus, distill_items, device,
+          midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_constructed, distill_corpus,
+          distill_items, device,
           log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
@@ -189,10 +196,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     dev = pick_device(device)
     progress = not quiet
     _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
-                                    distill_midlevels_from)
+                                    distill_midlevels_from, distill_constructed)
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     if distill_from:
-        data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from)
+        data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from,
+                              distill_constructed)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
@@ -202,7 +210,7 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
 
 
 def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus,
-                                    distill_items, distill_midlevels_from=()) -> None:
+                                    distill_items, distill_midlevels_from=(), distill_constructed=0) -> None:
     """Refuse option combinations that cannot work, before any data is read."""
     from twolevel.errors import OptionError
 
@@ -210,6 +218,9 @@ def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_
         raise OptionError("--fold-seed and --save-fold-models need --folds K")
     if (distill_corpus or distill_items or distill_midlevels_from) and not distill_from:
         raise OptionError("--distill-corpus, --distill-items and --distill-midlevels-from need --distill-from")
+    if distill_constructed and not distill_midlevels_from:
+        raise OptionError("--distill-constructed needs --distill-midlevels-from: the built windows have no "
+                          "descriptor targets, so their mid-level targets come from those teachers")
     if not distill_from:
         return
     if not distill_corpus:
@@ -245,7 +256,8 @@ class _TrainingData:
         self.targets = ("human annotations" if ann is not None
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
 
-    def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device, midlevel_teachers=()) -> None:
+    def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device, midlevel_teachers=(),
+                         constructed_pairs: int = 0) -> None:
         """Training parts also get corpus windows labelled by ``teachers`` (and their mid-levels by
         ``midlevel_teachers`` where given; twolevel/distill.py)."""
         from twolevel.corpus import corpus_training_set
@@ -253,11 +265,12 @@ class _TrainingData:
 
         # the corpus windows' mid-level targets come from the same descriptor set as the clips'
         corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
-        grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers)
+        grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers, constructed_pairs)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
         self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items,
-                             **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {})}
+                             **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {}),
+                             **({"constructed_pairs": constructed_pairs} if constructed_pairs else {})}
 
 
 @contextlib.contextmanager

@@ -98,3 +98,33 @@ def test_cli_refuses_midlevel_teachers_without_emotion_teachers_or_of_the_wrong_
     result = CliRunner().invoke(cli, base + ["--distill-from", str(dirs[0] / "fold0.pt"), "--distill-corpus",
                                              str(tmp_path), "--distill-midlevels-from", str(dirs[0])])
     assert result.exit_code != 0 and "take checkpoint files" in result.output
+    result = CliRunner().invoke(cli, base + ["--distill-from", str(dirs[0] / "fold0.pt"), "--distill-corpus",
+                                             str(tmp_path), "--distill-constructed", "10"])
+    assert result.exit_code != 0 and "--distill-constructed needs --distill-midlevels-from" in result.output
+
+
+def test_constructed_windows_are_the_contrasts_pairs_labelled_by_the_midlevel_teachers(members):
+    data, dirs = members
+    from twolevel.checkpoint import load_checkpoint
+    from twolevel.distill import CONSTRUCTIONS, constructed_windows
+    from twolevel.errors import OptionError
+
+    unrated = synthetic(4, 6, prefix="corpus:", rated=False)
+    built = constructed_windows(unrated, 5, seed=2)
+    assert len(built) == 10 and all(s.shape == (313, unrated.specs[0].shape[1]) for s in built.specs)
+    kinds = [i.split(":")[1] for i in built.ids[::2]]
+    assert kinds == [CONSTRUCTIONS[k % 3] for k in range(5)]
+    assert np.isnan(built.emotions).all() and np.isnan(built.midlevels).all()
+    assert all(not np.array_equal(a, b) for a, b in zip(built.specs[::2], built.specs[1::2]))  # a pair differs
+    again = constructed_windows(unrated, 5, seed=2)
+    assert again.ids == built.ids and all(np.array_equal(a, b) for a, b in zip(again.specs, built.specs))
+
+    teacher = dirs[0] / "fold0.pt"
+    grown = distilling([teacher], unrated, midlevel_teachers=[teacher], constructed_pairs=5, seed=2)(data)
+    assert len(grown) == len(data) + 4 + 10
+    added = grown.subset(range(len(data) + 4, len(grown)))
+    assert added.ids == built.ids
+    mids, emotions = predict_spectrograms(load_checkpoint(teacher, device="cpu"), built.specs)
+    assert np.allclose(added.midlevels, mids) and np.allclose(added.emotions, emotions)
+    with pytest.raises(OptionError, match="need mid-level teachers"):
+        distilling([teacher], unrated, constructed_pairs=5)

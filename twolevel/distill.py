@@ -48,6 +48,43 @@ def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint],
                        mids, list(items.categories))
 
 
+#: The training contrasts' constructions (twolevel/augment.py), in the order
+#: :func:`constructed_windows` takes them.
+CONSTRUCTIONS = ("modulation", "rhythm", "dissonance")
+
+
+def constructed_windows(items: TrainingSet, n_pairs: int, seed: int = 0) -> TrainingSet:
+    """``n_pairs`` pairs of 10 s windows built from random ``items`` as the training contrasts build
+    theirs (:func:`~twolevel.augment.modulation_pair`, :func:`~twolevel.augment.rhythm_pair`,
+    :func:`~twolevel.augment.dissonance_pair`, in turn), with no targets (NaN): teachers label them.
+
+    Returns:
+        ``2 * n_pairs`` items, each an un-normalised log spectrogram ``(313, bands)`` float32, ids
+        ``"constructed:<kind>:<source id>:<k>:a|b"``.
+    """
+    import torch
+
+    from .augment import dissonance_pair, modulation_pair, rhythm_pair
+    from .signal import WINDOW_FRAMES
+
+    build = {"modulation": modulation_pair, "rhythm": rhythm_pair, "dissonance": dissonance_pair}
+    if not len(items):
+        raise ValueError("no items to build windows from")
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    ids, specs = [], []
+    for k in range(n_pairs):
+        kind = CONSTRUCTIONS[k % len(CONSTRUCTIONS)]
+        source = int(rng.integers(len(items)))
+        spec = torch.from_numpy(np.asarray(items.specs[source], dtype=np.float32))
+        for side, window in zip("ab", build[kind](spec, gen, WINDOW_FRAMES)):
+            ids.append(f"constructed:{kind}:{items.ids[source]}:{k}:{side}")
+            specs.append(window.numpy().astype(np.float32))
+    n = len(ids)
+    return TrainingSet(ids, specs, np.full((n, items.emotions.shape[1]), np.nan),
+                       np.full((n, items.midlevels.shape[1]), np.nan), ["constructed"] * n)
+
+
 def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:
     """Each member's model of the fold whose test clips share none with ``train_ids``.
 
@@ -73,7 +110,8 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
 
 
 def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
-               device="cpu", midlevel_teachers: Sequence[Path] = ()) -> Callable[[TrainingSet], TrainingSet]:
+               device="cpu", midlevel_teachers: Sequence[Path] = (), constructed_pairs: int = 0
+               ) -> Callable[[TrainingSet], TrainingSet]:
     """An ``extra_train`` hook (:func:`~twolevel.training.cross_validate`, or one training run):
     adds ``n_items`` of ``unrated`` (all by default; a fixed random subset drawn with ``seed``
     otherwise), labelled by the teachers, to the training clips.
@@ -82,7 +120,10 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
     models that never saw its test clips, :func:`fold_teachers`) or checkpoint files (one model
     trained on all clips: the teachers are used as they are). ``midlevel_teachers`` (the same kinds)
     replace the windows' descriptor targets by their mean mid-level outputs: an ensemble of
-    two-level models distilled into one (none: the descriptor targets stay).
+    two-level models distilled into one (none: the descriptor targets stay). ``constructed_pairs``
+    adds that many pairs of windows built from those items as the training contrasts build them
+    (:func:`constructed_windows`), labelled by the same teachers: the ensemble's answer on the kind
+    of audio the contrasts show, for all 7 mid-levels at once (needs ``midlevel_teachers``).
     """
     from .checkpoint import load_checkpoint
     from .errors import OptionError
@@ -97,6 +138,11 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
     if n_items is not None and n_items < len(unrated):
         chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
         unrated = unrated.subset(chosen)
+    if constructed_pairs:
+        if not mid_paths:
+            raise OptionError("constructed windows need mid-level teachers: they have no descriptor targets")
+        unrated = TrainingSet.concat(unrated, constructed_windows(unrated, constructed_pairs, seed))
+
     def chosen(group: list[Path], train_ids) -> list[A2Mid2EJoint]:
         if all(folders):
             return fold_teachers(group, train_ids, device)
