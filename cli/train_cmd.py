@@ -98,6 +98,12 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "or major seventh away must score higher than the crop mixed with its copy an octave, fifth or "
                    "fourth away, at the same level (twolevel/augment.py, dissonance_pair); this is the weight of "
                    "that hinge loss. Costs 1.5x the forward passes.")
+@click.option("--additivity-weight", default=field_default("additivity_weight"), show_default=True,
+              type=_range("additivity_weight"),
+              help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
+                   "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "
+                   "alone and together, and the squared interaction on the mid-levels is penalised with this "
+                   "weight (twolevel/additivity.py). Costs 1.5x the forward passes of the real windows.")
 @click.option("--level1-signs", type=click.Choice(LEVEL1_SIGN_CHOICES), default=field_default("level1_signs"), show_default=True,
               help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "

@@ -38,6 +38,7 @@ RULES = {
     "freq_shift": _number(int, 0, 24), "gain_db": _number(float, 0, 24), "time_mask": _number(int, 0, 156),
     "swa_epochs": _number(int, 0), "modulation_weight": _number(float, 0, 10),
     "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
+    "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
     "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "descriptors": _choice(DESCRIPTOR_SETS),
 }
@@ -99,6 +100,11 @@ class TrainConfig:
     #: away must exceed that of the crop mixed with its copy a consonant interval away by
     #: MODULATION_MARGIN target sds. Its windows pass as ``modulation_batch`` says.
     dissonance_weight: float = 0.0
+    #: Weight of the additivity penalty (twolevel/additivity.py; 0 = off): for a quarter of each
+    #: batch's windows, the squared interaction of two random sets of hidden patches on the
+    #: mid-level outputs, in target sds squared, so that level-2 surrogates fit the network better.
+    #: Its inputs pass as the contrasts' do with ``modulation_batch="separate"``.
+    additivity_weight: float = 0.0
     #: "free": the emotion layer's weights take any sign. "ratings": each weight keeps the sign of
     #: the Spearman r between its mid-level's targets and its emotion's ratings over the rated
     #: training clips, where |r| >= LEVEL1_SIGN_MIN_R (:func:`level1_sign_mask`), so no weight

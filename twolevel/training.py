@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .audio import load_audio, window_starts
+from .additivity import additivity_loss, interaction_inputs
 from .augment import augment_window, dissonance_pair, modulation_pair, rhythm_pair, shift_bands
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
@@ -546,7 +547,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(6)
+    sums = np.zeros(7)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
@@ -588,6 +589,14 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
                 clash = slice(n_pairs + n_rhythm, None)
                 l_clash = contrast_loss(controls[clash], twins[clash], DISSONANCE, batches.midlevel_scale)
                 loss = loss + cfg.dissonance_weight * l_clash
+        l_add = torch.zeros(())
+        if cfg.additivity_weight:  # drawn last, so that runs without it draw what they drew before
+            n_add = max(1, n_real // 4)
+            with _frozen_batch_norm_statistics(model):  # one batch-norm batch for all four inputs
+                normalised = model.frontend.normalise(torch.stack(windows[:n_add]).to(device))
+                xa = interaction_inputs(normalised, run.generator).unsqueeze(1)
+                l_add = additivity_loss(model.forward_spectrogram(xa)[0], batches.midlevel_scale)
+            loss = loss + cfg.additivity_weight * l_add
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -596,7 +605,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
         sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
-                 float(l_rhythm.detach()), float(l_clash.detach())]
+                 float(l_rhythm.detach()), float(l_clash.detach()), float(l_add.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
     rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
@@ -607,6 +616,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         rec["loss_rhythm"] = mean_loss[4]
     if cfg.dissonance_weight:
         rec["loss_dissonance"] = mean_loss[5]
+    if cfg.additivity_weight:
+        rec["loss_additivity"] = mean_loss[6]
     return rec
 
 
