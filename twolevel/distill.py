@@ -143,13 +143,14 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
             raise OptionError("constructed windows need mid-level teachers: they have no descriptor targets")
         unrated = TrainingSet.concat(unrated, constructed_windows(unrated, constructed_pairs, seed))
 
-    def chosen(group: list[Path], train_ids) -> list[A2Mid2EJoint]:
+    def teachers_for(group: list[Path], train_ids) -> list[A2Mid2EJoint]:
+        """``group``'s models for a training set: the right fold's, or the checkpoints as they are."""
         if all(folders):
             return fold_teachers(group, train_ids, device)
         return [load_checkpoint(p, device=device) for p in group]
 
     def extra(train_set: TrainingSet) -> TrainingSet:
-        return TrainingSet.concat(train_set, pseudo_labelled(unrated, chosen(paths, train_set.ids),
-                                                             chosen(mid_paths, train_set.ids)))
+        return TrainingSet.concat(train_set, pseudo_labelled(unrated, teachers_for(paths, train_set.ids),
+                                                             teachers_for(mid_paths, train_set.ids)))
 
     return extra
