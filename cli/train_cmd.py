@@ -17,9 +17,12 @@ from twolevel.train_config import (DESCRIPTOR_SETS, LEVEL1_SIGN_CHOICES, LOSS_SC
 from .common import click_type, device_option, echo_json, friendly_errors, json_option, model_option, set_threads
 
 
-def _range(name: str) -> click.ParamType:
-    """The click type of a TrainConfig field: its type and allowed range (twolevel.train_config.RULES)."""
-    return click_type(RULES[name])
+def _hyper(flag: str, **kwargs):
+    """``--FLAG`` for the TrainConfig field of the same name: its default, type and allowed range
+    come from twolevel.train_config (``kwargs``: the help text)."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(flag, name, default=field_default(name), show_default=True, type=click_type(RULES[name]),
+                        **kwargs)
 
 
 def _parse_folds(text: str | None, k: int) -> list[int] | None:
@@ -53,57 +56,55 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 # -- hyper-parameters: the fields of twolevel.train_config.TrainConfig, under the same names, with its
 #    defaults and choices (TrainConfig checks the values) --
 @click.option("--seed", default=field_default("seed"), show_default=True, help="Random seed (initialisation, crops, folds).")
-@click.option("--epochs", default=field_default("epochs"), show_default=True, type=_range("epochs"),
-              help="Epochs (the maximum when validating).")
-@click.option("--width", default=field_default("width"), show_default=True, type=_range("width"),
-              help="Channel multiplier of the CNN (1.0 = the paper's network).")
-@click.option("--batch-size", default=field_default("batch_size"), show_default=True, type=_range("batch_size"))
-@click.option("--lr", default=field_default("lr"), show_default=True, type=_range("lr"),
-              help="Adam learning rate (the paper used 5e-4, which under-fits in 80 epochs; 6e-3 cross-validated "
-                   "best here, see twolevel/assets/MODEL_CARD.md).")
-@click.option("--weight-decay", default=field_default("weight_decay"), show_default=True, type=_range("weight_decay"),
-              help="Decoupled weight decay.")
+@_hyper("--epochs",
+        help="Epochs (the maximum when validating).")
+@_hyper("--width",
+        help="Channel multiplier of the CNN (1.0 = the paper's network).")
+@_hyper("--batch-size")
+@_hyper("--lr",
+        help="Adam learning rate (the paper used 5e-4, which under-fits in 80 epochs; 6e-3 cross-validated "
+             "best here, see twolevel/assets/MODEL_CARD.md).")
+@_hyper("--weight-decay",
+        help="Decoupled weight decay.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=field_default("schedule"), show_default=True,
               help="Learning-rate schedule over --epochs.")
 @click.option("--loss-scale", type=click.Choice(LOSS_SCALES), default=field_default("loss_scale"), show_default=True,
               help="variance: each output's squared error is divided by its target's variance over the "
                    "training clips, so neither task dominates by the spread of its targets; raw: plain "
                    "0.5 MSE(emotions) + 0.5 MSE(mid-levels) as in the paper.")
-@click.option("--ema", default=field_default("ema"), show_default=True, type=_range("ema"),
-              help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
-@click.option("--swa-epochs", default=field_default("swa_epochs"), show_default=True, type=_range("swa_epochs"),
-              help="Average the weights over the last this many epochs and keep the average (stochastic weight "
-                   "averaging; 0 = off: keep the best-validation epoch). With --folds the report scores the "
-                   "best-validation, last and averaged states of each fold.")
-@click.option("--freq-shift", default=field_default("freq_shift"), show_default=True, type=_range("freq_shift"),
-              help="Augmentation: shift each training crop by up to this many bands (24 per octave above about 400 Hz; "
-                   "one STFT bin per band below, so this is not a pitch shift in the bass).")
-@click.option("--gain-db", default=field_default("gain_db"), show_default=True, type=_range("gain_db"),
-              help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
-@click.option("--time-mask", default=field_default("time_mask"), show_default=True, type=_range("time_mask"),
-              help="Augmentation: silence one random block of up to this many frames (31.3 per s) of each crop.")
-@click.option("--modulation-weight", default=field_default("modulation_weight"), show_default=True,
-              type=_range("modulation_weight"),
-              help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
-                   "score higher than the same crops moved through other keys (twolevel/augment.py, "
-                   "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--rhythm-weight", default=field_default("rhythm_weight"), show_default=True, type=_range("rhythm_weight"),
-              help="Teach rhythm stability by contrast (0 = off): a crop re-timed with 8 jumps and 8 freezes "
-                   "that leave every note in its place must score higher than the same crop with each freeze "
-                   "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
-                   "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--dissonance-weight", default=field_default("dissonance_weight"), show_default=True,
-              type=_range("dissonance_weight"),
-              help="Teach dissonance by contrast (0 = off): a crop mixed with its own copy a minor second, tritone "
-                   "or major seventh away must score higher than the crop mixed with its copy an octave, fifth or "
-                   "fourth away, at the same level (twolevel/augment.py, dissonance_pair); this is the weight of "
-                   "that hinge loss. Costs 1.5x the forward passes.")
-@click.option("--additivity-weight", default=field_default("additivity_weight"), show_default=True,
-              type=_range("additivity_weight"),
-              help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
-                   "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "
-                   "alone and together, and the squared interaction on the mid-levels is penalised with this "
-                   "weight (twolevel/additivity.py). Costs 1.5x the forward passes of the real windows.")
+@_hyper("--ema",
+        help="Keep an exponential moving average of the weights with this decay per step (0 = off).")
+@_hyper("--swa-epochs",
+        help="Average the weights over the last this many epochs and keep the average (stochastic weight "
+             "averaging; 0 = off: keep the best-validation epoch). With --folds the report scores the "
+             "best-validation, last and averaged states of each fold.")
+@_hyper("--freq-shift",
+        help="Augmentation: shift each training crop by up to this many bands (24 per octave above about 400 Hz; "
+             "one STFT bin per band below, so this is not a pitch shift in the bass).")
+@_hyper("--gain-db",
+        help="Augmentation: scale each training crop's loudness by a random gain within +- this many dB.")
+@_hyper("--time-mask",
+        help="Augmentation: silence one random block of up to this many frames (31.3 per s) of each crop.")
+@_hyper("--modulation-weight",
+        help="Teach tonal stability by contrast (0 = off): a window spliced from 4 crops of one clip must "
+             "score higher than the same crops moved through other keys (twolevel/augment.py, "
+             "modulation_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
+@_hyper("--rhythm-weight",
+        help="Teach rhythm stability by contrast (0 = off): a crop re-timed with 8 jumps and 8 freezes "
+             "that leave every note in its place must score higher than the same crop with each freeze "
+             "0.26-0.77 s after its jump, which displaces the notes between (twolevel/augment.py, "
+             "rhythm_pair); this is the weight of that hinge loss. Costs 1.5x the forward passes.")
+@_hyper("--dissonance-weight",
+        help="Teach dissonance by contrast (0 = off): a crop mixed with its own copy a minor second, tritone "
+             "or major seventh away must score higher than the crop mixed with its copy an octave, fifth or "
+             "fourth away, at the same level (twolevel/augment.py, dissonance_pair); this is the weight of "
+             "that hinge loss. Costs 1.5x the forward passes.")
+@_hyper("--additivity-weight",
+        help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
+             "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "
+             "alone and together, and the squared interaction on the mid-levels is penalised with this "
+             "weight (twolevel/additivity.py). Costs one more forward pass per real window (1.13x per epoch "
+             "with the three contrasts on).")
 @click.option("--level1-signs", type=click.Choice(LEVEL1_SIGN_CHOICES), default=field_default("level1_signs"), show_default=True,
               help="free: the emotion layer's weights take any sign (the paper). ratings: each keeps the sign "
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
@@ -120,10 +121,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Descriptor set the mid-level targets come from: v1 (docs/midlevel-targets.md, the shipped "
                    "model's), v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py) or v3 "
                    "(minorness alone from there). With --distill-corpus the corpus windows get the same set.")
-@click.option("--dropout", default=field_default("dropout"), show_default=True, type=_range("dropout"),
-              help="Dropout after each pooling block.")
-@click.option("--patience", default=field_default("patience"), show_default=True, type=_range("patience"),
-              help="Early stopping: epochs without a better validation r.")
+@_hyper("--dropout",
+        help="Dropout after each pooling block.")
+@_hyper("--patience",
+        help="Early stopping: epochs without a better validation r.")
 # -- what to run: one model (with or without validation clips) or cross-validation --
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Hold out this share of the clips (stratified) and keep the epoch with the best validation r "
