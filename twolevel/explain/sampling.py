@@ -174,8 +174,7 @@ def warm_up(network, batch_size: int = default("batch_size"), precision: str = d
     rows = gpu_batch_rows(batch_size)
     frontend = getattr(network, "frontend", None)
     if frontend is not None:  # the explained window's spectrogram (explainer step 1)
-        with torch.inference_mode():
-            frontend(torch.zeros(1, WINDOW_SAMPLES, device=device))
+        frontend(torch.zeros(1, WINDOW_SAMPLES, device=device))
     spec = torch.zeros(WINDOW_FRAMES, N_BANDS, device=device)
     seg = torch.zeros(WINDOW_FRAMES, N_BANDS, dtype=torch.int64, device=device)
     for n in rows:
