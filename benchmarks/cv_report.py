@@ -41,7 +41,7 @@ def rows(reports: list[dict]) -> list[str]:
         cfg = res["config"]
         extras = ([cfg.get("loss_scale", "raw")] + [f"{k} {cfg[k]:g}" for k in ("ema", "freq_shift", "gain_db", "time_mask",
                                                                           "modulation_weight", "rhythm_weight",
-                                                                          "dissonance_weight", "additivity_weight")
+                                                                          "dissonance_weight", "mode_weight", "additivity_weight")
                                                     if cfg.get(k)]
                   + ([f"init {Path(cfg['init_from']).stem}"] if cfg.get("init_from") else [])
                   + ([f"descriptors {cfg['descriptors']}"] if cfg.get("descriptors", "v1") != "v1" else [])

@@ -99,6 +99,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
              "or major seventh away must score higher than the crop mixed with its copy an octave, fifth or "
              "fourth away, at the same level (twolevel/augment.py, dissonance_pair); this is the weight of "
              "that hinge loss. Costs 1.5x the forward passes.")
+@_hyper("--mode-weight",
+        help="Teach minorness by contrast (0 = off): a crop and the same crop with the third and sixth of "
+             "its key exchanged with their neighbours a semitone away (major <-> minor); the minor one must "
+             "score the higher minorness (twolevel/augment.py, mode_pair); this is the weight of that hinge "
+             "loss. Crops whose key is unclear give no pair. Costs up to 1.5x the forward passes.")
 @_hyper("--additivity-weight",
         help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
              "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "
@@ -111,7 +116,7 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "clips (where |r| >= 0.1), e.g. more minorness never raises valence. In the one model "
                    "tried, the network then reversed what rhythm stability measures (model card).")
 @click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
-              help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight): the constructed windows pass on their own without moving batch norm's running "
+              help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight, --mode-weight): the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "
                    "0.02-0.03 emotion r in cross-validation at weight 0.5 (see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,

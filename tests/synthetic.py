@@ -16,3 +16,26 @@ def synthetic_set(n: int = 6, seed: int = 0, prefix: str = "", rated: bool = Tru
     emo = rng.uniform(0.1, 0.9, (n, len(EMOTION_NAMES))) if rated else np.full((n, len(EMOTION_NAMES)), np.nan)
     mid = rng.uniform(0, 1, (n, len(MIDLEVEL_NAMES)))
     return TrainingSet([f"{prefix}{i:03d}" for i in range(n)], specs, emo, mid, ["AB"[i % 2] for i in range(n)])
+
+
+def chord_spectrogram(tonic: int, minor: bool, frames: int = 313, seed: int = 0) -> np.ndarray:
+    """Un-normalised log spectrogram ``(frames, 149)`` of a held triad (tonic, third, fifth) in every
+    octave from A3 up, over faint noise: the bands within a quarter tone of a chord tone are loud."""
+    from twolevel.tonality import band_pitches
+
+    degrees = (0, 3 if minor else 4, 7)
+    pitch = band_pitches()
+    # semitones from each band to the nearest octave of each chord tone
+    distance = np.abs((pitch - tonic - np.array(degrees)[:, None] + 6) % 12 - 6)
+    loud = (distance.min(axis=0) < 0.3) & (pitch >= 57)
+    rng = np.random.default_rng(seed)
+    spec = 0.05 * rng.random((frames, N_BANDS), dtype=np.float32)
+    spec[:, loud] += 1.0
+    return spec
+
+
+def tonal_set(n: int = 6, seed: int = 0) -> TrainingSet:
+    """:func:`synthetic_set` with held triads instead of noise, in a major or minor key by turns."""
+    base = synthetic_set(n, seed)
+    specs = [chord_spectrogram((5 * i) % 12, bool(i % 2), len(s), seed + i) for i, s in enumerate(base.specs)]
+    return TrainingSet(base.ids, specs, base.emotions, base.midlevels, base.categories)

@@ -125,3 +125,28 @@ def test_cached_v2_descriptors_reuse_the_cached_v1_columns(tmp_path, monkeypatch
     np.testing.assert_array_equal(v2[kept], v1[kept])
     np.testing.assert_array_equal(again, v2)
     assert not np.allclose(v2[swapped], v1[swapped])
+
+
+@pytest.mark.parametrize("tonic", [0, 3, 7, 10])
+@pytest.mark.parametrize("minor", [False, True])
+def test_spectrogram_key_names_the_tonic_and_mode_of_a_held_triad(tonic, minor):
+    from synthetic import chord_spectrogram
+    from twolevel.tonality import spectrogram_key
+
+    found_tonic, found_minor, clarity = spectrogram_key(chord_spectrogram(tonic, minor))
+    assert (found_tonic, found_minor) == (tonic, minor)
+    assert clarity > 0  # a bare major triad only just beats its relative minor (KK profiles)
+
+
+def test_spectrogram_key_agrees_with_the_key_profiles_of_its_chroma():
+    from twolevel.targets import key_correlations
+    from twolevel.tonality import spectrogram_chroma, spectrogram_key
+
+    spec = np.random.default_rng(4).random((50, 149)).astype(np.float32)
+    corr = key_correlations(spectrogram_chroma(spec))
+    tonic, minor, clarity = spectrogram_key(spec)
+    best = int(np.argmax(corr))
+    assert (tonic, minor) == (best % 12, best >= 12)
+    other = corr[:12] if minor else corr[12:]
+    assert clarity == pytest.approx(corr[best] - other.max())
+    assert spectrogram_key(np.zeros((50, 149)))[2] == 0.0  # silence: no key, no clarity

@@ -684,3 +684,56 @@ def test_cli_train_options_take_train_config_defaults():
     assert result.exit_code == 2 and "0<=x<1" in result.output
     result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--width", "0"])
     assert result.exit_code == 2 and "0<x<=4" in result.output
+
+
+def test_swap_mode_moves_the_third_and_sixth_of_the_key_by_a_semitone_and_nothing_else():
+    from synthetic import chord_spectrogram
+    from twolevel.augment import swap_mode
+    from twolevel.tonality import LOWEST_CHROMA_PITCH, band_pitches, spectrogram_chroma
+
+    major = torch.from_numpy(chord_spectrogram(2, minor=False, seed=1))  # D major: D, F#, A
+    swapped = swap_mode(major, tonic=2)
+    before = spectrogram_chroma(major.numpy())
+    chroma, before = spectrogram_chroma(swapped.numpy()) / before.max(), before / before.max()
+    assert before[6] > 0.6 and before[5] < 0.1
+    assert chroma[5] > 0.6 and chroma[6] < 0.1  # F# (degree 4) went to F (degree 3)
+    assert chroma[[2, 9]] == pytest.approx(before[[2, 9]], abs=0.02)  # D and A stay
+    pitch = band_pitches()
+    degree = np.round(pitch - 2) % 12
+    kept = (pitch < LOWEST_CHROMA_PITCH) | ~np.isin(degree, [3, 4, 8, 9])
+    assert torch.equal(swapped[:, kept], major[:, kept])  # the other bands are untouched
+    back = spectrogram_chroma(swap_mode(swapped, 2).numpy()) / spectrogram_chroma(major.numpy()).max()
+    assert back == pytest.approx(before, abs=0.2)  # and back, give or take interpolation
+
+
+def test_mode_pair_puts_the_minor_twin_first_and_skips_clips_without_a_key():
+    from synthetic import chord_spectrogram
+    from twolevel.augment import mode_pair
+    from twolevel.tonality import spectrogram_key
+
+    g = torch.Generator().manual_seed(0)
+    for tonic, minor in ((0, False), (9, True), (4, False)):
+        clip = torch.from_numpy(chord_spectrogram(tonic, minor, frames=500, seed=tonic))
+        minor_twin, major_twin = mode_pair(clip, g, frames=313)
+        assert minor_twin.shape == major_twin.shape == (313, N_BANDS)
+        assert spectrogram_key(minor_twin.numpy())[:2] == (tonic, True)
+        assert spectrogram_key(major_twin.numpy())[:2] == (tonic, False)
+        original = minor_twin if minor else major_twin  # one of the two is a crop of the clip as it is
+        assert any(torch.equal(original, clip[s:s + 313]) for s in range(500 - 313 + 1))
+    flat = torch.rand(400, 1, generator=g).expand(400, N_BANDS).contiguous()  # no pitch at all
+    assert mode_pair(flat, g, frames=313) is None
+    with pytest.raises(ValueError, match="at least one try"):
+        mode_pair(flat, g, frames=313, tries=0)
+
+
+def test_mode_contrast_trains_and_is_logged_without_changing_runs_that_leave_it_off():
+    from synthetic import tonal_set
+    from twolevel.checkpoint import weights_digest
+
+    data = tonal_set()
+    _, mode = train(data, tiny_cfg(epochs=2, batch_size=4, mode_weight=0.5))
+    assert all(0 < h["loss_mode"] < 5 for h in mode["history"])  # pairs were made, and scored
+    off_a, summary = train(data, tiny_cfg(epochs=1, batch_size=4, dissonance_weight=0.5))
+    off_b, _ = train(data, tiny_cfg(epochs=1, batch_size=4, dissonance_weight=0.5, mode_weight=0.0))
+    assert "loss_mode" not in summary["history"][0]
+    assert weights_digest(off_a.state_dict()) == weights_digest(off_b.state_dict())

@@ -31,6 +31,13 @@ semitone or a tritone from it, as in polytonal clusters) and the same crop mixed
 consonant interval away (an octave, fifth or fourth: parallel doubling). Both copies are added at
 the same level with the same silent edge bands; only the interval differs
 (``TrainConfig.dissonance_weight``).
+
+:func:`mode_pair` is the contrast for minorness: the crop of a clip whose mode is clearest
+(:func:`~twolevel.tonality.spectrogram_key`) and the same crop with the third and sixth degrees of
+its key exchanged with their neighbours a semitone away (:func:`swap_mode`), which turns a
+major key's chords and melody minor and a minor key's major. The minor one of the two must score
+the higher minorness (``TrainConfig.mode_weight``). Which twin is the rebuilt one depends on the
+crop's own mode, so the rebuilding is no cue to the answer.
 """
 from __future__ import annotations
 
@@ -283,3 +290,71 @@ def dissonance_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, min_d
         return mix_magnitudes(crop, copy, gain)
 
     return with_copy(clash), with_copy(blend)
+
+
+#: Semitones above the tonic that :func:`swap_mode` exchanges: the minor and major third, the minor
+#: and major sixth (the degrees that tell natural minor from major; the seventh is left alone, as
+#: harmonic minor keeps the leading tone).
+MODE_DEGREES = {3: 4, 4: 3, 8: 9, 9: 8}
+
+
+@functools.lru_cache(maxsize=12)
+def _mode_swap_plan(tonic: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(bands, sources)``: the bands :func:`swap_mode` changes, and the band each one copies."""
+    from .tonality import LOWEST_CHROMA_PITCH, band_pitches
+
+    pitch = band_pitches()
+    source = pitch.copy()
+    for band in np.flatnonzero(pitch >= LOWEST_CHROMA_PITCH):
+        degree = int(np.round(pitch[band] - tonic)) % 12
+        if degree in MODE_DEGREES:
+            source[band] = pitch[band] + MODE_DEGREES[degree] - degree
+    bands = np.flatnonzero(source != pitch)
+    nearest = np.abs(pitch[None, :] - source[bands, None]).argmin(axis=1)
+    return torch.from_numpy(bands), torch.from_numpy(nearest)
+
+
+def swap_mode(x: torch.Tensor, tonic: int) -> torch.Tensor:
+    """``(frames, bands)`` log spectrogram with the third and sixth degrees above ``tonic``
+    (0 = C .. 11 = B) exchanged with their neighbours (:data:`MODE_DEGREES`): each band near one
+    of those degrees takes the values of the band nearest the pitch a semitone away. Copied, not
+    interpolated, so a note keeps its level (a blend of two bands would lower a peak a quarter
+    tone wide); bands below :data:`~twolevel.tonality.LOWEST_CHROMA_PITCH`, wider than a
+    semitone, are left as they are."""
+    bands, sources = _mode_swap_plan(int(tonic) % 12)
+    out = x.clone()
+    out[:, bands] = x[:, sources]
+    return out
+
+
+def mode_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, tries: int = 6
+              ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Two ``(frames, bands)`` windows of one clip that differ in mode only, or None.
+
+    Args:
+        spec: the clip's un-normalised log spectrogram, ``(clip_frames, bands)``.
+        gen: the random generator (crops).
+        frames: window length in frames (313 = 10 s).
+        tries: random crops drawn. A crop qualifies when its :func:`swap_mode` about its own tonic
+            (:func:`~twolevel.tonality.spectrogram_key`) reads as the same tonic in the other mode,
+            which a wrong tonic, an ambiguous key or music without pitch rarely does; of those,
+            the one whose two modes are both clearest is used.
+
+    Returns:
+        ``(minor, major)``: the crop and its swap, the one in a minor key first; None when no crop
+        qualifies (percussion, noise, atonal music).
+    """
+    from .tonality import spectrogram_key
+
+    if tries < 1:
+        raise ValueError("mode_pair needs at least one try")
+    best, best_clarity = None, 0.0
+    # a clip no longer than the window has one crop: all of it
+    for _ in range(tries if spec.shape[0] > frames else 1):
+        crop = _random_crop(spec, frames, gen)
+        tonic, minor, clarity = spectrogram_key(crop.numpy())
+        swapped = swap_mode(crop, tonic)
+        swapped_tonic, swapped_minor, swapped_clarity = spectrogram_key(swapped.numpy())
+        if swapped_tonic == tonic and swapped_minor != minor and min(clarity, swapped_clarity) > best_clarity:
+            best, best_clarity = ((crop, swapped) if minor else (swapped, crop)), min(clarity, swapped_clarity)
+    return best

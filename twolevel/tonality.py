@@ -11,18 +11,23 @@ and 0.26). These answer them from representations closer to the question:
 - **minorness**: each window's best minor against its best major correlation, weighted by how
   clear that window's key is (an unclear window says little about mode);
 - **pulse clarity**: the largest peak of the onset envelope's autocorrelation over lags of
-  40..240 BPM, against that autocorrelation's median (a steady pulse peaks high above its floor).
+  40..240 BPM, against that autocorrelation's median (a steady pulse peaks high above its floor);
+- **the key of a spectrogram** (:func:`spectrogram_key`): the same key profiles on a chroma folded
+  from the model's own log-filterbank bands, for the mode contrast of :mod:`twolevel.augment`,
+  which works on cached spectrograms without audio.
 
-Each is a plain function of a mono signal (float, ``sr`` Hz) returning one float, tested on
-synthetic signals in ``tests/test_tonality.py``. They are not (yet) the training targets: see
+Each descriptor is a plain function of a mono signal (float, ``sr`` Hz) returning one float,
+tested on synthetic signals in ``tests/test_tonality.py``. They are not (yet) the training targets: see
 twolevel/assets/MODEL_CARD.md, "Concept probes".
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .signal import SAMPLE_RATE
-from .targets import EPS, TEMPO_RANGE_BPM, key_correlations
+from .targets import EPS, KK_MAJOR, KK_MINOR, TEMPO_RANGE_BPM, key_correlations
 
 #: Hop of the constant-Q chroma and the onset envelope, in samples (23 ms at 22,050 Hz).
 TONALITY_HOP = 512
@@ -134,6 +139,63 @@ def pulse_clarity(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     if not peaks.any():
         return 0.0
     return float(max(0.0, r[1:-1][peaks].max() - np.median(r)))
+
+
+#: Lowest band pitch (MIDI note number, 57 = A3, 220 Hz) that :func:`spectrogram_chroma` folds:
+#: below it the filterbank's bands are single STFT bins (10.8 Hz) wider than a semitone.
+LOWEST_CHROMA_PITCH = 57.0
+
+
+@functools.lru_cache(maxsize=1)
+def band_pitches() -> np.ndarray:
+    """The pitch of each filterbank band's centre, as a (fractional) MIDI note number ``(149,)``
+    (cached: do not modify)."""
+    from .frontend import band_centre_frequencies
+
+    return 12.0 * np.log2(band_centre_frequencies() / 440.0) + 69.0
+
+
+@functools.lru_cache(maxsize=1)
+def _centred_key_profiles() -> np.ndarray:
+    """The 24 rotated key profiles of :func:`~twolevel.targets.key_correlations` ``(24, 12)``,
+    centred and scaled to unit norm, so that one product gives all 24 correlations."""
+    profiles = np.stack([np.roll(p, tonic) for p in (KK_MAJOR, KK_MINOR) for tonic in range(12)])
+    profiles = profiles - profiles.mean(axis=1, keepdims=True)
+    return profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
+
+
+def spectrogram_chroma(log_spec: np.ndarray) -> np.ndarray:
+    """Chroma ``(12,)`` (C first) of an un-normalised log spectrogram ``(frames, 149)``.
+
+    Each band from :data:`LOWEST_CHROMA_PITCH` up adds its magnitude (``10**s - 1``, summed over
+    frames) to the two pitch classes around its centre pitch, split linearly between them.
+    """
+    pitch = band_pitches()
+    keep = pitch >= LOWEST_CHROMA_PITCH
+    magnitude = (np.power(10.0, np.asarray(log_spec, dtype=np.float64)[:, keep]) - 1.0).clip(0).sum(axis=0)
+    lower = np.floor(pitch[keep])
+    upper_share = pitch[keep] - lower
+    chroma = np.bincount(lower.astype(int) % 12, magnitude * (1 - upper_share), minlength=12)
+    return chroma + np.bincount((lower.astype(int) + 1) % 12, magnitude * upper_share, minlength=12)
+
+
+def spectrogram_key(log_spec: np.ndarray) -> tuple[int, bool, float]:
+    """``(tonic, minor, mode_clarity)`` of an un-normalised log spectrogram ``(frames, 149)``.
+
+    The best of the 24 key profiles (:func:`~twolevel.targets.key_correlations`) on
+    :func:`spectrogram_chroma`: its tonic (0 = C .. 11 = B) and whether it is minor; and how far
+    its correlation beats the best key of the other mode (often the relative key, which shares
+    its pitch classes), so 0 means the mode is a coin toss.
+    """
+    chroma = spectrogram_chroma(log_spec)
+    centred = chroma - chroma.mean()
+    norm = np.linalg.norm(centred)
+    # key_correlations' Pearson r, all 24 at once (this runs for every contrast crop)
+    corr = _centred_key_profiles() @ centred / norm if norm > EPS else np.zeros(24)
+    best = int(np.argmax(corr))
+    minor = best >= 12
+    other_mode = corr[:12] if minor else corr[12:]
+    return best % 12, minor, float(corr[best] - other_mode.max())
 
 
 #: Name -> function, for probes and comparisons.

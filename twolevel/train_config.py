@@ -38,7 +38,7 @@ RULES = {
     "freq_shift": _number(int, 0, 24), "gain_db": _number(float, 0, 24), "time_mask": _number(int, 0, 156),
     "swa_epochs": _number(int, 0), "modulation_weight": _number(float, 0, 10),
     "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
-    "additivity_weight": _number(float, 0, 100),
+    "mode_weight": _number(float, 0, 10), "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
     "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "descriptors": _choice(DESCRIPTOR_SETS),
 }
@@ -100,6 +100,12 @@ class TrainConfig:
     #: away must exceed that of the crop mixed with its copy a consonant interval away by
     #: MODULATION_MARGIN target sds. Its windows pass as ``modulation_batch`` says.
     dissonance_weight: float = 0.0
+    #: Weight of the mode contrast (twolevel/augment.py, mode_pair; 0 = off): for the other half of
+    #: each batch's clips, a crop and the same crop with the third and sixth of its key exchanged
+    #: with their neighbours (major <-> minor); the minorness output of the minor one must exceed the
+    #: major one's by MODULATION_MARGIN target sds. Clips with no clear key give no pair. Its
+    #: windows pass as ``modulation_batch`` says.
+    mode_weight: float = 0.0
     #: Weight of the additivity penalty (twolevel/additivity.py; 0 = off): for a quarter of each
     #: batch's windows, the squared interaction of two random sets of hidden patches on the
     #: mid-level outputs, in target sds squared, so that level-2 surrogates fit the network better.

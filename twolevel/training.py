@@ -37,7 +37,7 @@ import torch
 
 from .audio import load_audio, window_starts
 from .additivity import additivity_loss, interaction_inputs
-from .augment import augment_window, dissonance_pair, modulation_pair, rhythm_pair, shift_bands
+from .augment import augment_window, dissonance_pair, mode_pair, modulation_pair, rhythm_pair, shift_bands
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
@@ -329,6 +329,7 @@ MODULATION_MARGIN = 0.5
 TONAL_STABILITY = MIDLEVEL_NAMES.index("tonal_stability")
 RHYTHM_STABILITY = MIDLEVEL_NAMES.index("rhythm_stability")
 DISSONANCE = MIDLEVEL_NAMES.index("dissonance")
+MINORNESS = MIDLEVEL_NAMES.index("minorness")
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -547,7 +548,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(7)
+    sums = np.zeros(8)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
@@ -562,6 +563,10 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         # drawn after the others, so that runs without it draw exactly what they drew before
         n_clash = n_real // 2 if cfg.dissonance_weight else 0
         pairs += [dissonance_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_clash].tolist()]
+        if cfg.mode_weight:  # clips without a clear key give no pair
+            modes = [mode_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[n_real // 2:].tolist()]
+            pairs += [p for p in modes if p is not None]
+        n_mode = len(pairs) - n_pairs - n_rhythm - n_clash
         spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
         x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
@@ -569,7 +574,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
-        l_mod, l_rhythm, l_clash = torch.zeros(()), torch.zeros(()), torch.zeros(())
+        l_mod, l_rhythm, l_clash, l_mode = torch.zeros(()), torch.zeros(()), torch.zeros(()), torch.zeros(())
         if pairs:
             if shared:
                 mid_spliced = mid[n_real:]
@@ -586,9 +591,13 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
                 l_rhythm = contrast_loss(controls[rhythm], twins[rhythm], RHYTHM_STABILITY, batches.midlevel_scale)
                 loss = loss + cfg.rhythm_weight * l_rhythm
             if n_clash:  # the clashing mix must score the higher dissonance
-                clash = slice(n_pairs + n_rhythm, None)
+                clash = slice(n_pairs + n_rhythm, n_pairs + n_rhythm + n_clash)
                 l_clash = contrast_loss(controls[clash], twins[clash], DISSONANCE, batches.midlevel_scale)
                 loss = loss + cfg.dissonance_weight * l_clash
+            if n_mode:  # the minor twin must score the higher minorness
+                mode = slice(n_pairs + n_rhythm + n_clash, None)
+                l_mode = contrast_loss(controls[mode], twins[mode], MINORNESS, batches.midlevel_scale)
+                loss = loss + cfg.mode_weight * l_mode
         l_add = torch.zeros(())
         if cfg.additivity_weight:  # drawn last, so that runs without it draw what they drew before
             n_add = max(1, n_real // 4)
@@ -605,7 +614,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
         sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
-                 float(l_rhythm.detach()), float(l_clash.detach()), float(l_add.detach())]
+                 float(l_rhythm.detach()), float(l_clash.detach()), float(l_add.detach()), float(l_mode.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
     rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
@@ -618,6 +627,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         rec["loss_dissonance"] = mean_loss[5]
     if cfg.additivity_weight:
         rec["loss_additivity"] = mean_loss[6]
+    if cfg.mode_weight:
+        rec["loss_mode"] = mean_loss[7]
     return rec
 
 
