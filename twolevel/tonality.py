@@ -142,7 +142,7 @@ def pulse_clarity(y: np.ndarray, sr: int = SAMPLE_RATE) -> float:
 
 
 #: Lowest band pitch (MIDI note number, 57 = A3, 220 Hz) that :func:`spectrogram_chroma` folds:
-#: below it the filterbank's bands are single STFT bins (10.8 Hz) wider than a semitone.
+#: below it the filterbank's bands are single STFT bins 10.8 Hz apart, about a semitone or more.
 LOWEST_CHROMA_PITCH = 57.0
 
 
