@@ -21,13 +21,13 @@ def synthetic_set(n: int = 6, seed: int = 0, prefix: str = "", rated: bool = Tru
 def chord_spectrogram(tonic: int, minor: bool, frames: int = 313, seed: int = 0) -> np.ndarray:
     """Un-normalised log spectrogram ``(frames, 149)`` of a held triad (tonic, third, fifth) in every
     octave from A3 up, over faint noise: the bands within a quarter tone of a chord tone are loud."""
-    from twolevel.tonality import band_pitches
+    from twolevel.tonality import LOWEST_CHROMA_PITCH, band_pitches
 
     degrees = (0, 3 if minor else 4, 7)
     pitch = band_pitches()
     # semitones from each band to the nearest octave of each chord tone
     distance = np.abs((pitch - tonic - np.array(degrees)[:, None] + 6) % 12 - 6)
-    loud = (distance.min(axis=0) < 0.3) & (pitch >= 57)
+    loud = (distance.min(axis=0) < 0.3) & (pitch >= LOWEST_CHROMA_PITCH)
     rng = np.random.default_rng(seed)
     spec = 0.05 * rng.random((frames, N_BANDS), dtype=np.float32)
     spec[:, loud] += 1.0

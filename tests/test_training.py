@@ -703,7 +703,7 @@ def test_swap_mode_moves_the_third_and_sixth_of_the_key_by_a_semitone_and_nothin
     kept = (pitch < LOWEST_CHROMA_PITCH) | ~np.isin(degree, [3, 4, 8, 9])
     assert torch.equal(swapped[:, kept], major[:, kept])  # the other bands are untouched
     back = spectrogram_chroma(swap_mode(swapped, 2).numpy()) / spectrogram_chroma(major.numpy()).max()
-    assert back == pytest.approx(before, abs=0.2)  # and back, give or take interpolation
+    assert back == pytest.approx(before, abs=0.2)  # and back, give or take the nearest band
 
 
 def test_mode_pair_puts_the_minor_twin_first_and_skips_clips_without_a_key():

@@ -320,8 +320,8 @@ def swap_mode(x: torch.Tensor, tonic: int) -> torch.Tensor:
     (0 = C .. 11 = B) exchanged with their neighbours (:data:`MODE_DEGREES`): each band near one
     of those degrees takes the values of the band nearest the pitch a semitone away. Copied, not
     interpolated, so a note keeps its level (a blend of two bands would lower a peak a quarter
-    tone wide); bands below :data:`~twolevel.tonality.LOWEST_CHROMA_PITCH`, wider than a
-    semitone, are left as they are."""
+    tone wide); bands below :data:`~twolevel.tonality.LOWEST_CHROMA_PITCH`, about a semitone
+    wide or more, are left as they are."""
     bands, sources = _mode_swap_plan(int(tonic) % 12)
     out = x.clone()
     out[:, bands] = x[:, sources]
@@ -356,6 +356,7 @@ def mode_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, tries: int 
         tonic, minor, clarity = spectrogram_key(crop.numpy())
         swapped = swap_mode(crop, tonic)
         swapped_tonic, swapped_minor, swapped_clarity = spectrogram_key(swapped.numpy())
-        if swapped_tonic == tonic and swapped_minor != minor and min(clarity, swapped_clarity) > best_clarity:
-            best, best_clarity = ((crop, swapped) if minor else (swapped, crop)), min(clarity, swapped_clarity)
+        both_clear = min(clarity, swapped_clarity)
+        if swapped_tonic == tonic and swapped_minor != minor and both_clear > best_clarity:
+            best, best_clarity = ((crop, swapped) if minor else (swapped, crop)), both_clear
     return best

@@ -21,6 +21,8 @@ imported inside the functions, so importing this module never needs it.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .labels import MIDLEVEL_NAMES
@@ -53,18 +55,23 @@ def _librosa():
 
 # --- hand-computed pieces (short and tested) -------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def _centred_key_profiles() -> np.ndarray:
+    """The 24 KK profiles rotated to every tonic, each minus its mean: ``(24, 12)``, 12 major then
+    12 minor (cached: do not modify)."""
+    profiles = np.stack([np.roll(p, tonic) for p in (KK_MAJOR, KK_MINOR) for tonic in range(12)])
+    return profiles - profiles.mean(axis=1, keepdims=True)
+
+
 def key_correlations(chroma: np.ndarray) -> np.ndarray:
-    """Pearson r of a 12-bin chroma vector with the 24 rotated KK profiles: ``(24,)``, 12 major then 12 minor."""
+    """Pearson r of a 12-bin chroma vector with the 24 rotated KK profiles: ``(24,)``, 12 major then 12 minor
+    (0 where the chroma is flat)."""
     chroma = np.asarray(chroma, dtype=np.float64)
-    out = np.empty(24)
-    for tonic in range(12):
-        for j, profile in enumerate((KK_MAJOR, KK_MINOR)):
-            p = np.roll(profile, tonic)
-            c = chroma - chroma.mean()
-            q = p - p.mean()
-            denom = np.sqrt((c * c).sum() * (q * q).sum())
-            out[j * 12 + tonic] = (c * q).sum() / denom if denom > EPS else 0.0
-    return out
+    c = chroma - chroma.mean()
+    q = _centred_key_profiles()
+    denom = np.sqrt((c * c).sum() * (q * q).sum(axis=1))
+    # all 24 at once: this runs for every key window of every clip and every mode-contrast crop
+    return np.where(denom > EPS, q @ c / np.where(denom > EPS, denom, 1.0), 0.0)
 
 
 def plomp_levelt(f1: np.ndarray, f2: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import functools
 import numpy as np
 
 from .signal import SAMPLE_RATE
-from .targets import EPS, KK_MAJOR, KK_MINOR, TEMPO_RANGE_BPM, key_correlations
+from .targets import EPS, TEMPO_RANGE_BPM, key_correlations
 
 #: Hop of the constant-Q chroma and the onset envelope, in samples (23 ms at 22,050 Hz).
 TONALITY_HOP = 512
@@ -155,15 +155,6 @@ def band_pitches() -> np.ndarray:
     return 12.0 * np.log2(band_centre_frequencies() / 440.0) + 69.0
 
 
-@functools.lru_cache(maxsize=1)
-def _centred_key_profiles() -> np.ndarray:
-    """The 24 rotated key profiles of :func:`~twolevel.targets.key_correlations` ``(24, 12)``,
-    centred and scaled to unit norm, so that one product gives all 24 correlations."""
-    profiles = np.stack([np.roll(p, tonic) for p in (KK_MAJOR, KK_MINOR) for tonic in range(12)])
-    profiles = profiles - profiles.mean(axis=1, keepdims=True)
-    return profiles / np.linalg.norm(profiles, axis=1, keepdims=True)
-
-
 def spectrogram_chroma(log_spec: np.ndarray) -> np.ndarray:
     """Chroma ``(12,)`` (C first) of an un-normalised log spectrogram ``(frames, 149)``.
 
@@ -175,8 +166,9 @@ def spectrogram_chroma(log_spec: np.ndarray) -> np.ndarray:
     magnitude = (np.power(10.0, np.asarray(log_spec, dtype=np.float64)[:, keep]) - 1.0).clip(0).sum(axis=0)
     lower = np.floor(pitch[keep])
     upper_share = pitch[keep] - lower
-    chroma = np.bincount(lower.astype(int) % 12, magnitude * (1 - upper_share), minlength=12)
-    return chroma + np.bincount((lower.astype(int) + 1) % 12, magnitude * upper_share, minlength=12)
+    lower_class = lower.astype(int) % 12
+    chroma = np.bincount(lower_class, magnitude * (1 - upper_share), minlength=12)
+    return chroma + np.bincount((lower_class + 1) % 12, magnitude * upper_share, minlength=12)
 
 
 def spectrogram_key(log_spec: np.ndarray) -> tuple[int, bool, float]:
@@ -187,11 +179,7 @@ def spectrogram_key(log_spec: np.ndarray) -> tuple[int, bool, float]:
     its correlation beats the best key of the other mode (often the relative key, which shares
     its pitch classes), so 0 means the mode is a coin toss.
     """
-    chroma = spectrogram_chroma(log_spec)
-    centred = chroma - chroma.mean()
-    norm = np.linalg.norm(centred)
-    # key_correlations' Pearson r, all 24 at once (this runs for every contrast crop)
-    corr = _centred_key_profiles() @ centred / norm if norm > EPS else np.zeros(24)
+    corr = key_correlations(spectrogram_chroma(log_spec))
     best = int(np.argmax(corr))
     minor = best >= 12
     other_mode = corr[:12] if minor else corr[12:]
