@@ -136,6 +136,16 @@ def test_windows_long_clip_consecutive_with_last_aligned_to_end():
     assert window_starts(2 * WINDOW_SAMPLES).tolist() == [0, WINDOW_SAMPLES]
 
 
+def test_window_starts_with_a_hop_overlap_and_end_at_the_signal_end():
+    # 25.5 s in frames-like units: windows of 10 every 4, the last one aligned to the end
+    assert window_starts(255, window=100, hop=40).tolist() == [0, 40, 80, 120, 155]
+    assert window_starts(260, window=100, hop=40).tolist() == [0, 40, 80, 120, 160]
+    assert window_starts(90, window=100, hop=40).tolist() == [0]
+    assert window_starts(255, window=100, hop=None).tolist() == window_starts(255, window=100).tolist()
+    with pytest.raises(ValueError, match="hop"):
+        window_starts(255, window=100, hop=0)
+
+
 # --- limits checked before decoding, blockwise decoding, minimum duration (issue 11) ---
 
 def test_a_file_that_resamples_to_nothing_is_too_short_not_a_crash():

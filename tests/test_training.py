@@ -17,8 +17,8 @@ from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 
 from synthetic import synthetic_set
-from twolevel.training import (TrainConfig, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson, save_trained,
-                               spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
+from twolevel.training import (TrainConfig, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson,
+                               predict_spectrograms, save_trained, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
 
 SR = 22050
 
@@ -58,6 +58,20 @@ def test_crop_loop_pads_short_clips():
     assert out[100, 0] == 0 and out[312, 0] == 12
     long = torch.arange(500, dtype=torch.float32)[:, None]
     assert crop(long, 150)[0, 0] == 150 and crop(long, 150).shape[0] == WINDOW_FRAMES
+
+
+def test_clip_predictions_average_the_windows_the_hop_gives(tiny_model):
+    network = tiny_model.network
+    rng = np.random.default_rng(0)
+    spec = rng.standard_normal((500, N_BANDS)).astype(np.float32)
+    one_window = spec[:WINDOW_FRAMES]
+    by_window = [predict_spectrograms(network, [spec[s:s + WINDOW_FRAMES]])[0][0] for s in (0, 100, 187)]
+    mid, emo = predict_spectrograms(network, [spec, one_window], hop_frames=100)
+    assert mid.shape == (2, len(MIDLEVEL_NAMES)) and emo.shape == (2, len(EMOTION_NAMES))
+    np.testing.assert_allclose(mid[0], np.mean(by_window, axis=0), atol=1e-5)  # windows at 0, 100 and the end
+    np.testing.assert_allclose(mid[1], predict_spectrograms(network, [one_window])[0][0], atol=1e-6)
+    consecutive = predict_spectrograms(network, [spec])[0][0]  # windows at 0 and the end
+    np.testing.assert_allclose(consecutive, np.mean([by_window[0], by_window[2]], axis=0), atol=1e-5)
 
 
 def test_pearson_and_masked_loss():

@@ -343,17 +343,22 @@ def loop_pad(samples: np.ndarray, length: int) -> np.ndarray:
     return np.tile(samples, reps)[:length]
 
 
-def window_starts(n_samples: int, window: int = WINDOW_SAMPLES) -> np.ndarray:
+def window_starts(n_samples: int, window: int = WINDOW_SAMPLES, hop: int | None = None) -> np.ndarray:
     """Start sample of each analysis window for a signal of ``n_samples``.
 
-    Consecutive, non-overlapping windows; when the signal does not divide evenly, the last
-    window is aligned to the end of the signal (overlapping its neighbour) rather than
-    loop-padded, so no window contains an artificial seam. Signals shorter than one window
-    get one window starting at 0 (loop-padded by :func:`split_windows`).
+    Consecutive, non-overlapping windows by default (``hop=None``: a hop of one window); a
+    smaller ``hop`` (samples, or frames when ``n_samples`` and ``window`` are frames) gives
+    overlapping windows. When the signal does not divide evenly, the last window is aligned to
+    the end of the signal (overlapping its neighbour) rather than loop-padded, so no window
+    contains an artificial seam. Signals shorter than one window get one window starting at 0
+    (loop-padded by :func:`split_windows`).
     """
+    hop = window if hop is None else int(hop)
+    if hop < 1:
+        raise ValueError(f"window hop must be at least 1, got {hop}")
     if n_samples <= window:
         return np.zeros(1, dtype=np.int64)
-    starts = list(range(0, n_samples - window + 1, window))
+    starts = list(range(0, n_samples - window + 1, hop))
     if starts[-1] + window < n_samples:
         starts.append(n_samples - window)
     return np.asarray(starts, dtype=np.int64)

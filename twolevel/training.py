@@ -250,14 +250,18 @@ def pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_spectrograms(model: A2Mid2EJoint, specs: Sequence[np.ndarray], batch_size: int = 32
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """Clip-level ``(mid (n, 7), emo (n, 8))``: the mean over consecutive 10 s windows, as in predict."""
+def predict_spectrograms(model: A2Mid2EJoint, specs: Sequence[np.ndarray], batch_size: int = 32,
+                         hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Clip-level ``(mid (n, 7), emo (n, 8))``: the mean over consecutive 10 s windows, as in predict.
+
+    ``hop_frames`` overlaps the windows instead (e.g. 62 frames, 2 s): more crops per clip, as
+    training draws them (``benchmarks/prediction_crops.py`` measures whether that helps; it did not).
+    """
     model.eval()
     windows, owner = [], []
     for i, s in enumerate(specs):
         t = torch.from_numpy(np.asarray(s))
-        for start in window_starts(t.shape[0], WINDOW_FRAMES):
+        for start in window_starts(t.shape[0], WINDOW_FRAMES, hop_frames):
             windows.append(crop(t, int(start)))
             owner.append(i)
     mids = []
