@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from twolevel.signal import SAMPLE_RATE
-from twolevel.tonality import key_clarity, minorness_v2, modulation_rate, pulse_clarity, tonal_stability_v2
+from twolevel.tonality import cqt_chroma, key_clarity, minorness_v2, modulation_rate, pulse_clarity, tonal_stability_v2
 
 SR = SAMPLE_RATE
 MAJOR = [0, 2, 4, 5, 7, 9, 11]
@@ -47,6 +47,17 @@ def test_one_key_is_more_stable_than_a_key_change_every_bar():
 def test_minor_triads_are_more_minor_than_the_same_in_major():
     for tonic in (0, 7):
         assert minorness_v2(chord_sequence([tonic] * 5, MINOR)) > minorness_v2(chord_sequence([tonic] * 5, MAJOR))
+
+
+def test_chroma_of_unpitched_audio_is_quiet_about_tuning():
+    import warnings
+
+    noise = np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # librosa's "empty frequency set" warning would fail here
+        for y in (np.zeros(3 * SAMPLE_RATE, np.float32), noise):
+            chroma = cqt_chroma(y)
+            assert chroma.shape[0] == 12 and np.isfinite(chroma).all()
 
 
 def test_modulation_rate_counts_key_changes_and_relative_keys_as_one():

@@ -23,6 +23,7 @@ twolevel/assets/MODEL_CARD.md, "Concept probes".
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -42,8 +43,12 @@ def cqt_chroma(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     import librosa
 
     y = np.asarray(y, dtype=np.float32)
-    return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=TONALITY_HOP, fmin=librosa.note_to_hz("C2"),
-                                      n_octaves=6, bins_per_octave=36)
+    with warnings.catch_warnings():
+        # Music without pitched peaks (drums, noise) leaves librosa's tuning estimate no
+        # frequencies; it then assumes standard tuning, which is right here, and says so per clip.
+        warnings.filterwarnings("ignore", message="Trying to estimate tuning from empty frequency set")
+        return librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=TONALITY_HOP, fmin=librosa.note_to_hz("C2"),
+                                          n_octaves=6, bins_per_octave=36)
 
 
 def window_keys(chroma: np.ndarray, sr: int = SAMPLE_RATE, seconds: float = KEY_WINDOW_SECONDS,
