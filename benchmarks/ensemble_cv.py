@@ -9,9 +9,14 @@ scores, on that fold's test clips (Pearson r over clips, averaged over the 8 emo
 * ``mid mean``: the members' mid-level outputs averaged, then their emotion layers averaged,
   ``mean(W) @ mean(mid) + mean(b)``: still 7 mid-levels and one linear layer (K trunks cost K x).
 
+A member trained with ``--swa-epochs N`` saves its weight average as ``fold<F>.pt`` and its
+best-validation state as ``fold<F>-best.pt``; ``--state best`` scores the latter, so one run gives
+both ensembles.
+
 Usage::
 
     python benchmarks/ensemble_cv.py ../shared/data/soundtracks-set1 runs/ens-p0/m0 runs/ens-p0/m1 ... [--json]
+    python benchmarks/ensemble_cv.py DATA runs/distill/p0/swa-m* --state best
 """
 from __future__ import annotations
 
@@ -27,11 +32,18 @@ from twolevel.data import load_soundtracks
 from twolevel.training import pearson, predict_spectrograms, soundtracks_training_set
 
 
-def fold_predictions(data, member_dirs: list[Path], fold: int) -> tuple[list[int], list[tuple]]:
+def fold_model_path(member_dir: Path, fold: int, state: str = "saved") -> Path:
+    """The fold's checkpoint: ``fold<F>.pt`` (what training kept), or with ``state="best"`` the
+    best-validation state ``fold<F>-best.pt`` where a weight-averaged run saved one."""
+    best = member_dir / f"fold{fold}-best.pt"
+    return best if state == "best" and best.is_file() else member_dir / f"fold{fold}.pt"
+
+
+def fold_predictions(data, member_dirs: list[Path], fold: int, state: str = "saved") -> tuple[list[int], list[tuple]]:
     """Test clip indices and each member's ``(mid, emo, weight, bias)`` on them."""
     index, outs = None, []
     for d in member_dirs:
-        path = d / f"fold{fold}.pt"
+        path = fold_model_path(d, fold, state)
         model = load_checkpoint(path, device="cpu")  # its metadata lists the fold's test clips
         ids = list(model.metadata["test_ids"])
         if index is None:
@@ -50,6 +62,9 @@ def main() -> None:
     parser.add_argument("dataset_dir")
     parser.add_argument("members", nargs="+", type=Path, help="folders with fold<F>.pt, one per member")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--state", choices=("saved", "best"), default="saved",
+                        help="saved: fold<F>.pt (the weight average of a --swa-epochs run); "
+                             "best: fold<F>-best.pt where there is one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -58,7 +73,7 @@ def main() -> None:
     for f in range(args.folds):
         if not all((d / f"fold{f}.pt").is_file() for d in args.members):
             continue
-        index, outs = fold_predictions(data, args.members, f)
+        index, outs = fold_predictions(data, args.members, f, args.state)
         truth = data.emotions[index]
         member = [float(np.nanmean(pearson(emo, truth))) for _, emo, _, _ in outs]
         output_mean = np.mean([emo for _, emo, _, _ in outs], axis=0)
@@ -71,7 +86,7 @@ def main() -> None:
                      "output_mean_per_emotion": pearson(output_mean, truth).round(3).tolist()})
     summary = {k: float(np.mean([r[k] for r in rows])) for k in ("member_mean", "output_mean", "mid_mean")}
     if args.json:
-        print(json.dumps({"members": [str(m) for m in args.members], "folds": rows, "summary": summary}, indent=1))
+        print(json.dumps({"members": [str(m) for m in args.members], "state": args.state, "folds": rows, "summary": summary}, indent=1))
         return
     print(f"{len(args.members)} members, {len(rows)} folds")
     print("fold | members | member mean | output mean | mid mean")
