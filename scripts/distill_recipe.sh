@@ -6,6 +6,8 @@
 #   FINAL=1 scripts/distill_recipe.sh [OUT.pt]           the final model: teachers and student on all clips
 #   STUDENT_ARGS="--modulation-weight 0.5" ...           more training options for the student only
 #   FINAL=1 STUDENT_SEED=19 scripts/distill_recipe.sh OUT  the final student under another seed (default 9)
+#   MEMBER_ARGS="--swa-epochs 20" MEMBER_TAG=swa- ...   more training options for the members; their
+#                                                        folders and reports are named MEMBER_TAG m<seed>
 #
 # Partition P: members --seed 10P+0..3 with --fold-seed P, student --seed 10P+9; each run resumes
 # (--resume), so an interrupted recipe continues where it stopped. Needs the corpus of
@@ -25,9 +27,10 @@ if [ -n "${FINAL:-}" ]; then
   OUT=${1:-$OUT_DIR/final-distilled.pt}
   teachers=()
   for m in 0 1 2 3; do
-    [ -f "$OUT_DIR/final-teacher-s$m.pt" ] || $BIN/twolevel-cli train "$DATA" --seed "$m" --val-fraction 0 \
-        --out "$OUT_DIR/final-teacher-s$m.pt" --log "$OUT_DIR/final-teacher-s$m.log" --quiet
-    teachers+=(--distill-from "$OUT_DIR/final-teacher-s$m.pt")
+    teacher="$OUT_DIR/final-teacher-${MEMBER_TAG:-}s$m"
+    [ -f "$teacher.pt" ] || $BIN/twolevel-cli train "$DATA" --seed "$m" --val-fraction 0 ${MEMBER_ARGS:-} \
+        --out "$teacher.pt" --log "$teacher.log" --quiet
+    teachers+=(--distill-from "$teacher.pt")
   done
   # the last epoch, not a pick on 30 validation clips (which chose epoch 14 in the first attempt)
   $BIN/twolevel-cli train "$DATA" --seed "${STUDENT_SEED:-9}" --val-fraction 0 "${teachers[@]}" --distill-corpus "$CORPUS" \
@@ -40,14 +43,15 @@ for p in ${PARTITIONS:-0 1 2 3 4}; do
   teachers=()
   for i in 0 1 2 3; do
     m=$((10 * p + i))
-    $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed "$m" --save-fold-models "$dir/m$m" \
-        --out "$dir/cv-m$m.json" --log "$dir/cv-m$m.log" --quiet --resume
-    teachers+=(--distill-from "$dir/m$m")
+    member="${MEMBER_TAG:-}m$m"
+    $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed "$m" ${MEMBER_ARGS:-} --save-fold-models "$dir/$member" \
+        --out "$dir/cv-$member.json" --log "$dir/cv-$member.log" --quiet --resume
+    teachers+=(--distill-from "$dir/$member")
   done
   $BIN/twolevel-cli train "$DATA" --folds 5 --fold-seed "$p" --seed $((10 * p + 9)) "${teachers[@]}" \
       --distill-corpus "$CORPUS" --distill-items 210 ${STUDENT_ARGS:-} --out "$dir/cv-student${STUDENT_TAG:-}.json" \
       --log "$dir/cv-student${STUDENT_TAG:-}.log" \
       --quiet --resume
-  $BIN/python benchmarks/ensemble_cv.py "$DATA" "$dir"/m* > "$dir/ensemble.txt"
+  $BIN/python benchmarks/ensemble_cv.py "$DATA" "$dir/${MEMBER_TAG:-}"m* > "$dir/ensemble${MEMBER_TAG:+-${MEMBER_TAG%-}}.txt"
 done
 $BIN/python benchmarks/cv_report.py --pool "$OUT_DIR"/p*/cv-*.json
