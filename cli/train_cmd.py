@@ -176,6 +176,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--distill-items", type=click.IntRange(min=1), default=None,
               help="With --distill-from: this many corpus windows (a fixed random subset drawn with --seed; "
                    "default: all).")
+@click.option("--distill-rated-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="W",
+              help="With --distill-from: the rated clips' emotion targets become (1 - W) x the ratings + W x the "
+                   "teachers' mean output on those clips (knowledge distillation on the rated clips too; "
+                   "0 = the ratings alone).")
 # -- where it runs and what it reports --
 @device_option
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
@@ -184,7 +188,7 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @friendly_errors
 def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
           midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_constructed, distill_corpus,
-          distill_items, device,
+          distill_items, distill_rated_weight, device,
           log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
@@ -208,11 +212,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     dev = pick_device(device)
     progress = not quiet
     _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
-                                    distill_midlevels_from, distill_constructed)
+                                    distill_midlevels_from, distill_constructed, distill_rated_weight)
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     if distill_from:
         data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from,
-                              distill_constructed)
+                              distill_constructed, distill_rated_weight)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
@@ -222,14 +226,16 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
 
 
 def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus,
-                                    distill_items, distill_midlevels_from=(), distill_constructed=0) -> None:
+                                    distill_items, distill_midlevels_from=(), distill_constructed=0,
+                                    distill_rated_weight=0.0) -> None:
     """Refuse option combinations that cannot work, before any data is read."""
     from twolevel.errors import OptionError
 
     if (fold_seed is not None or save_fold_models) and not folds:
         raise OptionError("--fold-seed and --save-fold-models need --folds K")
-    if (distill_corpus or distill_items or distill_midlevels_from) and not distill_from:
-        raise OptionError("--distill-corpus, --distill-items and --distill-midlevels-from need --distill-from")
+    if (distill_corpus or distill_items or distill_midlevels_from or distill_rated_weight) and not distill_from:
+        raise OptionError("--distill-corpus, --distill-items, --distill-midlevels-from and --distill-rated-weight "
+                          "need --distill-from")
     if distill_constructed and not distill_midlevels_from:
         raise OptionError("--distill-constructed needs --distill-midlevels-from: the built windows have no "
                           "descriptor targets, so their mid-level targets come from those teachers")
@@ -269,7 +275,7 @@ class _TrainingData:
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
 
     def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device, midlevel_teachers=(),
-                         constructed_pairs: int = 0) -> None:
+                         constructed_pairs: int = 0, rated_weight: float = 0.0) -> None:
         """Training parts also get corpus windows labelled by ``teachers`` (and their mid-levels by
         ``midlevel_teachers`` where given; twolevel/distill.py)."""
         from twolevel.corpus import corpus_training_set
@@ -277,12 +283,14 @@ class _TrainingData:
 
         # the corpus windows' mid-level targets come from the same descriptor set as the clips'
         corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
-        grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers, constructed_pairs)
+        grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers, constructed_pairs,
+                          rated_weight=rated_weight)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
         self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items,
                              **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {}),
-                             **({"constructed_pairs": constructed_pairs} if constructed_pairs else {})}
+                             **({"constructed_pairs": constructed_pairs} if constructed_pairs else {}),
+                             **({"rated_weight": rated_weight} if rated_weight else {})}
 
 
 @contextlib.contextmanager

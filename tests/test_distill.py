@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from twolevel.distill import distilling, fold_teachers, teacher_emotions
+from twolevel.distill import distilling, fold_teachers, teacher_emotions, with_rated_blend
 from twolevel.training import TrainConfig, cross_validate, predict_spectrograms
 
 from synthetic import synthetic_set as synthetic
@@ -128,3 +128,47 @@ def test_constructed_windows_are_the_contrasts_pairs_labelled_by_the_midlevel_te
     assert np.allclose(added.midlevels, mids) and np.allclose(added.emotions, emotions)
     with pytest.raises(OptionError, match="need mid-level teachers"):
         distilling([teacher], unrated, constructed_pairs=5)
+
+
+def test_rated_blend_moves_only_rated_targets_towards_the_teachers():
+    rated = synthetic(4, 1)
+    rated.emotions[1] = np.nan  # an item without ratings (an annotated mid-level excerpt) stays unrated
+    teacher = np.full((4, 8), 0.5)
+    blended = with_rated_blend(rated, teacher, 0.25)
+    keep = [0, 2, 3]
+    assert np.allclose(blended.emotions[keep], 0.75 * rated.emotions[keep] + 0.125)
+    assert np.isnan(blended.emotions[1]).all()
+    assert np.array_equal(blended.midlevels, rated.midlevels, equal_nan=True) and blended.ids == rated.ids
+    assert np.array_equal(with_rated_blend(rated, teacher, 0.0).emotions, rated.emotions, equal_nan=True)
+    with pytest.raises(ValueError, match="outside"):
+        with_rated_blend(rated, teacher, 1.5)
+
+
+def test_distilling_with_rated_weight_blends_the_rated_clips_with_the_fold_teachers(members):
+    data, dirs = members
+    from twolevel.checkpoint import read_checkpoint
+    from twolevel.errors import OptionError
+
+    unrated = synthetic(3, 4, prefix="corpus:", rated=False)
+    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
+    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    plain = distilling(dirs, unrated)(train)
+    grown = distilling(dirs, unrated, rated_weight=0.5)(train)
+    teachers = fold_teachers(dirs, train.ids)
+    expect = 0.5 * train.emotions + 0.5 * teacher_emotions(teachers, train.specs)
+    assert np.allclose(grown.emotions[:len(train)], expect)
+    assert not np.allclose(grown.emotions[:len(train)], train.emotions)
+    assert np.allclose(grown.emotions[len(train):], plain.emotions[len(train):])  # the corpus windows: unchanged
+    with pytest.raises(OptionError, match="within"):
+        distilling(dirs, unrated, rated_weight=2.0)
+
+
+def test_cli_refuses_a_rated_weight_without_teachers_or_outside_0_1(tmp_path):
+    from click.testing import CliRunner
+    from twolevel_cli.main import cli
+
+    base = ["train", str(tmp_path), "--out", str(tmp_path / "m.pt")]
+    result = CliRunner().invoke(cli, base + ["--distill-rated-weight", "0.5"])
+    assert result.exit_code != 0 and "need --distill-from" in result.output
+    result = CliRunner().invoke(cli, base + ["--distill-rated-weight", "1.5"])
+    assert result.exit_code == 2 and "--distill-rated-weight" in result.output

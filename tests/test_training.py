@@ -611,7 +611,7 @@ def test_distillation_corpus_targets_come_from_the_clips_descriptor_set(monkeypa
     monkeypatch.setattr(twolevel.corpus, "corpus_training_set",
                         lambda d, packages=None, descriptors="v1", progress=False: asked.update(d=d, set=descriptors))
     monkeypatch.setattr(twolevel.distill, "distilling",
-                        lambda teachers, items, n, seed, device, mids=(), pairs=0: (lambda s: s))
+                        lambda teachers, items, n, seed, device, mids=(), pairs=0, **_: (lambda s: s))
     data = object.__new__(_TrainingData)  # the clips are not needed for this
     data.descriptors, data.progress, data.extra = "v3", False, None
     data.add_distillation(["teacher.pt"], "corpus-dir", 10, 0, "cpu")

@@ -3,8 +3,9 @@ two-level student learns from those labels beside the human ratings.
 
 The student is an ordinary :class:`~twolevel.model.A2Mid2EJoint` (one CNN, 7 mid-levels, one
 linear layer), so level-1 explanations stay exact; only its training set grows. Rated clips keep
-their human ratings; each unrated item (a corpus window) gets the mean of the teachers' emotion
-outputs as its emotion target and keeps its own descriptor targets for the mid-levels.
+their human ratings (or, with ``rated_weight``, a blend of them with the teachers' outputs); each
+unrated item (a corpus window) gets the mean of the teachers' emotion outputs as its emotion target
+and keeps its own descriptor targets for the mid-levels.
 
 In cross-validation the teachers of a fold must not have seen that fold's test clips: members
 trained with ``cross_validate(..., fold_seed=S, models_dir=DIR)`` keep one model per fold
@@ -109,9 +110,20 @@ def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device=
     return teachers
 
 
+def with_rated_blend(rated: TrainingSet, teacher_outputs: np.ndarray, weight: float) -> TrainingSet:
+    """``rated`` with each rated item's emotion targets moved towards the teachers' outputs:
+    ``(1 - weight) * ratings + weight * teacher_outputs`` (``teacher_outputs``: ``(len(rated), 8)``,
+    rating units). Items without ratings (NaN) stay unrated; the mid-level targets are kept."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"rated weight {weight} is outside [0, 1]")
+    blended = np.where(np.isnan(rated.emotions), rated.emotions,
+                       (1.0 - weight) * rated.emotions + weight * teacher_outputs)
+    return TrainingSet(list(rated.ids), list(rated.specs), blended, rated.midlevels.copy(), list(rated.categories))
+
+
 def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
-               device="cpu", midlevel_teachers: Sequence[Path] = (), constructed_pairs: int = 0
-               ) -> Callable[[TrainingSet], TrainingSet]:
+               device="cpu", midlevel_teachers: Sequence[Path] = (), constructed_pairs: int = 0,
+               rated_weight: float = 0.0) -> Callable[[TrainingSet], TrainingSet]:
     """An ``extra_train`` hook (:func:`~twolevel.training.cross_validate`, or one training run):
     adds ``n_items`` of ``unrated`` (all by default; a fixed random subset drawn with ``seed``
     otherwise), labelled by the teachers, to the training clips.
@@ -124,6 +136,8 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
     adds that many pairs of windows built from those items as the training contrasts build them
     (:func:`constructed_windows`), labelled by the same teachers: the ensemble's answer on the kind
     of audio the contrasts show, for all 7 mid-levels at once (needs ``midlevel_teachers``).
+    ``rated_weight`` > 0 also moves the rated clips' emotion targets that far towards the
+    teachers' mean output on them (:func:`with_rated_blend`; 0 keeps the human ratings as they are).
     """
     from .checkpoint import load_checkpoint
     from .errors import OptionError
@@ -149,8 +163,14 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
             return fold_teachers(group, train_ids, device)
         return [load_checkpoint(p, device=device) for p in group]
 
+    if not 0.0 <= rated_weight <= 1.0:
+        raise OptionError(f"the rated clips' teacher weight must be within [0, 1], not {rated_weight}")
+
     def extra(train_set: TrainingSet) -> TrainingSet:
-        return TrainingSet.concat(train_set, pseudo_labelled(unrated, teachers_for(paths, train_set.ids),
+        emotion_teachers = teachers_for(paths, train_set.ids)
+        if rated_weight:
+            train_set = with_rated_blend(train_set, teacher_emotions(emotion_teachers, train_set.specs), rated_weight)
+        return TrainingSet.concat(train_set, pseudo_labelled(unrated, emotion_teachers,
                                                              teachers_for(mid_paths, train_set.ids)))
 
     return extra
