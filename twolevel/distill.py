@@ -149,6 +149,8 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
     folders = [p.is_dir() for p in paths + mid_paths]
     if any(folders) and not all(folders):
         raise OptionError("teachers must be all folders of fold models or all checkpoint files, not a mix")
+    if not 0.0 <= rated_weight <= 1.0:
+        raise OptionError(f"the rated clips' teacher weight must be within [0, 1], not {rated_weight}")
     if n_items is not None and n_items < len(unrated):
         chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
         unrated = unrated.subset(chosen)
@@ -162,9 +164,6 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
         if all(folders):
             return fold_teachers(group, train_ids, device)
         return [load_checkpoint(p, device=device) for p in group]
-
-    if not 0.0 <= rated_weight <= 1.0:
-        raise OptionError(f"the rated clips' teacher weight must be within [0, 1], not {rated_weight}")
 
     def extra(train_set: TrainingSet) -> TrainingSet:
         emotion_teachers = teachers_for(paths, train_set.ids)
