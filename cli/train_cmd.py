@@ -287,7 +287,9 @@ class _TrainingData:
                           rated_weight=rated_weight)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
-        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_items,
+        # the number of windows actually added (a request above the corpus's size takes all of it)
+        n_used = len(corpus) if n_items is None else min(n_items, len(corpus))
+        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_used,
                              **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {}),
                              **({"constructed_pairs": constructed_pairs} if constructed_pairs else {}),
                              **({"rated_weight": rated_weight} if rated_weight else {})}

@@ -609,14 +609,19 @@ def test_distillation_corpus_targets_come_from_the_clips_descriptor_set(monkeypa
 
     asked = {}
     monkeypatch.setattr(twolevel.corpus, "corpus_training_set",
-                        lambda d, packages=None, descriptors="v1", progress=False: asked.update(d=d, set=descriptors))
+                        lambda d, packages=None, descriptors="v1", progress=False:
+                        asked.update(d=d, set=descriptors) or [None] * 8)  # a corpus of 8 windows
     monkeypatch.setattr(twolevel.distill, "distilling",
                         lambda teachers, items, n, seed, device, mids=(), pairs=0, **_: (lambda s: s))
     data = object.__new__(_TrainingData)  # the clips are not needed for this
     data.descriptors, data.progress, data.extra = "v3", False, None
     data.add_distillation(["teacher.pt"], "corpus-dir", 10, 0, "cpu")
     assert asked == {"d": Path("corpus-dir"), "set": "v3"}
-    assert data.distillation == {"teachers": ["teacher.pt"], "corpus": "corpus-dir", "items": 10}
+    # 10 asked of a corpus of 8: the metadata records the 8 windows the student actually saw
+    assert data.distillation == {"teachers": ["teacher.pt"], "corpus": "corpus-dir", "items": 8}
+    data.extra = None
+    data.add_distillation(["teacher.pt"], "corpus-dir", 5, 0, "cpu")
+    assert data.distillation["items"] == 5
 
 
 def test_level1_sign_mask_follows_the_ratings_of_rated_clips_only():
