@@ -200,9 +200,15 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
 
     \b
     Examples:
-      twolevel-cli train ../shared/data/soundtracks-set1 --out twolevel/assets/twolevel-default.pt
+      twolevel-cli train ../shared/data/soundtracks-set1 --out model.pt
       twolevel-cli train DATA --folds 5 --width 0.125 --out runs/cv-w0.125.json
       twolevel-cli train DATA --out model.pt --resume          # continue from model.pt.last
+      twolevel-cli train DATA --val-fraction 0 --distill-from t0.pt --distill-from t1.pt
+          --distill-corpus cache/debian-audio/corpus --descriptors v3 --additivity-weight 5
+          --out student.pt                            # one command: a distilled student
+
+    The shipped model is such a distilled student: scripts/shipped_recipe.sh trains it from
+    scratch (twolevel/assets/MODEL_CARD.md, "Training").
     """
     from twolevel.model import pick_device
     from twolevel.training import TrainConfig
