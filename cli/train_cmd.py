@@ -285,7 +285,7 @@ class _TrainingData:
         """Training parts also get corpus windows labelled by ``teachers`` (and their mid-levels by
         ``midlevel_teachers`` where given; twolevel/distill.py)."""
         from twolevel.corpus import corpus_training_set
-        from twolevel.distill import distilling
+        from twolevel.distill import distilling, unrated_items_used
 
         # the corpus windows' mid-level targets come from the same descriptor set as the clips'
         corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
@@ -293,9 +293,8 @@ class _TrainingData:
                           rated_weight=rated_weight)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
-        # the number of windows actually added (a request above the corpus's size takes all of it)
-        n_used = len(corpus) if n_items is None else min(n_items, len(corpus))
-        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir), "items": n_used,
+        self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir),
+                             "items": unrated_items_used(n_items, len(corpus)),  # added, not asked for
                              **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {}),
                              **({"constructed_pairs": constructed_pairs} if constructed_pairs else {}),
                              **({"rated_weight": rated_weight} if rated_weight else {})}

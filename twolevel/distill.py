@@ -121,6 +121,12 @@ def with_rated_blend(rated: TrainingSet, teacher_outputs: np.ndarray, weight: fl
     return TrainingSet(list(rated.ids), list(rated.specs), blended, rated.midlevels.copy(), list(rated.categories))
 
 
+def unrated_items_used(n_items: int | None, n_available: int) -> int:
+    """How many of ``n_available`` unrated items :func:`distilling` adds for ``n_items``: all of
+    them when ``n_items`` is None or asks for more than there are."""
+    return n_available if n_items is None else min(n_items, n_available)
+
+
 def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
                device="cpu", midlevel_teachers: Sequence[Path] = (), constructed_pairs: int = 0,
                rated_weight: float = 0.0) -> Callable[[TrainingSet], TrainingSet]:
@@ -151,7 +157,7 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
         raise OptionError("teachers must be all folders of fold models or all checkpoint files, not a mix")
     if not 0.0 <= rated_weight <= 1.0:
         raise OptionError(f"the rated clips' teacher weight must be within [0, 1], not {rated_weight}")
-    if n_items is not None and n_items < len(unrated):
+    if unrated_items_used(n_items, len(unrated)) < len(unrated):
         chosen = np.sort(np.random.default_rng(seed).choice(len(unrated), n_items, replace=False))
         unrated = unrated.subset(chosen)
     if constructed_pairs:
