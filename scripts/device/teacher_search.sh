@@ -1,0 +1,42 @@
+#!/bin/bash
+# Device run: the GPU path checked with the shipped model, then the teacher search
+# (paper width and half width against the w0.125 member, partition 0, seed 0) on the GPU.
+# DRY=1: a small CPU dry run.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"
+PY=${PY:-python3}
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+DEV=cuda; EPOCHS=80; STOP_AT=${STOP_AT:-505}; SAMPLES=50000; FOLDS="0 1 2 3 4"
+[ "${DRY:-0}" = 1 ] && { DEV=cpu; EPOCHS=1; SAMPLES=700; FOLDS="0"; DRYW=0.125; }
+"$PY" -c "import nnAudio, soundfile, soxr, click" 2>/dev/null || "$PY" -m pip install -q --no-index --no-deps .whl/*.whl 2>&1 | tail -2
+mkdir -p .gpu/py .gpu/res && ln -sfn ../../cli .gpu/py/twolevel_cli
+export PYTHONPATH=$PWD:$PWD/.gpu/py TWOLEVEL_CACHE=${TWOLEVEL_CACHE:-$PWD/.gpu/cache} MPLBACKEND=Agg
+DATA=.gpu/data/soundtracks-set1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+el "spectrogram cache (8 processes)"
+for i in 0 1 2 3 4 5 6 7; do
+  OMP_NUM_THREADS=1 "$PY" -c "
+from pathlib import Path; from twolevel.training import cached_spectrograms
+ps = sorted(Path('$DATA/audio').glob('*.mp3'))[$i::8]; cached_spectrograms(ps)" 2>/dev/null &
+done
+el "CUDA tests"
+TWOLEVEL_CHECK_DEVICE=$DEV OMP_NUM_THREADS=4 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
+  tests/test_cuda.py tests/test_runtime.py > "$OUT/gpu_tests.log" 2>&1; echo "tests exit $?"; tail -3 "$OUT/gpu_tests.log"
+wait; el "spectrograms: $(ls $TWOLEVEL_CACHE/spec | wc -l) cached"
+el "explanations ($SAMPLES samples)"
+OMP_NUM_THREADS=4 timeout 150 "$PY" benchmarks/gpu_check.py --device $DEV --samples $SAMPLES --paper-width ${DRYW:-1.0} --out "$OUT" 2>&1 | tail -12
+el "teacher search: 3 recipes x folds [$FOLDS], one process per fold"
+run() {  # tag width lr
+  for f in $FOLDS; do
+    OMP_NUM_THREADS=1 TWOLEVEL_THREADS=1 timeout $(( STOP_AT - ($(date +%s) - T0) )) "$PY" -m twolevel_cli.main train $DATA \
+      --folds 5 --only-folds $f --fold-seed 0 --seed 0 --width ${DRYW:-$2} --lr $3 --epochs $EPOCHS --device $DEV \
+      --out .gpu/res/cv-$1-f$f.json --log .gpu/res/cv-$1-f$f.log --quiet > .gpu/res/cv-$1-f$f.out 2>&1 &
+  done
+}
+run w1-lr6e-3 1.0 0.006; run w1-lr2e-3 1.0 0.002; run w0.5-lr6e-3 0.5 0.006
+sleep 20; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+wait; el "teacher search done"
+for f in .gpu/res/*.log; do echo "$f: $(wc -l < $f) epochs, last: $(tail -1 $f | cut -c1-160)"; done
+tar czf "$OUT/teacher-search.tgz" .gpu/res
+el "end"
