@@ -129,7 +129,9 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @_hyper("--dropout",
         help="Dropout after each pooling block.")
 @_hyper("--patience",
-        help="Early stopping: epochs without a better validation r.")
+        help="Early stopping: stop after this many epochs without a better validation r (0 = off). Off by "
+             "default, so that cross-validation's last-epoch score is that of a model trained as the shipped "
+             "one (no validation clips, every epoch); with it on, a fold can stop mid-schedule.")
 # -- what to run: one model (with or without validation clips) or cross-validation --
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Hold out this share of the clips (stratified) and keep the epoch with the best validation r "

@@ -442,6 +442,19 @@ def test_training_is_deterministic_and_resumes_exactly(tmp_path):
         train(data, tiny_cfg(epochs=3, lr=3e-3), state_path=state, resume=True)
 
 
+def test_early_stopping_is_off_unless_asked(monkeypatch):
+    # a validation r that never improves: with patience 2 the run stops after 2 epochs; by default
+    # (patience 0) every epoch runs, as the shipped recipes' runs without validation do
+    import twolevel.training as training
+
+    monkeypatch.setattr(training, "_validate_epoch", lambda run, rec, val_set: False)
+    data = synthetic_set()
+    assert TrainConfig().patience == 0
+    _, stopped = train(data, tiny_cfg(epochs=4, patience=2), val_set=data.subset([0, 1]))
+    _, full = train(data, tiny_cfg(epochs=4), val_set=data.subset([0, 1]))
+    assert stopped["epochs_run"] == 2 and full["epochs_run"] == 4
+
+
 def test_items_without_emotions_train_the_midlevel_layer_only():
     data = synthetic_set()
     data.emotions[3:] = np.nan

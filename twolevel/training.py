@@ -14,7 +14,7 @@ mid-level task dominate; scaled, the cross-validated emotion r rose from 0.711 t
 ``loss_scale="raw"`` is the paper's plain MSE. Adam (lr 6e-3 by default; the paper's 5e-4
 under-fitted in 80 epochs here), decoupled weight decay, batch 8, cosine learning-rate decay,
 and, given validation clips, the state with the best validation Pearson r (average over the 8
-emotions) is kept, with early stopping after ``patience`` epochs without gain; without them the
+emotions) is kept (with early stopping after ``patience`` epochs without gain, when asked); without them the
 state after the last epoch (in cross-validation the two scored alike on average, but the
 validation pick can keep an early, lucky epoch). twolevel/assets/MODEL_CARD.md has the numbers.
 """
@@ -744,7 +744,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
             on_epoch(rec)
         if state_path is not None:
             _save_run(run, state_path, cfg, len(train_set))
-        if validating and stale >= cfg.patience and not cfg.swa_epochs:  # averaging needs the last epochs
+        if validating and cfg.patience and stale >= cfg.patience and not cfg.swa_epochs:  # averaging needs the last epochs
             break
     if bar is not None:
         bar.close()
