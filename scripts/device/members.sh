@@ -3,15 +3,12 @@
 # partitions 2, 3, 4 with their fold models saved, for the student's cross-validation on the CPU;
 # then, with what time is left, members trained 160 epochs on partition 0 (seed 0).
 set -u
-cd "$(dirname "$0")/.."
-OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"; PY=${PY:-python3}; DEV=${DEV:-cuda}; EPOCHS=${EPOCHS:-80}
+HERE=$(cd "$(dirname "$0")" && pwd); cd "$HERE/.."
+OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"; DEV=${DEV:-cuda}; EPOCHS=${EPOCHS:-80}
 T0=$(date +%s); STOP_AT=${STOP_AT:-470}
-"$PY" -c "import nnAudio, soundfile, soxr, click" 2>/dev/null || "$PY" -m pip install -q --no-index --no-deps .whl/*.whl 2>&1 | tail -2
-mkdir -p .gpu/py .gpu/m && ln -sfn ../../cli .gpu/py/twolevel_cli
-export PYTHONPATH=$PWD:$PWD/.gpu/py TWOLEVEL_CACHE=${TWOLEVEL_CACHE:-$PWD/.gpu/cache} OMP_NUM_THREADS=1 TWOLEVEL_THREADS=1
-for i in 0 1 2 3 4 5 6 7; do "$PY" -c "
-from pathlib import Path; from twolevel.training import cached_spectrograms
-cached_spectrograms(sorted(Path('.gpu/data/soundtracks-set1/audio').glob('*.mp3'))[$i::8])" 2>/dev/null & done; wait
+. "$HERE/setup.sh"
+mkdir -p .gpu/m; export OMP_NUM_THREADS=1 TWOLEVEL_THREADS=1
+cache_spectrograms; wait
 echo "[$(( $(date +%s) - T0 )) s] spectrograms cached"
 jobs() {
   for p in 2 3 4; do for i in 0 1 2 3; do for f in 0 1 2 3 4; do echo "p$p m$((10*p+i)) $p $((10*p+i)) $f $EPOCHS"; done; done; done
@@ -19,11 +16,11 @@ jobs() {
 }
 one() {  # dir tag fold_seed seed fold epochs
   mkdir -p .gpu/m/$1
-  timeout $(( STOP_AT - ($(date +%s) - T0) )) "$PY" -m twolevel_cli.main train .gpu/data/soundtracks-set1 --folds 5 --only-folds $5 \
+  timeout $(( STOP_AT - ($(date +%s) - T0) )) "$PY" -m twolevel_cli.main train $DATA --folds 5 --only-folds $5 \
     --fold-seed $3 --seed $4 --epochs $6 --device $DEV --save-fold-models .gpu/m/$1/$2 \
     --out .gpu/m/$1/cv-$2-f$5.json --log .gpu/m/$1/cv-$2-f$5.log --quiet > /dev/null 2>&1
 }
-export -f one; export T0 STOP_AT PY DEV
+export -f one; export T0 STOP_AT PY DEV DATA
 jobs | xargs -P 16 -L 1 bash -c 'one $0 $1 $2 $3 $4 $5'
 echo "[$(( $(date +%s) - T0 )) s] done: $(ls .gpu/m/*/*/fold*.pt | wc -l) fold models, $(ls .gpu/m/*/*.json | wc -l) reports"
 tar czf "$OUT/members.tgz" .gpu/m; ls -la "$OUT"

@@ -3,23 +3,16 @@
 # (paper width and half width against the w0.125 member, partition 0, seed 0) on the GPU.
 # DRY=1: a small CPU dry run.
 set -u
-cd "$(dirname "$0")/.."
+HERE=$(cd "$(dirname "$0")" && pwd); cd "$HERE/.."
 OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"
-PY=${PY:-python3}
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 DEV=cuda; EPOCHS=80; STOP_AT=${STOP_AT:-505}; SAMPLES=50000; FOLDS="0 1 2 3 4"
 [ "${DRY:-0}" = 1 ] && { DEV=cpu; EPOCHS=1; SAMPLES=700; FOLDS="0"; DRYW=0.125; }
-"$PY" -c "import nnAudio, soundfile, soxr, click" 2>/dev/null || "$PY" -m pip install -q --no-index --no-deps .whl/*.whl 2>&1 | tail -2
-mkdir -p .gpu/py .gpu/res && ln -sfn ../../cli .gpu/py/twolevel_cli
-export PYTHONPATH=$PWD:$PWD/.gpu/py TWOLEVEL_CACHE=${TWOLEVEL_CACHE:-$PWD/.gpu/cache} MPLBACKEND=Agg
-DATA=.gpu/data/soundtracks-set1
+. "$HERE/setup.sh"
+mkdir -p .gpu/res
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 el "spectrogram cache (8 processes)"
-for i in 0 1 2 3 4 5 6 7; do
-  OMP_NUM_THREADS=1 "$PY" -c "
-from pathlib import Path; from twolevel.training import cached_spectrograms
-ps = sorted(Path('$DATA/audio').glob('*.mp3'))[$i::8]; cached_spectrograms(ps)" 2>/dev/null &
-done
+cache_spectrograms
 el "CUDA tests"
 TWOLEVEL_CHECK_DEVICE=$DEV OMP_NUM_THREADS=4 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
   tests/test_cuda.py tests/test_runtime.py > "$OUT/gpu_tests.log" 2>&1; echo "tests exit $?"; tail -3 "$OUT/gpu_tests.log"
