@@ -128,6 +128,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "(minorness alone from there). With --distill-corpus the corpus windows get the same set.")
 @_hyper("--dropout",
         help="Dropout after each pooling block.")
+@_hyper("--emotion-weight",
+        help="Weight of the emotion loss (the paper's 0.5).")
+@_hyper("--midlevel-weight",
+        help="Weight of the mid-level loss (the paper's 0.5): lower lets the 7 mid-levels serve the emotions "
+             "more and their descriptor targets less.")
 @_hyper("--patience",
         help="Early stopping: stop after this many epochs without a better validation r (0 = off). Off by "
              "default, so that cross-validation's last-epoch score is that of a model trained as the shipped "

@@ -707,8 +707,8 @@ def test_cli_train_options_take_train_config_defaults():
 
     params = {p.name: p for p in cli.commands["train"].params}
     for name, default in Config().to_dict().items():
-        if name in params:
-            assert params[name].default == default, name
+        assert name in params, f"TrainConfig.{name} has no --{name.replace('_', '-')}"
+        assert params[name].default == default, name
     result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--schedule", "linear"])
     assert result.exit_code == 2 and "cosine" in result.output
     # the ranges come from TrainConfig's rules, open ends included: dropout 1 is refused, 0.99 is not
