@@ -177,6 +177,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "as the contrasts build theirs (a modulation, a re-timing, a clashing or consonant copy, in "
                    "turn), labelled by the same teachers, so the student learns the ensemble's answer on them "
                    "for all 7 mid-levels.")
+@click.option("--distill-mixes", "distill_mixes", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="With --distill-from: also N 10 s mixes of two rated training clips (the second 0-6 dB "
+                   "softer), labelled by the teachers for their emotions only: unrated audio from the rated "
+                   "clips' own domain, drawn anew for each training set (so never from a fold's test clips).")
 @click.option("--distill-corpus", type=click.Path(file_okay=False), default=None,
               help="With --distill-from: the built corpus whose windows the teachers label "
                    "(scripts/fetch_debian_audio.py; e.g. cache/debian-audio/corpus).")
@@ -194,8 +198,8 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly_errors
 def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, save_fold_models, resume, cache_dir,
-          midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_constructed, distill_corpus,
-          distill_items, distill_rated_weight, device,
+          midlevel_annotations, midlevel_audio, distill_from, distill_midlevels_from, distill_constructed, distill_mixes,
+          distill_corpus, distill_items, distill_rated_weight, device,
           log_path, quiet, **hyper):
     """Train A2Mid2E-Joint on the Soundtracks ratings in DATASET_DIR.
 
@@ -225,11 +229,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     dev = pick_device(device)
     progress = not quiet
     _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
-                                    distill_midlevels_from, distill_constructed, distill_rated_weight)
+                                    distill_midlevels_from, distill_constructed, distill_rated_weight, distill_mixes)
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     if distill_from:
         data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from,
-                              distill_constructed, distill_rated_weight)
+                              distill_constructed, distill_rated_weight, distill_mixes)
     with _epoch_log(log_path) as log:
         if folds:
             _cross_validate(data, cfg, folds, only_folds, val_fraction, dev, Path(out_path), progress, log,
@@ -240,15 +244,16 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
 
 def _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus,
                                     distill_items, distill_midlevels_from=(), distill_constructed=0,
-                                    distill_rated_weight=0.0) -> None:
+                                    distill_rated_weight=0.0, distill_mixes=0) -> None:
     """Refuse option combinations that cannot work, before any data is read."""
     from twolevel.errors import OptionError
 
     if (fold_seed is not None or save_fold_models) and not folds:
         raise OptionError("--fold-seed and --save-fold-models need --folds K")
-    if (distill_corpus or distill_items or distill_midlevels_from or distill_rated_weight) and not distill_from:
-        raise OptionError("--distill-corpus, --distill-items, --distill-midlevels-from and --distill-rated-weight "
-                          "need --distill-from")
+    if (distill_corpus or distill_items or distill_midlevels_from or distill_rated_weight or distill_mixes) \
+            and not distill_from:
+        raise OptionError("--distill-corpus, --distill-items, --distill-midlevels-from, --distill-rated-weight and "
+                          "--distill-mixes need --distill-from")
     if distill_constructed and not distill_midlevels_from:
         raise OptionError("--distill-constructed needs --distill-midlevels-from: the built windows have no "
                           "descriptor targets, so their mid-level targets come from those teachers")
@@ -288,7 +293,7 @@ class _TrainingData:
                         else f"signal descriptors {descriptors} (docs/midlevel-targets.md)")
 
     def add_distillation(self, teachers, corpus_dir, n_items, seed: int, device, midlevel_teachers=(),
-                         constructed_pairs: int = 0, rated_weight: float = 0.0) -> None:
+                         constructed_pairs: int = 0, rated_weight: float = 0.0, mixes: int = 0) -> None:
         """Training parts also get corpus windows labelled by ``teachers`` (and their mid-levels by
         ``midlevel_teachers`` where given; twolevel/distill.py)."""
         from twolevel.corpus import corpus_training_set
@@ -297,14 +302,15 @@ class _TrainingData:
         # the corpus windows' mid-level targets come from the same descriptor set as the clips'
         corpus = corpus_training_set(Path(corpus_dir), descriptors=self.descriptors, progress=self.progress)
         grow = distilling(teachers, corpus, n_items, seed, device, midlevel_teachers, constructed_pairs,
-                          rated_weight=rated_weight)
+                          rated_weight=rated_weight, mixes=mixes)
         before = self.extra
         self.extra = grow if before is None else (lambda s: grow(before(s)))
         self.distillation = {"teachers": [str(t) for t in teachers], "corpus": str(corpus_dir),
                              "items": unrated_items_used(n_items, len(corpus)),  # added, not asked for
                              **({"midlevel_teachers": [str(t) for t in midlevel_teachers]} if midlevel_teachers else {}),
                              **({"constructed_pairs": constructed_pairs} if constructed_pairs else {}),
-                             **({"rated_weight": rated_weight} if rated_weight else {})}
+                             **({"rated_weight": rated_weight} if rated_weight else {}),
+                             **({"mixes": mixes} if mixes else {})}
 
 
 @contextlib.contextmanager

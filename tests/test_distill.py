@@ -172,3 +172,50 @@ def test_cli_refuses_a_rated_weight_without_teachers_or_outside_0_1(tmp_path):
     assert result.exit_code != 0 and "need --distill-from" in result.output
     result = CliRunner().invoke(cli, base + ["--distill-rated-weight", "1.5"])
     assert result.exit_code == 2 and "--distill-rated-weight" in result.output
+
+
+def test_mixed_windows_play_two_different_clips_together_at_0_to_6_db():
+    from twolevel.distill import mixed_windows
+    from twolevel.signal import WINDOW_FRAMES
+    from twolevel.training import TrainingSet
+
+    # constant spectrograms, so any crop of clip i is the level c_i and the mix has a closed form
+    levels = np.array([0.2, 0.5, 0.9, 1.3])
+    items = TrainingSet([f"c{i}" for i in range(4)], [np.full((400, 149), c, np.float32) for c in levels],
+                        np.full((4, 8), 0.5), np.full((4, 7), 0.5))
+    mixed = mixed_windows(items, 12, seed=3)
+    assert len(mixed) == 12 and mixed.categories == ["mixed"] * 12
+    assert np.isnan(mixed.emotions).all() and np.isnan(mixed.midlevels).all()  # the teachers label them
+    for k, (item_id, spec) in enumerate(zip(mixed.ids, mixed.specs)):
+        a, b = item_id.removeprefix("mixed:").removesuffix(f":{k}").split("+")
+        assert a != b and spec.shape == (WINDOW_FRAMES, 149)
+        ca, cb = levels[int(a[1:])], levels[int(b[1:])]
+        softest, loudest = (np.log10(10 ** ca + g * (10 ** cb - 1)) for g in (10 ** (-6 / 20), 1.0))
+        assert np.allclose(spec, spec[0, 0]) and softest - 1e-5 <= spec[0, 0] <= loudest + 1e-5
+    again = mixed_windows(items, 12, seed=3)
+    assert again.ids == mixed.ids and all(np.array_equal(x, y) for x, y in zip(again.specs, mixed.specs))
+
+
+def test_distilling_with_mixes_labels_mixes_of_the_rated_training_clips_only(members):
+    data, dirs = members
+    from twolevel.checkpoint import read_checkpoint
+
+    unrated = synthetic(3, 4, prefix="corpus:", rated=False)
+    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
+    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    grown = distilling(dirs, unrated, mixes=5, seed=2)(train)
+    assert len(grown) == len(train) + 3 + 5
+    mixed = grown.subset(range(len(train) + 3, len(grown)))
+    sources = {s for i in mixed.ids for s in i.split(":")[1].split("+")}
+    assert all(i.startswith("mixed:") for i in mixed.ids) and sources <= set(train.ids) and not sources & test0
+    teachers = fold_teachers(dirs, train.ids)
+    assert np.allclose(mixed.emotions, teacher_emotions(teachers, mixed.specs))
+    assert np.isnan(mixed.midlevels).all()  # no descriptor targets for a mix
+
+
+def test_cli_refuses_mixes_without_teachers(tmp_path):
+    from click.testing import CliRunner
+    from twolevel_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--distill-mixes", "4"])
+    assert result.exit_code != 0 and "need --distill-from" in result.output

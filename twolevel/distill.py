@@ -86,6 +86,40 @@ def constructed_windows(items: TrainingSet, n_pairs: int, seed: int = 0) -> Trai
                        np.full((n, items.midlevels.shape[1]), np.nan), ["constructed"] * n)
 
 
+def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.0) -> TrainingSet:
+    """``n`` 10 s windows, each a random crop of one of ``items`` played together with a random crop
+    of another (:func:`~twolevel.augment.mix_magnitudes`, the second at ``min_db`` .. 0 dB), with no
+    targets (NaN): teachers label their emotions; they have no descriptor targets.
+
+    Mixes of the rated training clips are unrated audio from the rated clips' own domain (film
+    music), where the corpus windows are game music: the teachers' answers there are what the
+    student should learn from them.
+
+    Returns:
+        ``n`` items, each an un-normalised log spectrogram ``(313, bands)`` float32, ids
+        ``"mixed:<id a>+<id b>:<k>"``.
+    """
+    import torch
+
+    from .augment import _random_crop, mix_magnitudes
+    from .signal import WINDOW_FRAMES
+
+    if len(items) < 2:
+        raise ValueError("mixing needs at least 2 items")
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    ids, specs = [], []
+    for k in range(n):
+        a, b = (int(i) for i in rng.choice(len(items), 2, replace=False))
+        crop_a, crop_b = (_random_crop(torch.from_numpy(np.asarray(items.specs[i], dtype=np.float32)), WINDOW_FRAMES, gen)
+                          for i in (a, b))
+        gain = 10.0 ** ((min_db * float(rng.random())) / 20.0)
+        ids.append(f"mixed:{items.ids[a]}+{items.ids[b]}:{k}")
+        specs.append(mix_magnitudes(crop_a, crop_b, gain).numpy().astype(np.float32))
+    return TrainingSet(ids, specs, np.full((n, items.emotions.shape[1]), np.nan),
+                       np.full((n, items.midlevels.shape[1]), np.nan), ["mixed"] * n)
+
+
 def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:
     """Each member's model of the fold whose test clips share none with ``train_ids``.
 
@@ -129,7 +163,7 @@ def unrated_items_used(n_items: int | None, n_available: int) -> int:
 
 def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | None = None, seed: int = 0,
                device="cpu", midlevel_teachers: Sequence[Path] = (), constructed_pairs: int = 0,
-               rated_weight: float = 0.0) -> Callable[[TrainingSet], TrainingSet]:
+               rated_weight: float = 0.0, mixes: int = 0) -> Callable[[TrainingSet], TrainingSet]:
     """An ``extra_train`` hook (:func:`~twolevel.training.cross_validate`, or one training run):
     adds ``n_items`` of ``unrated`` (all by default; a fixed random subset drawn with ``seed``
     otherwise), labelled by the teachers, to the training clips.
@@ -144,6 +178,9 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
     of audio the contrasts show, for all 7 mid-levels at once (needs ``midlevel_teachers``).
     ``rated_weight`` > 0 also moves the rated clips' emotion targets that far towards the
     teachers' mean output on them (:func:`with_rated_blend`; 0 keeps the human ratings as they are).
+    ``mixes`` adds that many mixes of two of the training clips (:func:`mixed_windows`, drawn anew
+    from each training set, so a fold's mixes hold none of its test clips), labelled by the teachers
+    for their emotions only.
     """
     from .checkpoint import load_checkpoint
     from .errors import OptionError
@@ -175,7 +212,12 @@ def distilling(teachers: Sequence[Path], unrated: TrainingSet, n_items: int | No
         emotion_teachers = teachers_for(paths, train_set.ids)
         if rated_weight:
             train_set = with_rated_blend(train_set, teacher_emotions(emotion_teachers, train_set.specs), rated_weight)
-        return TrainingSet.concat(train_set, pseudo_labelled(unrated, emotion_teachers,
-                                                             teachers_for(mid_paths, train_set.ids)))
+        grown = TrainingSet.concat(train_set, pseudo_labelled(unrated, emotion_teachers,
+                                                              teachers_for(mid_paths, train_set.ids)))
+        if mixes:
+            rated = train_set.subset(np.flatnonzero(np.isfinite(train_set.emotions).all(axis=1)))
+            mixed = mixed_windows(rated, mixes, seed)
+            grown = TrainingSet.concat(grown, pseudo_labelled(mixed, emotion_teachers))
+        return grown
 
     return extra
