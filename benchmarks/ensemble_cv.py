@@ -33,10 +33,11 @@ from twolevel.training import pearson, predict_spectrograms, soundtracks_trainin
 
 
 def fold_model_path(member_dir: Path, fold: int, state: str = "saved") -> Path:
-    """The fold's checkpoint: ``fold<F>.pt`` (what training kept), or with ``state="best"`` the
-    best-validation state ``fold<F>-best.pt`` where a weight-averaged run saved one."""
-    best = member_dir / f"fold{fold}-best.pt"
-    return best if state == "best" and best.is_file() else member_dir / f"fold{fold}.pt"
+    """The fold's checkpoint: ``fold<F>.pt`` (what training kept), with ``state="best"`` the
+    best-validation state ``fold<F>-best.pt`` where a weight-averaged run saved one, with
+    ``state="last"`` the last epoch's state ``fold<F>-last.pt`` (what the shipped recipes keep)."""
+    other = member_dir / f"fold{fold}-{state}.pt"
+    return other if state in ("best", "last") and other.is_file() else member_dir / f"fold{fold}.pt"
 
 
 def fold_predictions(data, member_dirs: list[Path], fold: int, state: str = "saved") -> tuple[list[int], list[tuple]]:
@@ -62,9 +63,9 @@ def main() -> None:
     parser.add_argument("dataset_dir")
     parser.add_argument("members", nargs="+", type=Path, help="folders with fold<F>.pt, one per member")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--state", choices=("saved", "best"), default="saved",
+    parser.add_argument("--state", choices=("saved", "best", "last"), default="saved",
                         help="saved: fold<F>.pt (the weight average of a --swa-epochs run); "
-                             "best: fold<F>-best.pt where there is one")
+                             "best: fold<F>-best.pt where there is one; last: fold<F>-last.pt where there is one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)

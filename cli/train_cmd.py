@@ -150,8 +150,9 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="With --folds: seed of the partition and its validation parts (default: --seed). Runs that "
                    "share it and differ in --seed are members of one ensemble, tested on the same clips.")
 @click.option("--save-fold-models", default=None, type=click.Path(file_okay=False), metavar="DIR",
-              help="With --folds: keep each fold's best-validation model as DIR/fold<F>.pt "
-                   "(benchmarks/ensemble_cv.py scores ensembles of them).")
+              help="With --folds: keep each fold's best-validation model as DIR/fold<F>.pt (distillation "
+                   "teachers) and its last epoch's as DIR/fold<F>-last.pt (benchmarks/ensemble_cv.py scores "
+                   "ensembles of either).")
 @click.option("--resume", is_flag=True, help="Continue from <out>.last (or skip finished folds with --folds).")
 # -- data --
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,

@@ -136,7 +136,7 @@ def test_weight_average_is_the_mean_of_the_last_epochs_states(tmp_path):
     res = cross_validate(synthetic_set(n=20), tiny_cfg(epochs=2, swa_epochs=1), k=5, folds_to_run=[0], inner_folds=8,
                          models_dir=tmp_path / "m")
     fold = res["folds"]["0"]
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["fold0-best.pt", "fold0.pt"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["fold0-best.pt", "fold0-last.pt", "fold0.pt"]
     assert fold["test_swa"]["average"] == pytest.approx(fold["test_last"]["average"])  # 1 epoch averaged = last
     assert "average_swa" in res["summary"] and "weight average" in format_cv_table(res)
 
@@ -180,7 +180,14 @@ def test_ensemble_members_share_a_partition_and_keep_their_fold_models(tmp_path)
     saved = tmp_path / "m3" / "fold1.pt"
     assert read_checkpoint(saved)["metadata"]["test_ids"] == runs[3]["folds"]["1"]["test_ids"]
     assert load_checkpoint(saved, device="cpu").config.width == 0.125
-    assert sorted(p.name for p in (tmp_path / "m4").iterdir()) == ["fold0.pt", "fold1.pt"]
+    assert sorted(p.name for p in (tmp_path / "m4").iterdir()) == ["fold0-last.pt", "fold0.pt", "fold1-last.pt", "fold1.pt"]
+    # fold<F>-last.pt is the last epoch's state: it scores what the report calls the last epoch
+    from twolevel.training import score
+
+    last = load_checkpoint(tmp_path / "m4" / "fold1-last.pt", device="cpu")
+    test = data.subset([data.ids.index(i) for i in runs[4]["folds"]["1"]["test_ids"]])
+    assert last.metadata["state"] == "last epoch"
+    assert score(last, test)["average"] == pytest.approx(runs[4]["folds"]["1"]["test_last"]["average"], abs=1e-6)
 
 
 def test_stratified_folds_partition():

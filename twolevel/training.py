@@ -927,6 +927,9 @@ def _run_fold(data: TrainingSet, f: int, train_idx: np.ndarray, val_idx: np.ndar
     best = score(model, test)
     model.load_state_dict(summary["last_state"])
     last = score(model, test)
+    if models_dir is not None:  # the state the shipped recipes keep (no validation: the last epoch)
+        save_trained(model, Path(models_dir) / f"fold{f}-last.pt", summary,
+                     {"fold": f, "test_ids": test.ids, "state": "last epoch"})
     if log is not None:
         log(json.dumps({"fold": f, "test_average": best["average"], "test_average_last": last["average"],
                         **({"test_average_swa": swa["average"]} if swa else {}),
