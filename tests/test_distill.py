@@ -18,6 +18,14 @@ def members(tmp_path_factory):
     return data, [base / "m1", base / "m2"]
 
 
+def _fold0_training_part(data, dirs):
+    """The clips fold 0's teachers trained on (a student of fold 0 trains on them), and fold 0's test ids."""
+    from twolevel.checkpoint import read_checkpoint
+
+    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
+    return data.subset([i for i, x in enumerate(data.ids) if x not in test0]), test0
+
+
 def test_fold_teachers_never_saw_the_students_test_clips(members):
     data, dirs = members
     from twolevel.checkpoint import read_checkpoint
@@ -33,10 +41,7 @@ def test_fold_teachers_never_saw_the_students_test_clips(members):
 def test_distilling_adds_unrated_items_labelled_by_the_teachers_mean(members):
     data, dirs = members
     unrated = synthetic(6, 9, prefix="corpus:", rated=False)
-    from twolevel.checkpoint import read_checkpoint
-
-    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
-    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    train, _ = _fold0_training_part(data, dirs)
     grown = distilling(dirs, unrated, n_items=4, seed=3)(train)
     assert len(grown) == len(train) + 4 and grown.ids[:len(train)] == train.ids
     added = grown.subset(range(len(train), len(grown)))
@@ -146,12 +151,10 @@ def test_rated_blend_moves_only_rated_targets_towards_the_teachers():
 
 def test_distilling_with_rated_weight_blends_the_rated_clips_with_the_fold_teachers(members):
     data, dirs = members
-    from twolevel.checkpoint import read_checkpoint
     from twolevel.errors import OptionError
 
     unrated = synthetic(3, 4, prefix="corpus:", rated=False)
-    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
-    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    train, _ = _fold0_training_part(data, dirs)
     plain = distilling(dirs, unrated)(train)
     grown = distilling(dirs, unrated, rated_weight=0.5)(train)
     teachers = fold_teachers(dirs, train.ids)
@@ -198,11 +201,9 @@ def test_mixed_windows_play_two_different_clips_together_at_0_to_6_db():
 
 def test_distilling_with_mixes_labels_mixes_of_the_rated_training_clips_only(members):
     data, dirs = members
-    from twolevel.checkpoint import read_checkpoint
 
     unrated = synthetic(3, 4, prefix="corpus:", rated=False)
-    test0 = set(read_checkpoint(dirs[0] / "fold0.pt")["metadata"]["test_ids"])
-    train = data.subset([i for i, x in enumerate(data.ids) if x not in test0])
+    train, test0 = _fold0_training_part(data, dirs)
     grown = distilling(dirs, unrated, mixes=5, seed=2)(train)
     assert len(grown) == len(train) + 3 + 5
     mixed = grown.subset(range(len(train) + 3, len(grown)))
