@@ -129,7 +129,7 @@ def fill_shift_edges(shifted: torch.Tensor, original: torch.Tensor, *semitones: 
     return out
 
 
-def _random_crop(spec: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+def random_crop(spec: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
     """``length`` consecutive frames of ``(clip_frames, bands)`` from a random start; a clip
     shorter than that is padded by repeating its last frame."""
     start = int(torch.randint(0, max(1, spec.shape[0] - length + 1), (1,), generator=gen))
@@ -164,7 +164,7 @@ def modulation_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, segme
     bounds = [round(j * frames / segments) for j in range(segments + 1)]
     crops, keys = [], []
     for j in range(segments):
-        crops.append(_random_crop(spec, bounds[j + 1] - bounds[j], gen))
+        crops.append(random_crop(spec, bounds[j + 1] - bounds[j], gen))
         choices = keys_allowed if not keys else [k for k in keys_allowed if k != keys[-1]]
         keys.append(choices[int(torch.randint(0, len(choices), (1,), generator=gen))])
     k0 = keys[0]
@@ -247,7 +247,7 @@ def rhythm_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, events: i
     """
     plan = _displacement_plan(frames, gen, events, min_frames, max_frames, min_gap, max_gap)
     steady_src, displaced_src = _source_frames(frames, plan, False), _source_frames(frames, plan, True)
-    crop = _random_crop(spec, int(max(steady_src.max(), displaced_src.max())) + 1, gen)
+    crop = random_crop(spec, int(max(steady_src.max(), displaced_src.max())) + 1, gen)
     return crop[steady_src], crop[displaced_src]
 
 
@@ -279,7 +279,7 @@ def dissonance_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, min_d
         :data:`CONSONANT_INTERVALS` (:func:`pitch_shift`), at the same level. Bands whose source
         lies outside the filterbank under either shift are left out of both copies.
     """
-    crop = _random_crop(spec, frames, gen)
+    crop = random_crop(spec, frames, gen)
     clash = CLASHING_INTERVALS[int(torch.randint(0, len(CLASHING_INTERVALS), (1,), generator=gen))]
     blend = CONSONANT_INTERVALS[int(torch.randint(0, len(CONSONANT_INTERVALS), (1,), generator=gen))]
     gain = 10.0 ** ((min_db * float(torch.rand((1,), generator=gen))) / 20.0)
@@ -352,7 +352,7 @@ def mode_pair(spec: torch.Tensor, gen: torch.Generator, frames: int, tries: int 
     best, best_clarity = None, 0.0
     # a clip no longer than the window has one crop: all of it
     for _ in range(tries if spec.shape[0] > frames else 1):
-        crop = _random_crop(spec, frames, gen)
+        crop = random_crop(spec, frames, gen)
         tonic, minor, clarity = spectrogram_key(crop.numpy())
         swapped = swap_mode(crop, tonic)
         swapped_tonic, swapped_minor, swapped_clarity = spectrogram_key(swapped.numpy())

@@ -101,7 +101,7 @@ def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.
     """
     import torch
 
-    from .augment import _random_crop, mix_magnitudes
+    from .augment import mix_magnitudes, random_crop
     from .signal import WINDOW_FRAMES
 
     if len(items) < 2:
@@ -111,7 +111,7 @@ def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.
     ids, specs = [], []
     for k in range(n):
         a, b = (int(i) for i in rng.choice(len(items), 2, replace=False))
-        crop_a, crop_b = (_random_crop(torch.from_numpy(np.asarray(items.specs[i], dtype=np.float32)), WINDOW_FRAMES, gen)
+        crop_a, crop_b = (random_crop(torch.from_numpy(np.asarray(items.specs[i], dtype=np.float32)), WINDOW_FRAMES, gen)
                           for i in (a, b))
         gain = 10.0 ** ((min_db * float(rng.random())) / 20.0)
         ids.append(f"mixed:{items.ids[a]}+{items.ids[b]}:{k}")
