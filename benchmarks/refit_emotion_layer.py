@@ -1,0 +1,82 @@
+"""Would a least-squares emotion layer beat the trained one? Scored per cross-validation fold model.
+
+For each fold model (``DIR/fold<F>.pt``, or ``fold<F>-last.pt`` with ``--state last``) this scores the
+fold's test clips (Pearson r over clips, averaged over the 8 emotions) twice: as trained, and with
+its mid -> emotion layer replaced by the least-squares fit of the ratings on the model's clip-level
+mid-levels (each clip scored as ``predict`` scores it: the mean over its 10 s windows) of the
+fold's other clips (its training and validation clips; never its test clips). The network and
+its 7 mid-levels stay as they are, and the refitted model is still one linear layer over them, so
+level-1 explanations stay exact.
+
+Usage::
+
+    python benchmarks/refit_emotion_layer.py ../shared/data/soundtracks-set1 runs/distill/p0/m0 runs/distill/p0/m1 [--json]
+    python benchmarks/refit_emotion_layer.py DATA runs/distill/p0/avg/s9 --state last
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from twolevel.checkpoint import load_checkpoint
+from twolevel.data import load_soundtracks
+from twolevel.training import pearson, predict_spectrograms, soundtracks_training_set
+
+
+def least_squares_layer(mids: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight (8, 7), bias (8,))`` minimising the squared error of ``mids @ weight.T + bias``
+    against ``ratings`` (``mids``: ``(clips, 7)``, ``ratings``: ``(clips, 8)``, ratings / 10)."""
+    solution = np.linalg.lstsq(np.c_[mids, np.ones(len(mids))], ratings, rcond=None)[0]  # (8, 8)
+    return solution[:-1].T, solution[-1]
+
+
+def refit_scores(data, path: Path) -> dict:
+    """The fold model at ``path`` on its test clips: ``{"trained", "refitted"}`` average r."""
+    model = load_checkpoint(path, device="cpu")
+    test = [data.ids.index(i) for i in model.metadata["test_ids"]]
+    other = [i for i in range(len(data.ids)) if i not in set(test)]
+    mids_other, _ = predict_spectrograms(model, [data.specs[i] for i in other])
+    mids_test, emotions_test = predict_spectrograms(model, [data.specs[i] for i in test])
+    weight, bias = least_squares_layer(mids_other, data.emotions[other])
+    truth = data.emotions[test]
+    return {"model": str(path), "trained": float(np.nanmean(pearson(emotions_test, truth))),
+            "refitted": float(np.nanmean(pearson(mids_test @ weight.T + bias, truth)))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset_dir")
+    parser.add_argument("models", nargs="+", type=Path, help="folders with fold<F>.pt (--save-fold-models)")
+    parser.add_argument("--state", choices=("saved", "last"), default="saved",
+                        help="saved: fold<F>.pt (best validation); last: fold<F>-last.pt (the last epoch)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = soundtracks_training_set(load_soundtracks(args.dataset_dir))
+    rows = []
+    for folder in args.models:
+        for f in range(10):
+            path = folder / (f"fold{f}-last.pt" if args.state == "last" else f"fold{f}.pt")
+            if path.is_file():
+                rows.append(refit_scores(data, path))
+                if not args.json:
+                    r = rows[-1]
+                    print(f"{path}: {r['trained']:.4f} -> {r['refitted']:.4f} ({r['refitted'] - r['trained']:+.4f})",
+                          flush=True)
+    gain = np.array([r["refitted"] - r["trained"] for r in rows])
+    summary = {"models": len(rows), "trained": float(np.mean([r["trained"] for r in rows])),
+               "refitted": float(np.mean([r["refitted"] for r in rows])), "gain": float(gain.mean()),
+               "better": int((gain > 0).sum())}
+    if args.json:
+        print(json.dumps({"state": args.state, "folds": rows, "summary": summary}, indent=1))
+    else:
+        print(f"{summary['models']} fold models: {summary['trained']:.4f} -> {summary['refitted']:.4f} "
+              f"({summary['gain']:+.4f}, better in {summary['better']})")
+
+
+if __name__ == "__main__":
+    main()
