@@ -49,6 +49,14 @@ def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint],
                        mids, list(items.categories))
 
 
+def _without_targets(ids: list[str], specs: list[np.ndarray], like: TrainingSet, category: str) -> TrainingSet:
+    """Built windows as training items with no targets (NaN, as many columns as ``like`` has), for
+    teachers to label."""
+    n = len(ids)
+    return TrainingSet(ids, specs, np.full((n, like.emotions.shape[1]), np.nan),
+                       np.full((n, like.midlevels.shape[1]), np.nan), [category] * n)
+
+
 #: The training contrasts' constructions (twolevel/augment.py), in the order
 #: :func:`constructed_windows` takes them.
 CONSTRUCTIONS = ("modulation", "rhythm", "dissonance")
@@ -81,9 +89,7 @@ def constructed_windows(items: TrainingSet, n_pairs: int, seed: int = 0) -> Trai
         for side, window in zip("ab", build[kind](spec, gen, WINDOW_FRAMES)):
             ids.append(f"constructed:{kind}:{items.ids[source]}:{k}:{side}")
             specs.append(window.numpy().astype(np.float32))
-    n = len(ids)
-    return TrainingSet(ids, specs, np.full((n, items.emotions.shape[1]), np.nan),
-                       np.full((n, items.midlevels.shape[1]), np.nan), ["constructed"] * n)
+    return _without_targets(ids, specs, items, "constructed")
 
 
 def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.0) -> TrainingSet:
@@ -116,8 +122,7 @@ def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.
         gain = 10.0 ** ((min_db * float(rng.random())) / 20.0)
         ids.append(f"mixed:{items.ids[a]}+{items.ids[b]}:{k}")
         specs.append(mix_magnitudes(crop_a, crop_b, gain).numpy().astype(np.float32))
-    return TrainingSet(ids, specs, np.full((n, items.emotions.shape[1]), np.nan),
-                       np.full((n, items.midlevels.shape[1]), np.nan), ["mixed"] * n)
+    return _without_targets(ids, specs, items, "mixed")
 
 
 def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:
