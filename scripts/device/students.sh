@@ -6,8 +6,9 @@
 # ("mid mean"). The teachers are trained first, there (the recipe's 4 members of the partition, seeds
 # 10P+0..3): the corpus and the dataset leave no room in what travels for teachers made here.
 #   P=0 SEEDS="9 8 7 6 5 4" bash .gpu/students.sh       DRY=1: a small CPU dry run
-# Needs in .gpu/corpus: windows.npz.xz (xz -k of cache/debian-audio/corpus/windows.npz, 22 MB),
-# index.json and raw-1-v3.npz; with .gpu/data (33 MB), .whl and the tree that is about 66 MB of 64 MiB.
+# Needs in .gpu/corpus: windows.npz.xz (xz -9e of cache/debian-audio/corpus/windows.npz, 21.4 MB),
+# index.json and raw-1-v3.npz; with .gpu/data (less original/), .whl and the tree: 65.1 MB of the
+# 64 MiB (67.1 MB) that travels (scripts/device/README.md says how to prepare it).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd); cd "$HERE/.."
 OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"; DEV=cuda; EPOCHS=80; P=${P:-0}; SEEDS=${SEEDS:-"9 8 7 6 5 4"}; NPAR=16; NPAR_T=20; FOLDS="0 1 2 3 4"
