@@ -11,11 +11,17 @@ level-1 explanations stay exact.
 Usage::
 
     python benchmarks/refit_emotion_layer.py ../shared/data/soundtracks-set1 runs/distill/p0/m0 runs/distill/p0/m1 [--json]
-    python benchmarks/refit_emotion_layer.py DATA runs/distill/p0/avg/s9 --state last
+    python benchmarks/refit_emotion_layer.py DATA runs/distill/p0/avg/s9 --state last [--signs]
+
+The fit is ``twolevel.emotion_layer.least_squares_layer``, on the clips training's
+``--emotion-layer least-squares`` fits it on in cross-validation (a fold's training and
+validation clips), so scoring a fold model here equals training it with that option. ``--signs``
+bounds each weight as ``--emotion-layer least-squares-signs`` does.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -24,27 +30,34 @@ import torch
 
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import load_soundtracks
-from twolevel.training import pearson, predict_spectrograms, soundtracks_training_set
+from twolevel.emotion_layer import least_squares_layer
+from twolevel.labels import EMOTION_NAMES
+from twolevel.training import level1_sign_mask, pearson, predict_spectrograms, soundtracks_training_set
 
 
-def least_squares_layer(mids: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(weight (8, 7), bias (8,))`` minimising the squared error of ``mids @ weight.T + bias``
-    against ``ratings`` (``mids``: ``(clips, 7)``, ``ratings``: ``(clips, 8)``, ratings / 10)."""
-    solution = np.linalg.lstsq(np.c_[mids, np.ones(len(mids))], ratings, rcond=None)[0]  # (8, 8)
-    return solution[:-1].T, solution[-1]
+@functools.cache
+def _training_set(dataset_dir: str, descriptors: str):
+    return soundtracks_training_set(load_soundtracks(dataset_dir), descriptors=descriptors)
 
 
-def refit_scores(data, path: Path) -> dict:
-    """The fold model at ``path`` on its test clips: ``{"trained", "refitted"}`` average r."""
+def refit_scores(dataset, path: Path, signs: bool = False) -> dict:
+    """The fold model at ``path`` on its test clips: ``{"trained", "refitted"}`` average r, and
+    ``"refitted_emotions"``: r per emotion of the refitted layer. With ``signs``, the fit keeps each
+    weight on the side ``level1_sign_mask`` gives it over the fit's clips (``emotion_layer=
+    "least-squares-signs"``)."""
     model = load_checkpoint(path, device="cpu")
+    # the sign mask reads the mid-level targets the model was trained on
+    data = _training_set(dataset, model.metadata.get("config", {}).get("descriptors", "v1"))
     test = [data.ids.index(i) for i in model.metadata["test_ids"]]
-    other = [i for i in range(len(data.ids)) if i not in set(test)]
-    mids_other, _ = predict_spectrograms(model, [data.specs[i] for i in other])
+    other = data.subset([i for i in range(len(data.ids)) if i not in set(test)])
+    mids_other, _ = predict_spectrograms(model, other.specs)
     mids_test, emotions_test = predict_spectrograms(model, [data.specs[i] for i in test])
-    weight, bias = least_squares_layer(mids_other, data.emotions[other])
+    weight, bias = least_squares_layer(mids_other, other.emotions, level1_sign_mask(other) if signs else None)
     truth = data.emotions[test]
+    refitted = pearson(mids_test @ weight.T + bias, truth)
     return {"model": str(path), "trained": float(np.nanmean(pearson(emotions_test, truth))),
-            "refitted": float(np.nanmean(pearson(mids_test @ weight.T + bias, truth)))}
+            "refitted": float(np.nanmean(refitted)),
+            "refitted_emotions": dict(zip(EMOTION_NAMES, map(float, refitted)))}
 
 
 def main() -> None:
@@ -53,16 +66,17 @@ def main() -> None:
     parser.add_argument("models", nargs="+", type=Path, help="folders with fold<F>.pt (--save-fold-models)")
     parser.add_argument("--state", choices=("saved", "last"), default="saved",
                         help="saved: fold<F>.pt (best validation); last: fold<F>-last.pt (the last epoch)")
+    parser.add_argument("--signs", action="store_true",
+                        help="bound each weight to the ratings' sign (emotion_layer least-squares-signs)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    data = soundtracks_training_set(load_soundtracks(args.dataset_dir))
     rows = []
     for folder in args.models:
         for f in range(10):
             path = folder / (f"fold{f}-last.pt" if args.state == "last" else f"fold{f}.pt")
             if path.is_file():
-                rows.append(refit_scores(data, path))
+                rows.append(refit_scores(args.dataset_dir, path, args.signs))
                 if not args.json:
                     r = rows[-1]
                     print(f"{path}: {r['trained']:.4f} -> {r['refitted']:.4f} ({r['refitted'] - r['trained']:+.4f})",
@@ -70,9 +84,10 @@ def main() -> None:
     gain = np.array([r["refitted"] - r["trained"] for r in rows])
     summary = {"models": len(rows), "trained": float(np.mean([r["trained"] for r in rows])),
                "refitted": float(np.mean([r["refitted"] for r in rows])), "gain": float(gain.mean()),
-               "better": int((gain > 0).sum())}
+               "better": int((gain > 0).sum()),
+               "refitted_emotions": {e: float(np.mean([r["refitted_emotions"][e] for r in rows])) for e in EMOTION_NAMES}}
     if args.json:
-        print(json.dumps({"state": args.state, "folds": rows, "summary": summary}, indent=1))
+        print(json.dumps({"state": args.state, "signs": args.signs, "folds": rows, "summary": summary}, indent=1))
     else:
         print(f"{summary['models']} fold models: {summary['trained']:.4f} -> {summary['refitted']:.4f} "
               f"({summary['gain']:+.4f}, better in {summary['better']})")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
-from twolevel.train_config import (DESCRIPTOR_SETS, LEVEL1_SIGN_CHOICES, LOSS_SCALES, MODULATION_BATCHES, RULES,
+from twolevel.train_config import (DESCRIPTOR_SETS, EMOTION_LAYERS, LEVEL1_SIGN_CHOICES, LOSS_SCALES, MODULATION_BATCHES, RULES,
                                    SCHEDULES, field_default)
 
 from .common import click_type, device_option, echo_json, friendly_errors, json_option, model_option, set_threads
@@ -115,6 +115,12 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "of the Spearman r between its mid-level's targets and its emotion's ratings on the training "
                    "clips (where |r| >= 0.1), e.g. more minorness never raises valence. In the one model "
                    "tried, the network then reversed what rhythm stability measures (model card).")
+@click.option("--emotion-layer", type=click.Choice(EMOTION_LAYERS), default=field_default("emotion_layer"), show_default=True,
+              help="trained: the emotion layer as training left it. least-squares: after the last epoch, refit it "
+                   "by least squares of the ratings on the clip-level mid-levels of every rated clip of the run "
+                   "(+0.010 to +0.015 r in cross-validation, model card); the network is untouched and the layer "
+                   "stays linear. least-squares-signs: the same with each weight on the side of zero that "
+                   "--level1-signs ratings would give it, so no weight contradicts the ratings.")
 @click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
               help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight, --mode-weight): the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "

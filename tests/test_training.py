@@ -776,3 +776,46 @@ def test_mode_contrast_trains_and_is_logged_without_changing_runs_that_leave_it_
     off_b, _ = train(data, tiny_cfg(epochs=1, batch_size=4, dissonance_weight=0.5, mode_weight=0.0))
     assert "loss_mode" not in summary["history"][0]
     assert weights_digest(off_a.state_dict()) == weights_digest(off_b.state_dict())
+
+
+@pytest.mark.parametrize("emotion_layer", ["least-squares", "least-squares-signs"])
+def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_layer):
+    from twolevel.emotion_layer import least_squares_layer
+    from twolevel.training import CORPUS_CATEGORY, TrainingSet, level1_sign_mask
+
+    rated = synthetic_set(n=14)
+    corpus = synthetic_set(n=4, seed=5, prefix="c")
+    corpus.categories = [CORPUS_CATEGORY] * 4  # teacher-labelled windows: not in the fit
+    val = synthetic_set(n=6, seed=7, prefix="v")
+    trained, trained_summary = train(TrainingSet.concat(rated, corpus), tiny_cfg(), val)
+    model, summary = train(TrainingSet.concat(rated, corpus), tiny_cfg(emotion_layer=emotion_layer), val)
+    fit_set = TrainingSet.concat(rated, val)  # training and validation clips, no corpus windows
+    assert summary["emotion_layer_clips"] == 20 and trained_summary["emotion_layer_clips"] == 0
+    # the network is the one trained with the trained layer, only the layer differs
+    for name, value in trained.state_dict().items():
+        if not name.startswith("emotion."):
+            assert torch.equal(value, model.state_dict()[name]), name
+    mids, _ = predict_spectrograms(model, fit_set.specs)
+    signs = level1_sign_mask(fit_set) if emotion_layer == "least-squares-signs" else None
+    weight, bias = least_squares_layer(mids, fit_set.emotions, signs)
+    np.testing.assert_allclose(model.emotion.weight.detach().numpy(), weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.emotion.bias.detach().numpy(), bias, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(weight, trained.emotion.weight.detach().numpy(), atol=1e-3)
+    if signs is not None:
+        assert (weight[signs > 0] >= -1e-9).all() and (weight[signs < 0] <= 1e-9).all()
+    # every state the run reports has its own fitted layer
+    for key in ("last_state", "best_state"):
+        assert not torch.equal(summary[key]["emotion.weight"], trained_summary[key]["emotion.weight"]), key
+
+
+def test_the_emotion_layer_choice_is_checked_and_does_not_block_resuming(tmp_path):
+    from twolevel.errors import OptionError
+
+    with pytest.raises(OptionError, match="emotion_layer must be one of trained, least-squares, "
+                                          "least-squares-signs, got 'ridge'"):
+        tiny_cfg(emotion_layer="ridge")
+    data = synthetic_set(n=10)
+    state = tmp_path / "run.last"
+    train(data, tiny_cfg(epochs=1), state_path=state)
+    model, summary = train(data, tiny_cfg(epochs=2, emotion_layer="least-squares"), state_path=state, resume=True)
+    assert summary["epochs_run"] == 2 and summary["emotion_layer_clips"] == 10

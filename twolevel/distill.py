@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .model import A2Mid2EJoint
-from .training import TrainingSet, predict_spectrograms
+from .training import CONSTRUCTED_CATEGORY, MIXED_CATEGORY, TrainingSet, predict_spectrograms
 
 
 def teacher_emotions(teachers: Sequence[A2Mid2EJoint], specs: Sequence[np.ndarray]) -> np.ndarray:
@@ -89,7 +89,7 @@ def constructed_windows(items: TrainingSet, n_pairs: int, seed: int = 0) -> Trai
         for side, window in zip("ab", build[kind](spec, gen, WINDOW_FRAMES)):
             ids.append(f"constructed:{kind}:{items.ids[source]}:{k}:{side}")
             specs.append(window.numpy().astype(np.float32))
-    return _without_targets(ids, specs, items, "constructed")
+    return _without_targets(ids, specs, items, CONSTRUCTED_CATEGORY)
 
 
 def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.0) -> TrainingSet:
@@ -122,7 +122,7 @@ def mixed_windows(items: TrainingSet, n: int, seed: int = 0, min_db: float = -6.
         gain = 10.0 ** ((min_db * float(rng.random())) / 20.0)
         ids.append(f"mixed:{items.ids[a]}+{items.ids[b]}:{k}")
         specs.append(mix_magnitudes(crop_a, crop_b, gain).numpy().astype(np.float32))
-    return _without_targets(ids, specs, items, "mixed")
+    return _without_targets(ids, specs, items, MIXED_CATEGORY)
 
 
 def fold_teachers(member_dirs: Sequence[Path], train_ids: Sequence[str], device="cpu") -> list[A2Mid2EJoint]:

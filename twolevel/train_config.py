@@ -17,6 +17,8 @@ LOSS_SCALES = ("variance", "raw")
 #: Where the contrast windows pass (see :attr:`TrainConfig.modulation_batch`).
 MODULATION_BATCHES = ("separate", "shared")
 LEVEL1_SIGN_CHOICES = ("free", "ratings")
+#: How the mid -> emotion layer is set at the end of a run (see :attr:`TrainConfig.emotion_layer`).
+EMOTION_LAYERS = ("trained", "least-squares", "least-squares-signs")
 
 
 def _number(kind: type, low: float | None = None, high: float | None = None, hint: str = "", **open_ends) -> OptionRule:
@@ -40,7 +42,8 @@ RULES = {
     "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
     "mode_weight": _number(float, 0, 10), "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
-    "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "descriptors": _choice(DESCRIPTOR_SETS),
+    "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "emotion_layer": _choice(EMOTION_LAYERS),
+    "descriptors": _choice(DESCRIPTOR_SETS),
 }
 
 
@@ -121,6 +124,13 @@ class TrainConfig:
     #: mid-levels can: the shipped model's valence <- minorness weight is positive). The outputs'
     #: meaning can still drift where a target is weak (MODEL_CARD.md, sign-consistent weights).
     level1_signs: str = "free"
+    #: "trained": the emotion layer as gradient descent left it. "least-squares": after the last
+    #: epoch, the layer is refitted (twolevel/emotion_layer.py) on the clip-level mid-levels of every
+    #: rated clip the run was given (training and validation clips: validation has chosen its epoch
+    #: by then), in every state the run reports. "least-squares-signs": that fit with each weight kept
+    #: on the side of zero that :func:`~twolevel.training.level1_sign_mask` gives it over the same
+    #: clips. The network and its mid-levels are untouched.
+    emotion_layer: str = "trained"
 
     def to_dict(self) -> dict:
         return asdict(self)

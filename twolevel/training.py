@@ -294,21 +294,32 @@ def score(model: A2Mid2EJoint, data: TrainingSet) -> dict:
 #: The category of corpus windows (twolevel/corpus.py): unrated music, whose emotion targets are
 #: a teacher's outputs when distilled.
 CORPUS_CATEGORY = "corpus"
+#: Categories of the windows twolevel/distill.py builds for teachers to label (constructed by the
+#: training contrasts, mixed from two rated clips): like corpus windows, their emotions are no ratings.
+CONSTRUCTED_CATEGORY = "constructed"
+MIXED_CATEGORY = "mixed"
+TEACHER_LABELLED = frozenset({CORPUS_CATEGORY, CONSTRUCTED_CATEGORY, MIXED_CATEGORY})
 #: Below this |Spearman r| between a mid-level's targets and an emotion's ratings, the level-1
 #: weight's sign is left free (the data do not say which way it goes).
 LEVEL1_SIGN_MIN_R = 0.1
+
+
+def rated_items(items: TrainingSet) -> np.ndarray:
+    """``(len(items),)`` bool: the items whose emotion targets are ratings, not a teacher's labels
+    (:data:`TEACHER_LABELLED` windows are left out; NaN entries are the caller's to mask)."""
+    return np.array([c not in TEACHER_LABELLED for c in (items.categories or [""] * len(items))], dtype=bool)
 
 
 def level1_sign_mask(train_set: TrainingSet, min_abs_r: float = LEVEL1_SIGN_MIN_R) -> np.ndarray:
     """Signs the emotion layer's weights keep under ``level1_signs="ratings"``, ``(8, 7)`` in {-1, 0, +1}.
 
     Entry ``(e, m)`` is the sign of the Spearman r between mid-level ``m``'s targets and emotion
-    ``e``'s ratings over the items that have both and are not corpus windows (whose emotions, when
-    distilled, are a teacher's outputs, not ratings); 0 (free) where ``|r| < min_abs_r``.
+    ``e``'s ratings over the items that have both and are not teacher-labelled windows (whose
+    emotions are a teacher's outputs, not ratings); 0 (free) where ``|r| < min_abs_r``.
     """
     from scipy import stats
 
-    rated = np.array([c != CORPUS_CATEGORY for c in (train_set.categories or [""] * len(train_set))])
+    rated = rated_items(train_set)
     mask = np.zeros((train_set.emotions.shape[1], train_set.midlevels.shape[1]))
     for e in range(mask.shape[0]):
         for m in range(mask.shape[1]):
@@ -391,7 +402,7 @@ def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 
 #: Settings that may differ when resuming (train longer, wait longer).
-RESUMABLE_CHANGES = ("epochs", "patience")
+RESUMABLE_CHANGES = ("epochs", "patience", "emotion_layer")  # emotion_layer: applied after the last epoch
 
 EpochCallback = Callable[[dict], None]
 
@@ -752,6 +763,14 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     # beside the best, so cross-validation can score both ways of picking the epoch.
     last_state = _state_copy(run.kept)
     swa_state = _swa_state(run, last_state)
+    fit_clips = 0
+    if cfg.emotion_layer != "trained":  # every state the run reports gets its own fitted layer
+        fit_set = _layer_fit_set(train_set, val_set)
+        signs = level1_sign_mask(fit_set) if cfg.emotion_layer == "least-squares-signs" else None
+        last_state, swa_state, run.best_state = (
+            None if state is None else _with_fitted_layer(model, state, fit_set, signs)
+            for state in (last_state, swa_state, run.best_state))
+        fit_clips = len(fit_set)
     if swa_state is not None:
         model.load_state_dict(swa_state)
     elif run.best_state is not None:
@@ -762,8 +781,31 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
                "seconds": float(sum(h["seconds"] for h in run.history)), "history": run.history,
                "multiply_adds": multiply_adds(cfg.width), "last_state": last_state,
-               "best_state": run.best_state, "swa_epochs_averaged": run.swa_count}
+               "best_state": run.best_state, "swa_epochs_averaged": run.swa_count,
+               "emotion_layer_clips": fit_clips}
     return model, summary
+
+
+def _layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None) -> TrainingSet:
+    """The clips a least-squares emotion layer is fitted on: every rated clip of the run, training
+    and validation, with all its ratings (teacher-labelled windows and mid-level-only items left out;
+    with ``distill_rated_weight`` the training clips' targets are the blend they were trained on)."""
+    items = train_set if val_set is None or not len(val_set) else TrainingSet.concat(train_set, val_set)
+    keep = rated_items(items) & np.isfinite(items.emotions).all(axis=1)
+    return items.subset(np.flatnonzero(keep))
+
+
+def _with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None) -> dict:
+    """``state`` with its emotion layer replaced by the least-squares fit of ``fit_set``'s ratings on
+    the clip-level mid-levels the network of ``state`` gives them (``model`` is used as scratch)."""
+    from .emotion_layer import least_squares_layer
+
+    model.load_state_dict(state)
+    mids, _ = predict_spectrograms(model, fit_set.specs)
+    weight, bias = least_squares_layer(mids, fit_set.emotions, signs)
+    like = state["emotion.weight"]
+    return {**state, "emotion.weight": torch.as_tensor(weight, dtype=like.dtype, device=like.device),
+            "emotion.bias": torch.as_tensor(bias, dtype=like.dtype, device=like.device)}
 
 
 @torch.no_grad()
