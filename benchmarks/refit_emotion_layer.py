@@ -40,11 +40,11 @@ def _training_set(dataset_dir: str, descriptors: str):
     return soundtracks_training_set(load_soundtracks(dataset_dir), descriptors=descriptors)
 
 
-def refit_scores(dataset, path: Path, signs: bool = False) -> dict:
+def refit_scores(dataset, path: Path, signs: bool = False, shrinkage: float = 0.0) -> dict:
     """The fold model at ``path`` on its test clips: ``{"trained", "refitted"}`` average r, and
     ``"refitted_emotions"``: r per emotion of the refitted layer. With ``signs``, the fit keeps each
     weight on the side ``level1_sign_mask`` gives it over the fit's clips (``emotion_layer=
-    "least-squares-signs"``)."""
+    "least-squares-signs"``); ``shrinkage`` pulls it towards the trained layer (``emotion_layer_shrinkage``)."""
     model = load_checkpoint(path, device="cpu")
     # the sign mask reads the mid-level targets the model was trained on
     data = _training_set(dataset, model.metadata.get("config", {}).get("descriptors", "v1"))
@@ -52,7 +52,8 @@ def refit_scores(dataset, path: Path, signs: bool = False) -> dict:
     other = data.subset([i for i in range(len(data.ids)) if i not in set(test)])
     mids_other, _ = predict_spectrograms(model, other.specs)
     mids_test, emotions_test = predict_spectrograms(model, [data.specs[i] for i in test])
-    weight, bias = least_squares_layer(mids_other, other.emotions, level1_sign_mask(other) if signs else None)
+    weight, bias = least_squares_layer(mids_other, other.emotions, level1_sign_mask(other) if signs else None,
+                                       prior=model.emotion.weight.detach().double().numpy(), shrinkage=shrinkage)
     truth = data.emotions[test]
     refitted = pearson(mids_test @ weight.T + bias, truth)
     return {"model": str(path), "trained": float(np.nanmean(pearson(emotions_test, truth))),
@@ -68,6 +69,8 @@ def main() -> None:
                         help="saved: fold<F>.pt (best validation); last: fold<F>-last.pt (the last epoch)")
     parser.add_argument("--signs", action="store_true",
                         help="bound each weight to the ratings' sign (emotion_layer least-squares-signs)")
+    parser.add_argument("--shrinkage", type=float, default=0.0,
+                        help="pull the fit towards the trained layer (emotion_layer_shrinkage; 0 = plain fit)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -76,7 +79,7 @@ def main() -> None:
         for f in range(10):
             path = folder / (f"fold{f}-last.pt" if args.state == "last" else f"fold{f}.pt")
             if path.is_file():
-                rows.append(refit_scores(args.dataset_dir, path, args.signs))
+                rows.append(refit_scores(args.dataset_dir, path, args.signs, args.shrinkage))
                 if not args.json:
                     r = rows[-1]
                     print(f"{path}: {r['trained']:.4f} -> {r['refitted']:.4f} ({r['refitted'] - r['trained']:+.4f})",
@@ -87,7 +90,7 @@ def main() -> None:
                "better": int((gain > 0).sum()),
                "refitted_emotions": {e: float(np.mean([r["refitted_emotions"][e] for r in rows])) for e in EMOTION_NAMES}}
     if args.json:
-        print(json.dumps({"state": args.state, "signs": args.signs, "folds": rows, "summary": summary}, indent=1))
+        print(json.dumps({"state": args.state, "signs": args.signs, "shrinkage": args.shrinkage, "folds": rows, "summary": summary}, indent=1))
     else:
         print(f"{summary['models']} fold models: {summary['trained']:.4f} -> {summary['refitted']:.4f} "
               f"({summary['gain']:+.4f}, better in {summary['better']})")

@@ -121,6 +121,10 @@ def _existing_or_empty(ctx, param, value: str) -> str:
                    "(+0.010 to +0.015 r in cross-validation, model card); the network is untouched and the layer "
                    "stays linear. least-squares-signs: the same with each weight on the side of zero that "
                    "--level1-signs ratings would give it, so no weight contradicts the ratings.")
+@_hyper("--emotion-layer-shrinkage",
+        help="With a least-squares --emotion-layer: pull the fit towards the trained layer, minimising the mean "
+             "squared error plus this weight times the squared distance of the weights from the trained ones "
+             "(0 = the plain fit). Keeps most of the gain with fewer weights against the ratings (model card).")
 @click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
               help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight, --mode-weight): the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "

@@ -48,6 +48,27 @@ def test_signs_keep_each_bounded_weight_on_its_side_and_leave_free_ones_free():
     np.testing.assert_allclose(b_agree, b_free, atol=1e-6)
 
 
+def test_shrinkage_is_a_ridge_towards_the_prior():
+    mids, ratings, weight, bias = _linear_data(n=50, noise=0.5)
+    prior = weight + 1.0
+    free, _ = least_squares_layer(mids, ratings)
+    near, _ = least_squares_layer(mids, ratings, prior=prior, shrinkage=0.5)
+    far, _ = least_squares_layer(mids, ratings, prior=prior, shrinkage=1e6)
+    np.testing.assert_allclose(least_squares_layer(mids, ratings, prior=prior, shrinkage=0.0)[0], free)
+    np.testing.assert_allclose(far, prior, atol=1e-4)  # an overwhelming penalty leaves the prior
+    # the closed form: (X'X + n a D) W = X'Y + n a D W0, D the identity without the bias
+    x = np.c_[mids, np.ones(50)]
+    penalty = 50 * 0.5 * np.diag([1.0] * 7 + [0.0])
+    closed = np.linalg.solve(x.T @ x + penalty, x.T @ ratings + penalty @ np.r_[prior.T, np.zeros((1, 8))])
+    np.testing.assert_allclose(near, closed[:-1].T, atol=1e-9)
+    assert np.linalg.norm(near - prior) < np.linalg.norm(free - prior)
+    # with bounds too: every bounded weight on its side, and nearer the prior than without the penalty
+    signs = np.sign(prior)
+    bounded, _ = least_squares_layer(mids, ratings, signs, prior=prior, shrinkage=0.5)
+    assert (bounded[signs > 0] >= 0).all() and (bounded[signs < 0] <= 0).all()
+    assert np.linalg.norm(bounded - prior) < np.linalg.norm(least_squares_layer(mids, ratings, signs)[0] - prior)
+
+
 @pytest.mark.parametrize("mids, ratings, signs, message", [
     (np.zeros((5, 7)), np.zeros((5, 8)), None, "5 clips cannot fit a layer over 7 mid-levels"),
     (np.zeros((20, 7)), np.zeros((19, 8)), None, "the same clips"),
@@ -57,3 +78,11 @@ def test_signs_keep_each_bounded_weight_on_its_side_and_leave_free_ones_free():
 def test_bad_input_is_named(mids, ratings, signs, message):
     with pytest.raises(ValueError, match=message):
         least_squares_layer(mids, ratings, signs)
+
+
+def test_bad_shrinkage_or_prior_is_named():
+    mids, ratings, _, _ = _linear_data(n=20)
+    with pytest.raises(ValueError, match="shrinkage must be a number >= 0, got -1"):
+        least_squares_layer(mids, ratings, shrinkage=-1)
+    with pytest.raises(ValueError, match=r"prior \(7, 8\) must be"):
+        least_squares_layer(mids, ratings, prior=np.zeros((7, 8)), shrinkage=1)

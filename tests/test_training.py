@@ -778,8 +778,9 @@ def test_mode_contrast_trains_and_is_logged_without_changing_runs_that_leave_it_
     assert weights_digest(off_a.state_dict()) == weights_digest(off_b.state_dict())
 
 
-@pytest.mark.parametrize("emotion_layer", ["least-squares", "least-squares-signs"])
-def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_layer):
+@pytest.mark.parametrize("emotion_layer, shrinkage", [("least-squares", 0.0), ("least-squares-signs", 0.0),
+                                                       ("least-squares", 0.01)])
+def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_layer, shrinkage):
     from twolevel.emotion_layer import least_squares_layer
     from twolevel.training import CORPUS_CATEGORY, TrainingSet, level1_sign_mask
 
@@ -788,7 +789,8 @@ def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_la
     corpus.categories = [CORPUS_CATEGORY] * 4  # teacher-labelled windows: not in the fit
     val = synthetic_set(n=6, seed=7, prefix="v")
     trained, trained_summary = train(TrainingSet.concat(rated, corpus), tiny_cfg(), val)
-    model, summary = train(TrainingSet.concat(rated, corpus), tiny_cfg(emotion_layer=emotion_layer), val)
+    model, summary = train(TrainingSet.concat(rated, corpus),
+                           tiny_cfg(emotion_layer=emotion_layer, emotion_layer_shrinkage=shrinkage), val)
     fit_set = TrainingSet.concat(rated, val)  # training and validation clips, no corpus windows
     assert summary["emotion_layer_clips"] == 20 and trained_summary["emotion_layer_clips"] == 0
     # the network is the one trained with the trained layer, only the layer differs
@@ -797,7 +799,9 @@ def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_la
             assert torch.equal(value, model.state_dict()[name]), name
     mids, _ = predict_spectrograms(model, fit_set.specs)
     signs = level1_sign_mask(fit_set) if emotion_layer == "least-squares-signs" else None
-    weight, bias = least_squares_layer(mids, fit_set.emotions, signs)
+    # the kept state is the best-validation one: its trained layer is what the fit shrinks towards
+    prior = trained_summary["best_state"]["emotion.weight"].double().numpy()
+    weight, bias = least_squares_layer(mids, fit_set.emotions, signs, prior=prior, shrinkage=shrinkage)
     np.testing.assert_allclose(model.emotion.weight.detach().numpy(), weight, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.emotion.bias.detach().numpy(), bias, rtol=1e-5, atol=1e-6)
     assert not np.allclose(weight, trained.emotion.weight.detach().numpy(), atol=1e-3)
@@ -814,6 +818,12 @@ def test_the_emotion_layer_choice_is_checked_and_does_not_block_resuming(tmp_pat
     with pytest.raises(OptionError, match="emotion_layer must be one of trained, least-squares, "
                                           "least-squares-signs, got 'ridge'"):
         tiny_cfg(emotion_layer="ridge")
+    with pytest.raises(OptionError, match="emotion_layer_shrinkage applies to a fitted layer"):
+        tiny_cfg(emotion_layer_shrinkage=0.1)
+    from twolevel_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--emotion-layer-shrinkage", "-1"])
+    assert result.exit_code == 2 and "--emotion-layer-shrinkage" in result.output
     data = synthetic_set(n=10)
     state = tmp_path / "run.last"
     train(data, tiny_cfg(epochs=1), state_path=state)

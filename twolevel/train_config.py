@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from .descriptor_sets import DESCRIPTOR_SETS
+from .errors import OptionError
 from .options import OptionRule
 
 SCHEDULES = ("cosine", "constant")
@@ -43,6 +44,7 @@ RULES = {
     "mode_weight": _number(float, 0, 10), "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
     "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "emotion_layer": _choice(EMOTION_LAYERS),
+    "emotion_layer_shrinkage": _number(float, 0),
     "descriptors": _choice(DESCRIPTOR_SETS),
 }
 
@@ -131,6 +133,10 @@ class TrainConfig:
     #: on the side of zero that :func:`~twolevel.training.level1_sign_mask` gives it over the same
     #: clips. The network and its mid-levels are untouched.
     emotion_layer: str = "trained"
+    #: With a least-squares ``emotion_layer``: the fit minimises the mean squared error over its clips
+    #: plus this weight times the squared distance of its weights from the trained layer's (a ridge
+    #: towards what training found; the bias is free). 0 = the plain fit.
+    emotion_layer_shrinkage: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +144,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, rule in RULES.items():
             rule.check(name, getattr(self, name))
+        if self.emotion_layer_shrinkage and self.emotion_layer == "trained":
+            raise OptionError("emotion_layer_shrinkage applies to a fitted layer: give emotion_layer "
+                              "least-squares or least-squares-signs")
 
 
 def field_default(name: str):

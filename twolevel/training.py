@@ -402,7 +402,7 @@ def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
 
 
 #: Settings that may differ when resuming (train longer, wait longer).
-RESUMABLE_CHANGES = ("epochs", "patience", "emotion_layer")  # emotion_layer: applied after the last epoch
+RESUMABLE_CHANGES = ("epochs", "patience", "emotion_layer", "emotion_layer_shrinkage")  # the layer fit: after the last epoch
 
 EpochCallback = Callable[[dict], None]
 
@@ -768,7 +768,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
         fit_set = _layer_fit_set(train_set, val_set)
         signs = level1_sign_mask(fit_set) if cfg.emotion_layer == "least-squares-signs" else None
         last_state, swa_state, run.best_state = (
-            None if state is None else _with_fitted_layer(model, state, fit_set, signs)
+            None if state is None else _with_fitted_layer(model, state, fit_set, signs, cfg.emotion_layer_shrinkage)
             for state in (last_state, swa_state, run.best_state))
         fit_clips = len(fit_set)
     if swa_state is not None:
@@ -795,15 +795,18 @@ def _layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None) -> Train
     return items.subset(np.flatnonzero(keep))
 
 
-def _with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None) -> dict:
+def _with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None,
+                       shrinkage: float = 0.0) -> dict:
     """``state`` with its emotion layer replaced by the least-squares fit of ``fit_set``'s ratings on
-    the clip-level mid-levels the network of ``state`` gives them (``model`` is used as scratch)."""
+    the clip-level mid-levels the network of ``state`` gives them, shrunk towards the state's own
+    layer by ``shrinkage`` (``model`` is used as scratch)."""
     from .emotion_layer import least_squares_layer
 
     model.load_state_dict(state)
     mids, _ = predict_spectrograms(model, fit_set.specs)
-    weight, bias = least_squares_layer(mids, fit_set.emotions, signs)
     like = state["emotion.weight"]
+    weight, bias = least_squares_layer(mids, fit_set.emotions, signs, prior=like.double().cpu().numpy(),
+                                       shrinkage=shrinkage)
     return {**state, "emotion.weight": torch.as_tensor(weight, dtype=like.dtype, device=like.device),
             "emotion.bias": torch.as_tensor(bias, dtype=like.dtype, device=like.device)}
 
