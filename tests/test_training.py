@@ -824,6 +824,9 @@ def test_the_emotion_layer_choice_is_checked_and_does_not_block_resuming(tmp_pat
 
     result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--emotion-layer-shrinkage", "-1"])
     assert result.exit_code == 2 and "--emotion-layer-shrinkage" in result.output
+    with pytest.raises(OptionError, match="emotion_layer least-squares fits 8 weights per emotion on the rated "
+                                          "clips, which needs more than 8; got 6"):
+        train(synthetic_set(n=6), tiny_cfg(emotion_layer="least-squares"))  # before any epoch
     data = synthetic_set(n=10)
     state = tmp_path / "run.last"
     train(data, tiny_cfg(epochs=1), state_path=state)

@@ -407,10 +407,15 @@ RESUMABLE_CHANGES = ("epochs", "patience", "emotion_layer", "emotion_layer_shrin
 EpochCallback = Callable[[dict], None]
 
 
-def _check_run(train_set: TrainingSet, cfg: TrainConfig) -> None:
+def _check_run(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None = None) -> None:
     # the options themselves were checked when the TrainConfig was made (twolevel/train_config.py)
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+    if cfg.emotion_layer != "trained":  # refused now, not after the last epoch
+        n_fit, n_weights = len(_layer_fit_set(train_set, val_set)), train_set.midlevels.shape[1] + 1
+        if n_fit <= n_weights:
+            raise OptionError(f"emotion_layer {cfg.emotion_layer} fits {n_weights} weights per emotion on the rated "
+                              f"clips, which needs more than {n_weights}; got {n_fit}")
 
 
 def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float,
@@ -727,7 +732,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     ``summary`` holds the run's settings, history and timings, and ``last_state``: the weights
     after the last epoch (the same as the model's when there is no ``val_set``).
     """
-    _check_run(train_set, cfg)
+    _check_run(train_set, cfg, val_set)
     device = torch.device(device)
     gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
     mean, std = spectrogram_stats(train_set.specs)
