@@ -228,9 +228,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
       twolevel-cli train DATA --val-fraction 0 --distill-from t0.pt --distill-from t1.pt
           --distill-corpus cache/debian-audio/corpus --descriptors v3 --additivity-weight 5
           --out student.pt                            # one command: a distilled student
+      twolevel-cli train DATA ... --emotion-layer least-squares --emotion-layer-shrinkage 0.004
+                                                      # then its emotion layer fitted to the clips
 
-    The shipped model is such a distilled student: scripts/shipped_recipe.sh trains it from
-    scratch (twolevel/assets/MODEL_CARD.md, "Training").
+    The shipped model is such a distilled student with a fitted emotion layer:
+    scripts/shipped_recipe.sh trains it from scratch (twolevel/assets/MODEL_CARD.md, "Training").
     """
     from twolevel.model import pick_device
     from twolevel.training import TrainConfig
