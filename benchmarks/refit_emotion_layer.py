@@ -13,7 +13,7 @@ Usage::
     python benchmarks/refit_emotion_layer.py ../shared/data/soundtracks-set1 runs/distill/p0/m0 runs/distill/p0/m1 [--json]
     python benchmarks/refit_emotion_layer.py DATA runs/distill/p0/avg/s9 --state last [--signs]
 
-The fit is ``twolevel.emotion_layer.least_squares_layer``, on the clips training's
+The fit is training's own (``twolevel.training.with_fitted_layer``), on the clips training's
 ``--emotion-layer least-squares`` fits it on in cross-validation (a fold's training and
 validation clips), so scoring a fold model here equals training it with that option. ``--signs``
 bounds each weight as ``--emotion-layer least-squares-signs`` does.
@@ -30,9 +30,9 @@ import torch
 
 from twolevel.checkpoint import load_checkpoint
 from twolevel.data import load_soundtracks
-from twolevel.emotion_layer import least_squares_layer
 from twolevel.labels import EMOTION_NAMES
-from twolevel.training import level1_sign_mask, pearson, predict_spectrograms, soundtracks_training_set
+from twolevel.training import (level1_sign_mask, pearson, predict_spectrograms, soundtracks_training_set,
+                               with_fitted_layer)
 
 
 @functools.cache
@@ -49,11 +49,12 @@ def refit_scores(dataset, path: Path, signs: bool = False, shrinkage: float = 0.
     # the sign mask reads the mid-level targets the model was trained on
     data = _training_set(dataset, model.metadata.get("config", {}).get("descriptors", "v1"))
     test = [data.ids.index(i) for i in model.metadata["test_ids"]]
-    other = data.subset([i for i in range(len(data.ids)) if i not in set(test)])
-    mids_other, _ = predict_spectrograms(model, other.specs)
+    tested = set(test)
+    other = data.subset([i for i in range(len(data.ids)) if i not in tested])
     mids_test, emotions_test = predict_spectrograms(model, [data.specs[i] for i in test])
-    weight, bias = least_squares_layer(mids_other, other.emotions, level1_sign_mask(other) if signs else None,
-                                       prior=model.emotion.weight.detach().double().numpy(), shrinkage=shrinkage)
+    # the fit training does (TrainConfig.emotion_layer), on the clips it would fit: the network is untouched
+    fitted = with_fitted_layer(model, model.state_dict(), other, level1_sign_mask(other) if signs else None, shrinkage)
+    weight, bias = (fitted[k].double().numpy() for k in ("emotion.weight", "emotion.bias"))
     truth = data.emotions[test]
     refitted = pearson(mids_test @ weight.T + bias, truth)
     return {"model": str(path), "trained": float(np.nanmean(pearson(emotions_test, truth))),

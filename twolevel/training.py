@@ -407,15 +407,16 @@ RESUMABLE_CHANGES = ("epochs", "patience", "emotion_layer", "emotion_layer_shrin
 EpochCallback = Callable[[dict], None]
 
 
-def _check_run(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None = None) -> None:
+def _check_run(train_set: TrainingSet, cfg: TrainConfig, fit_set: TrainingSet | None = None) -> None:
+    """``fit_set``: the clips a least-squares emotion layer will be fitted on (None: no fit)."""
     # the options themselves were checked when the TrainConfig was made (twolevel/train_config.py)
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
-    if cfg.emotion_layer != "trained":  # refused now, not after the last epoch
-        n_fit, n_weights = len(_layer_fit_set(train_set, val_set)), train_set.midlevels.shape[1] + 1
-        if n_fit <= n_weights:
+    if fit_set is not None:  # refused now, not after the last epoch
+        n_weights = train_set.midlevels.shape[1] + 1
+        if len(fit_set) <= n_weights:
             raise OptionError(f"emotion_layer {cfg.emotion_layer} fits {n_weights} weights per emotion on the rated "
-                              f"clips, which needs more than {n_weights}; got {n_fit}")
+                              f"clips, which needs more than {n_weights}; got {len(fit_set)}")
 
 
 def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float,
@@ -732,7 +733,8 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     ``summary`` holds the run's settings, history and timings, and ``last_state``: the weights
     after the last epoch (the same as the model's when there is no ``val_set``).
     """
-    _check_run(train_set, cfg, val_set)
+    fit_set = _layer_fit_set(train_set, val_set) if cfg.emotion_layer != "trained" else None
+    _check_run(train_set, cfg, fit_set)
     device = torch.device(device)
     gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
     mean, std = spectrogram_stats(train_set.specs)
@@ -768,14 +770,11 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     # beside the best, so cross-validation can score both ways of picking the epoch.
     last_state = _state_copy(run.kept)
     swa_state = _swa_state(run, last_state)
-    fit_clips = 0
-    if cfg.emotion_layer != "trained":  # every state the run reports gets its own fitted layer
-        fit_set = _layer_fit_set(train_set, val_set)
+    if fit_set is not None:  # every state the run reports gets its own fitted layer
         signs = level1_sign_mask(fit_set) if cfg.emotion_layer == "least-squares-signs" else None
         last_state, swa_state, run.best_state = (
-            None if state is None else _with_fitted_layer(model, state, fit_set, signs, cfg.emotion_layer_shrinkage)
+            None if state is None else with_fitted_layer(model, state, fit_set, signs, cfg.emotion_layer_shrinkage)
             for state in (last_state, swa_state, run.best_state))
-        fit_clips = len(fit_set)
     if swa_state is not None:
         model.load_state_dict(swa_state)
     elif run.best_state is not None:
@@ -787,7 +786,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
                "seconds": float(sum(h["seconds"] for h in run.history)), "history": run.history,
                "multiply_adds": multiply_adds(cfg.width), "last_state": last_state,
                "best_state": run.best_state, "swa_epochs_averaged": run.swa_count,
-               "emotion_layer_clips": fit_clips}
+               "emotion_layer_clips": len(fit_set) if fit_set is not None else 0}
     return model, summary
 
 
@@ -800,11 +799,12 @@ def _layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None) -> Train
     return items.subset(np.flatnonzero(keep))
 
 
-def _with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None,
-                       shrinkage: float = 0.0) -> dict:
+def with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None = None,
+                      shrinkage: float = 0.0) -> dict:
     """``state`` with its emotion layer replaced by the least-squares fit of ``fit_set``'s ratings on
-    the clip-level mid-levels the network of ``state`` gives them, shrunk towards the state's own
-    layer by ``shrinkage`` (``model`` is used as scratch)."""
+    the clip-level mid-levels the network of ``state`` gives them (``signs``: bounds, as
+    ``level1_sign_mask`` gives them), shrunk towards the state's own layer by ``shrinkage``
+    (``TrainConfig.emotion_layer``; ``model`` is used as scratch and left holding ``state``)."""
     from .emotion_layer import least_squares_layer
 
     model.load_state_dict(state)
