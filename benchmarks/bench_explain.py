@@ -109,7 +109,7 @@ def test_perturbation_passes_vs_matmul(benchmark, model, spectrogram):
                        rounds=1, iterations=1)
     after = matmul_mac_per_second()
     seconds = benchmark.stats.stats.min
-    mac = multiply_adds(model.network.config.width) * N_SAMPLES / seconds
+    mac = multiply_adds(model.network.config.width, trunks=model.network.config.trunks) * N_SAMPLES / seconds
     matmul = (before + after) / 2
     benchmark.extra_info.update({"samples_per_s": N_SAMPLES / seconds, "gmac_per_s": mac / 1e9,
                                  "matmul_gmac_per_s": matmul / 1e9, "matmul_spread": abs(before - after) / matmul,

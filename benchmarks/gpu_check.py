@@ -76,7 +76,7 @@ def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, w
     cold, wall = walls
     n = int(exp.parameters["n_samples"])
     sampling = exp.timings["sampling"]
-    flops = 2.0 * multiply_adds(width) * n / sampling
+    flops = 2.0 * multiply_adds(width, trunks=model.network.config.trunks) * n / sampling
     row = {"case": name, "samples": n, "requested": samples, "wall_s": wall, "cold_wall_s": cold,
            "sampling_s": sampling, "samples_per_s": n / sampling, "tflops": flops / 1e12,
            "surrogate_s": exp.timings.get("surrogate"), "faithfulness_s": exp.timings.get("faithfulness"),

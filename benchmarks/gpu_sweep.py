@@ -76,7 +76,7 @@ def main() -> None:
         spec = network.frontend(torch.from_numpy(window)[None].to(device))[0, 0, :WINDOW_FRAMES]
     seg = segment_spectrogram(spec.cpu().numpy())
     seg_map = torch.as_tensor(seg.labels, dtype=torch.int64, device=device)
-    flop = 2.0 * multiply_adds(network.config.width)
+    flop = 2.0 * multiply_adds(network.config.width, trunks=network.config.trunks)
     precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if device.type == "cpu":
         precisions = {"fp32": None, "bf16": torch.bfloat16}

@@ -33,7 +33,7 @@ cli.add_command(demo)
 # Commands owned by their own modules; each registers if importable.
 for _module, _names in (
     ("explain_cmd", ("explain",)),
-    ("train_cmd", ("train", "evaluate")),
+    ("train_cmd", ("train", "evaluate", "merge")),
     ("serve_cmd", ("package", "serve")),
     ("kserve_cmd", ("kserve",)),
 ):

@@ -1,4 +1,5 @@
-"""``train`` and ``evaluate``: learn A2Mid2E-Joint from Soundtracks ratings, and judge a model on them."""
+"""``train``, ``evaluate`` and ``merge``: learn A2Mid2E-Joint from Soundtracks ratings, judge a model on
+them, and run several trained models as one."""
 from __future__ import annotations
 
 import contextlib
@@ -455,3 +456,69 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
         click.echo("  mid-level r against descriptor targets (rank over these excerpts):")
         for m, v in zip(MIDLEVEL_NAMES, rm):
             click.echo(f"  {m:<18}r = {v:6.3f}")
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
+@click.option("--fit-layer", "dataset_dir", type=click.Path(), default=None, metavar="DATASET_DIR",
+              help="Fit the emotion layer by least squares on the averaged mid-levels of this folder's rated "
+                   "clips (Soundtracks layout; the shipped model: all 300 clips). Without it the layer is the "
+                   "mean of the inputs' layers, which rarely fits the averaged mid-levels.")
+@click.option("--shrinkage", "emotion_layer_shrinkage", default=field_default("emotion_layer_shrinkage"),
+              show_default=True, type=click_type(RULES["emotion_layer_shrinkage"]), help="With --fit-layer: pull the fit towards the mean of the inputs' layers (0: plain least squares).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Spectrogram cache for --fit-layer.")
+@json_option
+@friendly_errors
+def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_json):
+    """Run several trained models side by side as one: their mid-levels averaged, one emotion layer.
+
+    \b
+    Each MODEL's convolution stack becomes one trunk of the new network (grouped convolutions on
+    the same spectrogram); the mid-level head averages the trunks, and one linear 7 -> 8 layer
+    follows, so level-1 explanations stay exact. It costs the sum of its trunks per 10 s window.
+    The models must share width and front-end normalisation (trained on the same clips).
+
+    \b
+    Example (the shipped model):
+      twolevel-cli merge runs/student-s9.pt runs/student-s19.pt \\
+          --fit-layer ../shared/data/soundtracks-set1 --out runs/trunks.pt
+    """
+    from twolevel.checkpoint import load_checkpoint, save_checkpoint
+    from twolevel.data import load_soundtracks
+    from twolevel.errors import OptionError
+    from twolevel.model import multiply_adds
+    from twolevel.training import layer_fit_set, soundtracks_training_set, with_fitted_layer
+    from twolevel.trunks import merge_trunks, merged_description
+
+    set_threads(default=2)
+    out = Path(out_path)
+    if any(out.resolve() == Path(m).resolve() for m in models):
+        raise OptionError(f"--out {out_path} is one of the models to merge: write the merged model elsewhere")
+    if emotion_layer_shrinkage and not dataset_dir:
+        raise OptionError("--shrinkage shapes the fit of --fit-layer: give --fit-layer DATASET_DIR too")
+    inputs = [load_checkpoint(m, device="cpu") for m in models]
+    merged = merge_trunks(inputs)
+    version, meta = merged_description(inputs, merged)
+    meta["emotion_layer"] = "mean of the trunks' layers"
+    if dataset_dir:
+        data = soundtracks_training_set(load_soundtracks(dataset_dir), Path(cache_dir) if cache_dir else None,
+                                        progress=sys.stderr.isatty(), midlevel_targets="none")
+        fit_set = layer_fit_set(data)
+        if len(fit_set) <= len(MIDLEVEL_NAMES) + 1:
+            raise OptionError(f"{dataset_dir}: {len(fit_set)} rated clips cannot fit a layer over "
+                              f"{len(MIDLEVEL_NAMES)} mid-levels and a bias")
+        merged.load_state_dict(with_fitted_layer(merged, merged.state_dict(), fit_set, None, emotion_layer_shrinkage))
+        version, meta = merged_description(inputs, merged)
+        meta.update(emotion_layer="least-squares", emotion_layer_shrinkage=emotion_layer_shrinkage,
+                    emotion_layer_clips=len(fit_set), dataset=str(dataset_dir))
+    save_checkpoint(merged, out, model_version=version, metadata=meta)
+    gmac = multiply_adds(merged.config.width, trunks=merged.config.trunks) / 1e9
+    if as_json:
+        echo_json({"path": str(out), "model_version": version, "trunks": merged.config.trunks,
+                   "gmac_per_window": round(gmac, 4), "emotion_layer": meta["emotion_layer"],
+                   "emotion_layer_clips": meta.get("emotion_layer_clips", 0)})
+        return
+    click.echo(f"wrote {out} ({version}: {merged.config.trunks} trunks of width {merged.config.width:g}, "
+               f"{gmac:.3f} GMAC per 10 s window; emotion layer: {meta['emotion_layer']}"
+               + (f" on {meta['emotion_layer_clips']} clips)" if dataset_dir else ")"))

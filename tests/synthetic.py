@@ -1,10 +1,12 @@
 """Random training sets for tests that train: spectrograms of 200-420 frames, uniform targets."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
-from twolevel.signal import N_BANDS
+from twolevel.signal import N_BANDS, SAMPLE_RATE as SR
 from twolevel.training import TrainingSet
 
 
@@ -39,3 +41,25 @@ def tonal_set(n: int = 6, seed: int = 0) -> TrainingSet:
     base = synthetic_set(n, seed)
     specs = [chord_spectrogram((5 * i) % 12, bool(i % 2), len(s), seed + i) for i, s in enumerate(base.specs)]
     return TrainingSet(base.ids, specs, base.emotions, base.midlevels, base.categories)
+
+
+def write_soundtracks_layout(root: Path, n: int = 6) -> Path:
+    """``n`` 11 s MP3 clips (tones of different pitch and pulse) with random ratings, in the
+    published Soundtracks layout (``mean_ratings_set1.csv`` with a BOM and CRLF, ``audio/NNN.mp3``)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    (root / "audio").mkdir(parents=True)
+    rows = []
+    for k in range(n):
+        number = f"{k + 1:03d}"
+        t = np.arange(int(11.0 * SR)) / SR
+        f0 = 110 * 2 ** (k / 3)
+        y = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sign(np.sin(2 * np.pi * (1 + k) * t)))
+        y += 0.02 * rng.standard_normal(len(t))
+        sf.write(root / "audio" / f"{number}.mp3", y.astype(np.float32), SR, format="MP3")
+        ratings = ",".join(f"{v:.2f}" for v in rng.uniform(1, 9, 8))
+        rows.append(f"{number},{ratings},{'HAPPY' if k % 2 else 'SAD'}")
+    text = "\r\n".join(["number,valence,energy,tension,anger,fear,happy,sad,tender,TARGET", *rows]) + "\r\n"
+    (root / "mean_ratings_set1.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return root

@@ -16,11 +16,9 @@ from twolevel.errors import CheckpointError, OptionError
 from twolevel.labels import EMOTION_NAMES, MIDLEVEL_NAMES
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 
-from synthetic import synthetic_set
+from synthetic import synthetic_set, write_soundtracks_layout
 from twolevel.training import (TrainConfig, _target_scale, crop, cross_validate, format_cv_table, masked_mse, pearson,
                                predict_spectrograms, save_trained, spectrogram_stats, stratified_folds, train, validation_split, with_annotations)
-
-SR = 22050
 
 
 def tiny_cfg(**kw) -> TrainConfig:
@@ -486,33 +484,13 @@ def test_with_annotations_links_and_excludes_held_out():
 
 # --- CLI, end to end on clips written in the published layout -----------------------------------
 
-def _write_dataset(root: Path, n: int = 6) -> Path:
-    import soundfile as sf
-
-    rng = np.random.default_rng(0)
-    (root / "audio").mkdir(parents=True)
-    rows = []
-    for k in range(n):
-        number = f"{k + 1:03d}"
-        t = np.arange(int(11.0 * SR)) / SR
-        f0 = 110 * 2 ** (k / 3)
-        y = 0.3 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sign(np.sin(2 * np.pi * (1 + k) * t)))
-        y += 0.02 * rng.standard_normal(len(t))
-        sf.write(root / "audio" / f"{number}.mp3", y.astype(np.float32), SR, format="MP3")
-        ratings = ",".join(f"{v:.2f}" for v in rng.uniform(1, 9, 8))
-        rows.append(f"{number},{ratings},{'HAPPY' if k % 2 else 'SAD'}")
-    text = "\r\n".join(["number,valence,energy,tension,anger,fear,happy,sad,tender,TARGET", *rows]) + "\r\n"
-    (root / "mean_ratings_set1.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
-    return root
-
-
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
     pytest.importorskip("librosa")
     from twolevel_cli.main import cli
 
     base = tmp_path_factory.mktemp("train")
-    data = _write_dataset(base / "data")
+    data = write_soundtracks_layout(base / "data")
     out = base / "model.pt"
     args = ["train", str(data), "--out", str(out), "--width", "0.125", "--epochs", "1", "--batch-size", "3",
             "--cache-dir", str(base / "cache"), "--log", str(base / "log.jsonl"), "--quiet", "--device", "cpu",

@@ -118,6 +118,9 @@ def init_from_pretrained(model: A2Mid2EJoint, path: str | os.PathLike) -> list[s
     if source.config.width != model.config.width:
         raise CheckpointError(f"{path}: pre-trained at width {source.config.width:g}, "
                               f"this model has width {model.config.width:g}")
+    if source.config.trunks != model.config.trunks:
+        raise CheckpointError(f"{path}: has {source.config.trunks} trunks (twolevel-cli merge), "
+                              f"this model {model.config.trunks}")
     state = {k: v for k, v in source.state_dict().items() if k.startswith(PRETRAINED_PARTS)}
     model.load_state_dict(state, strict=False)  # the front end and the emotion layer are not in ``state``
     return sorted(state)

@@ -43,6 +43,10 @@ class ModelConfig:
     dropout: float = 0.3
     n_midlevel: int = len(MIDLEVEL_NAMES)
     n_emotion: int = len(EMOTION_NAMES)
+    #: Independent convolution stacks side by side on the same spectrogram (grouped convolutions:
+    #: each trunk sees only its own channels); the mid-level head averages their outputs. 1 = the
+    #: paper's network. Built by :func:`twolevel.trunks.merge_trunks` from separately trained models.
+    trunks: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +78,9 @@ class A2Mid2EJoint(nn.Module):
         tune_allocator()
         self.config = config or ModelConfig()
         self.frontend = Frontend(mean=mean, std=std)
+        if not (isinstance(self.config.trunks, int) and self.config.trunks >= 1):
+            raise ValueError(f"trunks must be an integer >= 1, got {self.config.trunks!r}")
+        trunks = self.config.trunks
         layers: list[nn.Module] = []
         in_ch = 1
         for spec in PAPER_CONVS:
@@ -81,8 +88,12 @@ class A2Mid2EJoint(nn.Module):
                 layers += [nn.MaxPool2d(2), nn.Dropout(self.config.dropout)]
                 continue
             out, k, s, p = spec
-            out = scaled_channels(out, self.config.width)
-            layers += [nn.Conv2d(in_ch, out, k, s, p, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            out = scaled_channels(out, self.config.width) * trunks
+            # The first convolution reads the one input channel for every trunk; the others are
+            # grouped, so trunk t's channels only ever see trunk t's channels.
+            groups = 1 if in_ch == 1 else trunks
+            layers += [nn.Conv2d(in_ch, out, k, s, p, bias=False, groups=groups), nn.BatchNorm2d(out),
+                       nn.ReLU(inplace=True)]
             in_ch = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -159,8 +170,9 @@ def _fold_batchnorm(features: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def multiply_adds(width: float = 1.0, frames: int = WINDOW_FRAMES, bands: int = N_BANDS) -> int:
-    """Multiply-adds of one forward pass of the CNN on a ``frames x bands`` window (front end excluded)."""
+def multiply_adds(width: float = 1.0, frames: int = WINDOW_FRAMES, bands: int = N_BANDS, trunks: int = 1) -> int:
+    """Multiply-adds of one forward pass of the CNN on a ``frames x bands`` window (front end
+    excluded); ``trunks`` side-by-side stacks (``ModelConfig.trunks``) cost ``trunks`` times one."""
     total, in_ch, t, f = 0, 1, frames, bands
     for spec in PAPER_CONVS:
         if spec == "pool":
@@ -171,7 +183,7 @@ def multiply_adds(width: float = 1.0, frames: int = WINDOW_FRAMES, bands: int = 
         t, f = (t + 2 * p - k) // s + 1, (f + 2 * p - k) // s + 1
         total += t * f * out * in_ch * k * k
         in_ch = out
-    return total + in_ch * len(MIDLEVEL_NAMES) + len(MIDLEVEL_NAMES) * len(EMOTION_NAMES)
+    return trunks * (total + in_ch * len(MIDLEVEL_NAMES)) + len(MIDLEVEL_NAMES) * len(EMOTION_NAMES)
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -733,7 +733,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     ``summary`` holds the run's settings, history and timings, and ``last_state``: the weights
     after the last epoch (the same as the model's when there is no ``val_set``).
     """
-    fit_set = _layer_fit_set(train_set, val_set) if cfg.emotion_layer != "trained" else None
+    fit_set = layer_fit_set(train_set, val_set) if cfg.emotion_layer != "trained" else None
     _check_run(train_set, cfg, fit_set)
     device = torch.device(device)
     gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
@@ -790,7 +790,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     return model, summary
 
 
-def _layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None) -> TrainingSet:
+def layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None = None) -> TrainingSet:
     """The clips a least-squares emotion layer is fitted on: every rated clip of the run, training
     and validation, with all its ratings (teacher-labelled windows and mid-level-only items left out;
     with ``distill_rated_weight`` the training clips' targets are the blend they were trained on)."""
