@@ -29,7 +29,8 @@ def trained_like(seed: int, width: float = 0.125, mean: float = 1.0, trunks: int
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0, 0.1)
     model.model_version = f"test-seed{seed}"
-    model.metadata = {"config": {"seed": seed, "descriptors": "v3"}, "test_ids": ["001", "002"]}
+    model.metadata = {"config": {"seed": seed, "descriptors": "v3"}, "test_ids": ["001", "002"], "n_clips": 300,
+                      "seconds": 100.0 + seed}
     return model.eval()
 
 
@@ -88,7 +89,8 @@ def test_checkpoint_round_trip_with_its_description(tmp_path, spec):
     assert version.startswith("a2mid2e-joint-w0.125x2-seed9+19-")
     assert meta["config"] == {"descriptors": "v3"}  # what the inputs share; the seeds differ
     assert [t["model_version"] for t in meta["trunks_of"]] == ["test-seed9", "test-seed19"]
-    assert meta["test_ids"] == ["001", "002"]
+    assert meta["test_ids"] == ["001", "002"] and meta["n_clips"] == 300  # shared by both inputs
+    assert "seconds" not in meta  # theirs differ
     path = save_checkpoint(merged, tmp_path / "m.pt", model_version=version, metadata=meta)
     loaded = load_checkpoint(path, device="cpu")
     assert loaded.config.trunks == 2 and loaded.model_version == version

@@ -73,22 +73,21 @@ def merged_description(models: Sequence[A2Mid2EJoint], merged: A2Mid2EJoint) -> 
     """``(model_version, metadata)`` for the checkpoint of ``merged`` (made from ``models``).
 
     The version names width, trunks, the inputs' seeds and a digest of the merged weights, e.g.
-    ``a2mid2e-joint-w0.125x2-seed9+19-46f46c7f``. The metadata keeps each input's version and
-    training configuration (``trunks_of``), and as ``config`` the settings all inputs share (so
-    readers of ``metadata["config"]``, such as the descriptor set, still find them); the test clips
-    of cross-validation fold models (``test_ids``) when all inputs share them.
+    ``a2mid2e-joint-w0.125x2-seed9+19-46f46c7f``. The metadata holds what all inputs' metadata
+    share (the data trained on, the distillation, the test clips of cross-validation fold models,
+    ...; under ``config`` the training settings they share, so readers of ``metadata["config"]``,
+    such as the descriptor set, still find them), and each input's version and full training
+    configuration under ``trunks_of``.
     """
-    configs = [dict(m.metadata.get("config", {})) if hasattr(m, "metadata") else {} for m in models]
-    shared = {k: v for k, v in configs[0].items() if all(c.get(k) == v for c in configs[1:])}
+    metas = [dict(getattr(m, "metadata", {}) or {}) for m in models]
+    configs = [dict(meta.get("config", {})) for meta in metas]
+    shared = {k: v for k, v in metas[0].items() if k != "config" and all(meta.get(k, object()) == v for meta in metas[1:])}
+    shared["config"] = {k: v for k, v in configs[0].items() if all(c.get(k, object()) == v for c in configs[1:])}
     seeds = "+".join(str(c.get("seed", "?")) for c in configs)
     version = f"a2mid2e-joint-w{merged.config.width:g}x{merged.config.trunks}-seed{seeds}-{weights_digest(merged.state_dict())}"
-    metadata = {"config": shared,
-                "trunks_of": [{"model_version": getattr(m, "model_version", "unknown"), "config": c}
-                              for m, c in zip(models, configs)]}
-    tests = [getattr(m, "metadata", {}).get("test_ids") for m in models]
-    if tests[0] is not None and all(t == tests[0] for t in tests):
-        metadata["test_ids"] = tests[0]
-    return version, metadata
+    shared["trunks_of"] = [{"model_version": getattr(m, "model_version", "unknown"), "config": c}
+                           for m, c in zip(models, configs)]
+    return version, shared
 
 
 def _name(model: A2Mid2EJoint) -> str:
