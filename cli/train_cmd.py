@@ -511,7 +511,7 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
         merged.load_state_dict(with_fitted_layer(merged, merged.state_dict(), fit_set, None, emotion_layer_shrinkage))
         version, meta = merged_description(inputs, merged)
         meta.update(emotion_layer="least-squares", emotion_layer_shrinkage=emotion_layer_shrinkage,
-                    emotion_layer_clips=len(fit_set), dataset=str(dataset_dir))
+                    emotion_layer_clips=len(fit_set), emotion_layer_dataset=str(dataset_dir))
     save_checkpoint(merged, out, model_version=version, metadata=meta)
     gmac = multiply_adds(merged.config.width, trunks=merged.config.trunks) / 1e9
     if as_json:

@@ -91,6 +91,7 @@ def test_checkpoint_round_trip_with_its_description(tmp_path, spec):
     assert [t["model_version"] for t in meta["trunks_of"]] == ["test-seed9", "test-seed19"]
     assert meta["test_ids"] == ["001", "002"] and meta["n_clips"] == 300  # shared by both inputs
     assert "seconds" not in meta  # theirs differ
+    assert meta["multiply_adds"] == multiply_adds(0.125, trunks=2)
     path = save_checkpoint(merged, tmp_path / "m.pt", model_version=version, metadata=meta)
     loaded = load_checkpoint(path, device="cpu")
     assert loaded.config.trunks == 2 and loaded.model_version == version

@@ -20,7 +20,7 @@ import torch
 
 from .checkpoint import weights_digest
 from .errors import CheckpointError, OptionError
-from .model import A2Mid2EJoint
+from .model import A2Mid2EJoint, multiply_adds
 
 
 def merge_trunks(models: Sequence[A2Mid2EJoint]) -> A2Mid2EJoint:
@@ -85,6 +85,7 @@ def merged_description(models: Sequence[A2Mid2EJoint], merged: A2Mid2EJoint) -> 
     shared["config"] = {k: v for k, v in configs[0].items() if all(c.get(k, object()) == v for c in configs[1:])}
     seeds = "+".join(str(c.get("seed", "?")) for c in configs)
     version = f"a2mid2e-joint-w{merged.config.width:g}x{merged.config.trunks}-seed{seeds}-{weights_digest(merged.state_dict())}"
+    shared["multiply_adds"] = multiply_adds(merged.config.width, trunks=merged.config.trunks)  # all trunks
     shared["trunks_of"] = [{"model_version": getattr(m, "model_version", "unknown"), "config": c}
                            for m, c in zip(models, configs)]
     return version, shared
