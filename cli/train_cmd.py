@@ -466,7 +466,8 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
                    "clips (Soundtracks layout; the shipped model: all 300 clips). Without it the layer is the "
                    "mean of the inputs' layers, which rarely fits the averaged mid-levels.")
 @click.option("--shrinkage", "emotion_layer_shrinkage", default=field_default("emotion_layer_shrinkage"),
-              show_default=True, type=click_type(RULES["emotion_layer_shrinkage"]), help="With --fit-layer: pull the fit towards the mean of the inputs' layers (0: plain least squares).")
+              show_default=True, type=click_type(RULES["emotion_layer_shrinkage"]),
+              help="With --fit-layer: pull the fit towards the mean of the inputs' layers (0: plain least squares).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Spectrogram cache for --fit-layer.")
 @json_option
 @friendly_errors
@@ -499,8 +500,7 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
         raise OptionError("--shrinkage shapes the fit of --fit-layer: give --fit-layer DATASET_DIR too")
     inputs = [load_checkpoint(m, device="cpu") for m in models]
     merged = merge_trunks(inputs)
-    version, meta = merged_description(inputs, merged)
-    meta["emotion_layer"] = "mean of the trunks' layers"
+    layer = {"emotion_layer": "mean of the trunks' layers"}
     if dataset_dir:
         data = soundtracks_training_set(load_soundtracks(dataset_dir), Path(cache_dir) if cache_dir else None,
                                         progress=sys.stderr.isatty(), midlevel_targets="none")
@@ -509,9 +509,10 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
             raise OptionError(f"{dataset_dir}: {len(fit_set)} rated clips cannot fit a layer over "
                               f"{len(MIDLEVEL_NAMES)} mid-levels and a bias")
         merged.load_state_dict(with_fitted_layer(merged, merged.state_dict(), fit_set, None, emotion_layer_shrinkage))
-        version, meta = merged_description(inputs, merged)
-        meta.update(emotion_layer="least-squares", emotion_layer_shrinkage=emotion_layer_shrinkage,
-                    emotion_layer_clips=len(fit_set), emotion_layer_dataset=str(dataset_dir))
+        layer = {"emotion_layer": "least-squares", "emotion_layer_shrinkage": emotion_layer_shrinkage,
+                 "emotion_layer_clips": len(fit_set), "emotion_layer_dataset": str(dataset_dir)}
+    version, meta = merged_description(inputs, merged)  # after the fit: the version's digest covers the layer
+    meta.update(layer)
     save_checkpoint(merged, out, model_version=version, metadata=meta)
     gmac = multiply_adds(merged.config.width, trunks=merged.config.trunks) / 1e9
     if as_json:
