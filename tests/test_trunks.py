@@ -105,6 +105,10 @@ def test_checkpoints_from_before_trunks_load_as_one_trunk(tmp_path):
     del payload["config"]["trunks"]
     torch.save(payload, path)
     assert load_checkpoint(path, device="cpu").config.trunks == 1
+    payload["config"]["trunks"] = 0  # a damaged config: a named error, not a traceback
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path, device="cpu")
 
 
 def test_models_that_cannot_share_a_spectrogram_are_refused():

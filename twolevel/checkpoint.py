@@ -95,7 +95,7 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: str | torch.d
     try:
         model = A2Mid2EJoint(ModelConfig(**payload["config"]))
         model.load_state_dict(payload["state_dict"])
-    except (TypeError, KeyError, RuntimeError) as err:
+    except (TypeError, KeyError, RuntimeError, ValueError) as err:  # ValueError: a config out of range
         raise CheckpointError(f"{path}: weights do not fit the A2Mid2E-Joint model ({str(err).splitlines()[0]})") from None
     model.model_version = str(payload.get("model_version", "unknown"))
     model.metadata = dict(payload.get("metadata", {}))
