@@ -489,7 +489,7 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
     from twolevel.data import load_soundtracks
     from twolevel.errors import OptionError
     from twolevel.model import multiply_adds
-    from twolevel.training import layer_fit_set, soundtracks_training_set, with_fitted_layer
+    from twolevel.training import layer_fit_set, require_enough_to_fit, soundtracks_training_set, with_fitted_layer
     from twolevel.trunks import merge_trunks, merged_description
 
     set_threads(default=2)
@@ -505,9 +505,7 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
         data = soundtracks_training_set(load_soundtracks(dataset_dir), Path(cache_dir) if cache_dir else None,
                                         progress=sys.stderr.isatty(), midlevel_targets="none")
         fit_set = layer_fit_set(data)
-        if len(fit_set) <= len(MIDLEVEL_NAMES) + 1:
-            raise OptionError(f"{dataset_dir}: {len(fit_set)} rated clips cannot fit a layer over "
-                              f"{len(MIDLEVEL_NAMES)} mid-levels and a bias")
+        require_enough_to_fit(fit_set, f"{dataset_dir}: the emotion layer")
         merged.load_state_dict(with_fitted_layer(merged, merged.state_dict(), fit_set, None, emotion_layer_shrinkage))
         layer = {"emotion_layer": "least-squares", "emotion_layer_shrinkage": emotion_layer_shrinkage,
                  "emotion_layer_clips": len(fit_set), "emotion_layer_dataset": str(dataset_dir)}

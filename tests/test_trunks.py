@@ -182,3 +182,14 @@ def test_pretraining_refuses_another_number_of_trunks(tmp_path):
     path = save_checkpoint(merge_trunks([trained_like(1), trained_like(2)]), tmp_path / "two.pt")
     with pytest.raises(CheckpointError, match="2 trunks"):
         init_from_pretrained(trained_like(3), path)
+
+
+def test_cli_merge_refuses_too_few_clips_to_fit(tmp_path, two_checkpoints):
+    pytest.importorskip("soundfile")
+    from twolevel_cli.main import cli
+
+    data_dir = write_soundtracks_layout(tmp_path / "data", n=6)  # 6 clips, 8 weights per emotion
+    result = CliRunner().invoke(cli, ["merge", *map(str, two_checkpoints), "--fit-layer", str(data_dir),
+                                      "--out", str(tmp_path / "m.pt"), "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code != 0 and "fits 8 weights per emotion" in result.output and "got 6" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.pt").exists()

@@ -48,6 +48,10 @@ class ModelConfig:
     #: paper's network. Built by :func:`twolevel.trunks.merge_trunks` from separately trained models.
     trunks: int = 1
 
+    def __post_init__(self):
+        if not (isinstance(self.trunks, int) and self.trunks >= 1):
+            raise ValueError(f"trunks must be an integer >= 1, got {self.trunks!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -78,8 +82,6 @@ class A2Mid2EJoint(nn.Module):
         tune_allocator()
         self.config = config or ModelConfig()
         self.frontend = Frontend(mean=mean, std=std)
-        if not (isinstance(self.config.trunks, int) and self.config.trunks >= 1):
-            raise ValueError(f"trunks must be an integer >= 1, got {self.config.trunks!r}")
         trunks = self.config.trunks
         layers: list[nn.Module] = []
         in_ch = 1

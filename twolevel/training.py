@@ -413,10 +413,7 @@ def _check_run(train_set: TrainingSet, cfg: TrainConfig, fit_set: TrainingSet | 
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
     if fit_set is not None:  # refused now, not after the last epoch
-        n_weights = train_set.midlevels.shape[1] + 1
-        if len(fit_set) <= n_weights:
-            raise OptionError(f"emotion_layer {cfg.emotion_layer} fits {n_weights} weights per emotion on the rated "
-                              f"clips, which needs more than {n_weights}; got {len(fit_set)}")
+        require_enough_to_fit(fit_set, f"emotion_layer {cfg.emotion_layer}")
 
 
 def _new_model(train_set: TrainingSet, cfg: TrainConfig, mean: float, std: float,
@@ -797,6 +794,15 @@ def layer_fit_set(train_set: TrainingSet, val_set: TrainingSet | None = None) ->
     items = train_set if val_set is None or not len(val_set) else TrainingSet.concat(train_set, val_set)
     keep = rated_items(items) & np.isfinite(items.emotions).all(axis=1)
     return items.subset(np.flatnonzero(keep))
+
+
+def require_enough_to_fit(fit_set: TrainingSet, what: str) -> None:
+    """:class:`OptionError` naming ``what`` unless ``fit_set`` has more clips than a least-squares
+    emotion layer has weights per emotion (one per mid-level and a bias)."""
+    n_weights = fit_set.midlevels.shape[1] + 1
+    if len(fit_set) <= n_weights:
+        raise OptionError(f"{what} fits {n_weights} weights per emotion on the rated clips, which needs more "
+                          f"than {n_weights}; got {len(fit_set)}")
 
 
 def with_fitted_layer(model: A2Mid2EJoint, state: dict, fit_set: TrainingSet, signs: np.ndarray | None = None,

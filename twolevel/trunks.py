@@ -81,14 +81,19 @@ def merged_description(models: Sequence[A2Mid2EJoint], merged: A2Mid2EJoint) -> 
     """
     metas = [dict(getattr(m, "metadata", {}) or {}) for m in models]
     configs = [dict(meta.get("config", {})) for meta in metas]
-    shared = {k: v for k, v in metas[0].items() if k != "config" and all(meta.get(k, object()) == v for meta in metas[1:])}
-    shared["config"] = {k: v for k, v in configs[0].items() if all(c.get(k, object()) == v for c in configs[1:])}
+    shared = _shared([{k: v for k, v in meta.items() if k != "config"} for meta in metas])
+    shared["config"] = _shared(configs)
     seeds = "+".join(str(c.get("seed", "?")) for c in configs)
     version = f"a2mid2e-joint-w{merged.config.width:g}x{merged.config.trunks}-seed{seeds}-{weights_digest(merged.state_dict())}"
     shared["multiply_adds"] = multiply_adds(merged.config.width, trunks=merged.config.trunks)  # all trunks
     shared["trunks_of"] = [{"model_version": getattr(m, "model_version", "unknown"), "config": c}
                            for m, c in zip(models, configs)]
     return version, shared
+
+
+def _shared(dicts: list[dict]) -> dict:
+    """The items of ``dicts[0]`` that every other dict has with an equal value."""
+    return {k: v for k, v in dicts[0].items() if all(d.get(k, object()) == v for d in dicts[1:])}
 
 
 def _name(model: A2Mid2EJoint) -> str:
