@@ -42,7 +42,7 @@ class Autocast(nn.Module):
     def __init__(self, network: A2Mid2EJoint, dtype: torch.dtype):
         super().__init__()
         self.inner, self.dtype = network, dtype
-        self.frontend, self.emotion = network.frontend, network.emotion
+        self.frontend, self.emotion, self.config = network.frontend, network.emotion, network.config
         self.model_version = getattr(network, "model_version", "unknown")
 
     @property
