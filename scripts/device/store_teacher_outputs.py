@@ -51,6 +51,29 @@ def fold_models(folder: Path, suffix: str) -> dict[frozenset, object]:
     return out
 
 
+def stored_outputs(corpus, groups: dict[int, tuple[list[Path], list[Path]]], state: str = "last") -> dict:
+    """What the student reads of its teachers: per partition and fold (keyed by the fold's test clips),
+    the emotion teachers' mean emotions and the mid-level teachers' mean mid-levels on ``corpus``'s
+    windows (``(n, 8)`` and ``(n, 7)`` float64, rows in ``corpus`` order, ``keys`` naming each row's
+    window). ``groups``: partition -> (emotion teacher folders, mid-level teacher folders)."""
+    stored = {"keys": [spec_key(s) for s in corpus.specs], "corpus_ids": list(corpus.ids), "partitions": {}}
+    for p, (emotion_dirs, midlevel_dirs) in groups.items():
+        emo = [fold_models(d, "") for d in emotion_dirs]
+        mid = [fold_models(d, "-last" if state == "last" else "") for d in midlevel_dirs]
+        folds = []
+        for test in emo[0]:
+            if any(test not in g for g in emo + mid):
+                raise SystemExit(f"partition {p}: a folder lacks the fold whose test clips are {sorted(test)[:3]}...")
+            entry = {"test_ids": sorted(test), "emotions": teacher_emotions([g[test] for g in emo], corpus.specs)}
+            if mid:
+                entry["midlevels"] = teacher_midlevels([g[test] for g in mid], corpus.specs)
+            folds.append(entry)
+        print(f"partition {p}: {len(folds)} folds stored", flush=True)
+        stored["partitions"][p] = {"folds": folds, "emotion": list(map(str, emotion_dirs)),
+                                   "midlevel": list(map(str, midlevel_dirs)), "state": state}
+    return stored
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
@@ -63,26 +86,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     corpus = corpus_training_set(Path(args.corpus), descriptors=args.descriptors)
-    keys = [spec_key(s) for s in corpus.specs]
-    stored = {"keys": keys, "corpus_ids": list(corpus.ids), "partitions": {}}
-    for p in args.partitions:
-        emo = [fold_models(folder(pat, p), "") for pat in args.emotion]
-        mid = [fold_models(folder(pat, p), "-last" if args.state == "last" else "") for pat in args.midlevel]
-        folds = []
-        for test in emo[0]:
-            missing = [g for g in emo + mid if test not in g]
-            if missing:
-                raise SystemExit(f"partition {p}: a folder lacks the fold whose test clips are {sorted(test)[:3]}...")
-            entry = {"test_ids": sorted(test),
-                     "emotions": teacher_emotions([g[test] for g in emo], corpus.specs)}
-            if mid:
-                entry["midlevels"] = teacher_midlevels([g[test] for g in mid], corpus.specs)
-            folds.append(entry)
-            print(f"partition {p}: fold of {len(test)} test clips stored", flush=True)
-        stored["partitions"][p] = {"folds": folds, "emotion": [str(folder(pat, p)) for pat in args.emotion],
-                                   "midlevel": [str(folder(pat, p)) for pat in args.midlevel], "state": args.state}
+    groups = {p: ([folder(pat, p) for pat in args.emotion], [folder(pat, p) for pat in args.midlevel])
+              for p in args.partitions}
     with open(args.out, "wb") as f:
-        pickle.dump(stored, f)
+        pickle.dump(stored_outputs(corpus, groups, args.state), f)
     print(f"wrote {args.out}")
 
 

@@ -12,6 +12,7 @@ outputs of the windows asked for, matched by content).
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 from pathlib import Path
@@ -23,21 +24,19 @@ from store_teacher_outputs import spec_key
 
 
 class StoredTeacher:
-    """The stored mean outputs of one kind of teacher for one fold: ``(274, 7)`` mid, ``(274, 8)`` emo."""
+    """The stored mean outputs of one kind of teacher for one fold: ``(n, 7)`` mid, ``(n, 8)`` emo."""
 
     def __init__(self, keys, midlevels, emotions):
         self.row = {k: i for i, k in enumerate(keys)}
         self.midlevels, self.emotions = midlevels, emotions
 
 
-def main() -> None:
-    stored_path, partition, sep, *cli_args = sys.argv[1:]
-    if sep != "--":
-        raise SystemExit(__doc__)
-    with open(stored_path, "rb") as f:
-        stored = pickle.load(f)
+@contextlib.contextmanager
+def stored_teachers(stored: dict, partition: int):
+    """Within: teacher folders named ``emotion`` / ``midlevel`` stand for ``stored``'s teachers of
+    ``partition`` in ``twolevel.distill`` (fold choice and forward passes replaced; nothing else)."""
     folds = stored["partitions"][int(partition)]["folds"]
-    original_predict = distill.predict_spectrograms
+    original_predict, original_fold_teachers = distill.predict_spectrograms, distill.fold_teachers
 
     def fold_teachers(member_dirs, train_ids, device="cpu"):
         kind = {Path(d).name for d in member_dirs}
@@ -47,11 +46,10 @@ def main() -> None:
         found = [f for f in folds if not set(f["test_ids"]) & train]
         if len(found) != 1:
             raise LookupError(f"{len(found)} stored folds have test clips outside this training set")
-        f = found[0]
         nan = np.full((len(stored["keys"]), 1), np.nan)
         if kind == {"emotion"}:
-            return [StoredTeacher(stored["keys"], nan, f["emotions"])]
-        return [StoredTeacher(stored["keys"], f["midlevels"], nan)]
+            return [StoredTeacher(stored["keys"], nan, found[0]["emotions"])]
+        return [StoredTeacher(stored["keys"], found[0]["midlevels"], nan)]
 
     def predict_spectrograms(model, specs, *args, **kwargs):
         if not isinstance(model, StoredTeacher):
@@ -59,10 +57,22 @@ def main() -> None:
         rows = [model.row[spec_key(s)] for s in specs]  # KeyError: a window that was not stored
         return model.midlevels[rows], model.emotions[rows]
 
-    distill.fold_teachers = fold_teachers
-    distill.predict_spectrograms = predict_spectrograms
+    distill.fold_teachers, distill.predict_spectrograms = fold_teachers, predict_spectrograms
+    try:
+        yield
+    finally:
+        distill.fold_teachers, distill.predict_spectrograms = original_fold_teachers, original_predict
+
+
+def main() -> None:
+    stored_path, partition, sep, *cli_args = sys.argv[1:]
+    if sep != "--":
+        raise SystemExit(__doc__)
+    with open(stored_path, "rb") as f:
+        stored = pickle.load(f)
     from twolevel_cli.main import cli
-    cli(args=cli_args, prog_name="twolevel-cli")
+    with stored_teachers(stored, int(partition)):
+        cli(args=cli_args, prog_name="twolevel-cli")
 
 
 if __name__ == "__main__":
