@@ -10,9 +10,9 @@ writes it small; ``stored_teachers.py`` trains on the device with it.
     python scripts/device/store_teacher_outputs.py OUT.pkl --partitions 0 1 2 3 4 \
         --emotion 'runs/distill/p{P}/m{10*P}' ... --midlevel 'runs/distill/p{P}/avg/s{10*P+9}' --state last
 
-A ``{...}`` in a folder pattern is an integer expression of the partition ``P`` (``m{10*P+1}``). ``--state last`` reads the folders' ``fold<F>-last.pt``
-(the last epoch) for the mid-level teachers; the emotion teachers are read as ``fold_teachers`` reads
-them (``fold<F>.pt``).
+A ``{...}`` in a folder pattern is an integer expression of the partition ``P`` (``m{10*P+1}``).
+``--state last`` reads the folders' ``fold<F>-last.pt`` (the last epoch) for the mid-level teachers;
+the emotion teachers are read as ``fold_teachers`` reads them (``fold<F>.pt``).
 """
 from __future__ import annotations
 
@@ -40,14 +40,14 @@ def folder(pattern: str, p: int) -> Path:
     return Path(re.sub(r"\{([^}]*)\}", lambda m: str(int(eval(m.group(1), {"__builtins__": {}}, {"P": p}))), pattern))
 
 
-def fold_models(folder: Path, suffix: str) -> dict[frozenset, object]:
-    """``folder``'s fold models keyed by their test clips."""
+def fold_models(directory: Path, suffix: str) -> dict[frozenset, object]:
+    """``directory``'s fold models (``fold<F><suffix>.pt``) keyed by their test clips."""
     out = {}
-    for path in sorted(folder.glob(f"fold[0-9]{suffix}.pt")):
+    for path in sorted(Path(directory).glob(f"fold[0-9]{suffix}.pt")):
         model = load_checkpoint(path, device="cpu")
         out[frozenset(model.metadata["test_ids"])] = model
     if not out:
-        raise SystemExit(f"{folder}: no fold models fold<F>{suffix}.pt")
+        raise SystemExit(f"{directory}: no fold models fold<F>{suffix}.pt")
     return out
 
 
