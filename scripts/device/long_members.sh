@@ -18,14 +18,8 @@ T0=$(date +%s); STOP_AT=${STOP_AT:-555}; el() { echo "[$(( $(date +%s) - T0 )) s
 mkdir -p .gpu/m/final
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 cache_spectrograms
-if [ "${NO_CHECK:-0}" != 1 ]; then
-el "CUDA tests"
-TWOLEVEL_CHECK_DEVICE=$DEV OMP_NUM_THREADS=4 timeout 120 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
-  tests/test_cuda.py tests/test_runtime.py > "$OUT/gpu_tests.log" 2>&1; echo "tests exit $?"; tail -2 "$OUT/gpu_tests.log"
 wait; el "spectrograms: $(ls $TWOLEVEL_CACHE/spec | wc -l) cached"
-OMP_NUM_THREADS=4 timeout 120 "$PY" benchmarks/gpu_check.py --device $DEV --samples $SAMPLES \
-  --paper-width $([ "${DRY:-0}" = 1 ] && echo 0.125 || echo 1.0) --out "$OUT" 2>&1 | tail -12
-else wait; fi
+[ "${NO_CHECK:-0}" = 1 ] || gpu_check --samples $SAMPLES --paper-width $([ "${DRY:-0}" = 1 ] && echo 0.125 || echo 1.0)
 el "long-schedule teachers"
 export OMP_NUM_THREADS=1 TWOLEVEL_THREADS=1
 jobs() {

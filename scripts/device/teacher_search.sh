@@ -13,12 +13,8 @@ mkdir -p .gpu/res
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 el "spectrogram cache (8 processes)"
 cache_spectrograms
-el "CUDA tests"
-TWOLEVEL_CHECK_DEVICE=$DEV OMP_NUM_THREADS=4 timeout 150 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
-  tests/test_cuda.py tests/test_runtime.py > "$OUT/gpu_tests.log" 2>&1; echo "tests exit $?"; tail -3 "$OUT/gpu_tests.log"
 wait; el "spectrograms: $(ls $TWOLEVEL_CACHE/spec | wc -l) cached"
-el "explanations ($SAMPLES samples)"
-OMP_NUM_THREADS=4 timeout 150 "$PY" benchmarks/gpu_check.py --device $DEV --samples $SAMPLES --paper-width ${DRYW:-1.0} --out "$OUT" 2>&1 | tail -12
+gpu_check --samples $SAMPLES --paper-width ${DRYW:-1.0}
 el "teacher search: 3 recipes x folds [$FOLDS], one process per fold"
 run() {  # tag width lr
   for f in $FOLDS; do

@@ -19,14 +19,7 @@ CORPUS=.gpu/corpus; mkdir -p .gpu/t/emotion .gpu/t/midlevel .gpu/c
 [ -f $CORPUS/windows.npz ] || xz -T4 -dk $CORPUS/windows.npz.xz || { echo "no corpus" >&2; exit 2; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 cache_spectrograms
-if [ "${NO_CHECK:-0}" != 1 ]; then
-  el "CUDA tests"
-  TWOLEVEL_CHECK_DEVICE=$DEV OMP_NUM_THREADS=4 timeout 90 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
-    tests/test_cuda.py tests/test_runtime.py > "$OUT/gpu_tests.log" 2>&1; echo "tests exit $?"; tail -2 "$OUT/gpu_tests.log"
-  el "gpu_check"
-  OMP_NUM_THREADS=4 timeout 75 "$PY" benchmarks/gpu_check.py --device $DEV \
-    --paper-width $([ "${DRY:-0}" = 1 ] && echo 0.125 || echo 1.0) --out "$OUT" 2>&1 | tail -8
-fi
+[ "${NO_CHECK:-0}" = 1 ] || gpu_check $([ "${DRY:-0}" = 1 ] && echo --samples 700 --paper-width 0.125 || echo --paper-width 1.0)
 wait; el "spectrograms: $(ls $TWOLEVEL_CACHE/spec | wc -l) cached; C folds"
 export OMP_NUM_THREADS=1 TWOLEVEL_THREADS=1 PYTHONPATH=$PYTHONPATH:$HERE
 one() {  # partition fold
