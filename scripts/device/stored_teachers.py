@@ -65,9 +65,9 @@ def stored_teachers(stored: dict, partition: int):
 
 
 def main() -> None:
-    stored_path, partition, sep, *cli_args = sys.argv[1:]
-    if sep != "--":
+    if len(sys.argv) < 4 or sys.argv[3] != "--":
         raise SystemExit(__doc__)
+    stored_path, partition, _, *cli_args = sys.argv[1:]
     with open(stored_path, "rb") as f:
         stored = pickle.load(f)
     from twolevel_cli.main import cli
