@@ -7,10 +7,12 @@
 # outputs on the corpus windows, computed on the CPU (store_teacher_outputs.py), do (.gpu/stored.pkl),
 # and stored_teachers.py trains with them (same targets as the teachers' folders give: checked equal).
 #   JOBS="1:0 1:1 ..." bash scripts/device/trunk_students.sh      (partition:fold; DRY=1: CPU, 1 epoch)
+# The same folds on the CPU (session 17's other 9 ran so, with ../shared and cache/ in place of .gpu/):
+#   DEV=cpu NPAR=2 NO_CHECK=1 STOP_AT=99999 PY=.venv/bin/python JOBS="0:0 0:1 ..." bash scripts/device/trunk_students.sh
 # Needs .gpu/data (less original/), .gpu/corpus (windows.npz.xz), .gpu/cache/desc, .gpu/stored.pkl, .whl.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd); cd "$HERE/../.."
-OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"; DEV=cuda; EPOCHS=80; NPAR=16
+OUT=${OUT:-/tmp/gpuout}; mkdir -p "$OUT"; DEV=${DEV:-cuda}; EPOCHS=80; NPAR=${NPAR:-16}
 T0=$(date +%s); STOP_AT=${STOP_AT:-575}; el() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 JOBS=${JOBS:-"1:0 1:1 1:2 1:3 1:4 2:0 2:1 2:2 2:3 2:4 3:0 3:1 3:2 3:3 3:4 4:0"}
 [ "${DRY:-0}" = 1 ] && { DEV=cpu; EPOCHS=1; NPAR=2; JOBS="1:0"; }
