@@ -25,18 +25,17 @@ def test_gpu_check_dry_run_writes_every_case(tmp_path):
     assert (tmp_path / "gpu_check.md").read_text().count("\n| ") == 6  # header + 5 cases
 
 
-def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path):
+def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monkeypatch):
     """The device's student runs (scripts/device/stored_teachers.py) grow each fold's training set with
     exactly what the teachers' folders would give it."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "scripts" / "device"))
+    monkeypatch.syspath_prepend(str(ROOT / "scripts" / "device"))
     from store_teacher_outputs import stored_outputs
     from stored_teachers import stored_teachers
 
     from synthetic import synthetic_set
-    from twolevel.checkpoint import read_checkpoint
-    from twolevel.checkpoint import load_checkpoint
+    from twolevel.checkpoint import load_checkpoint, read_checkpoint
     from twolevel.distill import distilling, teacher_midlevels
     from twolevel.training import TrainConfig, cross_validate
 
