@@ -56,6 +56,21 @@ def tiny_model(tiny_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def members(tmp_path_factory):
+    """Two ensemble members' fold models on 20 synthetic clips: ``(data, [m1, m2])``, folders of
+    ``fold0.pt``/``fold1.pt`` (and ``-last``) from one epoch each, fold seed 5 (the distillation tests)."""
+    from synthetic import synthetic_set
+    from twolevel.training import TrainConfig, cross_validate
+
+    base = tmp_path_factory.mktemp("members")
+    data = synthetic_set(20, 0)
+    for seed in (1, 2):
+        cross_validate(data, TrainConfig(width=0.125, epochs=1, batch_size=3, seed=seed), k=5, folds_to_run=[0, 1],
+                       inner_folds=8, fold_seed=5, models_dir=base / f"m{seed}")
+    return data, [base / "m1", base / "m2"]
+
+
+@pytest.fixture(scope="session")
 def long_flac(tmp_path_factory) -> Path:
     """600 s of constant 96 kHz stereo FLAC (about 220 KB): decodes to 110 M samples (issue 11 case 2)."""
     import numpy as np

@@ -25,7 +25,7 @@ def test_gpu_check_dry_run_writes_every_case(tmp_path):
     assert (tmp_path / "gpu_check.md").read_text().count("\n| ") == 6  # header + 5 cases
 
 
-def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monkeypatch):
+def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monkeypatch, members):
     """The device's student runs (scripts/device/stored_teachers.py) grow each fold's training set with
     exactly what the teachers' folders would give it."""
     import numpy as np
@@ -37,20 +37,16 @@ def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monke
     from synthetic import synthetic_set
     from twolevel.checkpoint import load_checkpoint, read_checkpoint
     from twolevel.distill import distilling, teacher_midlevels
-    from twolevel.training import TrainConfig, cross_validate
 
-    data = synthetic_set(20, 0)
-    for seed in (1, 2):  # an emotion teacher and a mid-level teacher, two folds each
-        cross_validate(data, TrainConfig(width=0.125, epochs=1, batch_size=3, seed=seed), k=5, folds_to_run=[0, 1],
-                       inner_folds=8, fold_seed=5, models_dir=tmp_path / f"m{seed}")
+    data, (m1, m2) = members  # an emotion teacher and a mid-level teacher, two folds each
     corpus = synthetic_set(6, 9, prefix="corpus:", rated=False)
-    groups = {5: ([tmp_path / "m1"], [tmp_path / "m2"])}
+    groups = {5: ([m1], [m2])}
     stored = stored_outputs(corpus, groups, state="best")  # fold<F>.pt, as the teachers' folders are read
     (tmp_path / "emotion").mkdir(), (tmp_path / "midlevel").mkdir()
     for fold in (0, 1):
-        test = set(read_checkpoint(tmp_path / "m1" / f"fold{fold}.pt")["metadata"]["test_ids"])
+        test = set(read_checkpoint(m1 / f"fold{fold}.pt")["metadata"]["test_ids"])
         train = data.subset([i for i, x in enumerate(data.ids) if x not in test])
-        real = distilling([tmp_path / "m1"], corpus, n_items=4, seed=3, midlevel_teachers=[tmp_path / "m2"])(train)
+        real = distilling([m1], corpus, n_items=4, seed=3, midlevel_teachers=[m2])(train)
         with stored_teachers(stored, 5):
             grown = distilling([tmp_path / "emotion"], corpus, n_items=4, seed=3,
                                midlevel_teachers=[tmp_path / "midlevel"])(train)
@@ -59,6 +55,6 @@ def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monke
         assert np.array_equal(grown.midlevels, real.midlevels)
     # --state last reads the last-epoch fold models (fold<F>-last.pt) of the mid-level teachers
     last = stored_outputs(corpus, groups, state="last")["partitions"][5]["folds"][0]
-    model = load_checkpoint(tmp_path / "m2" / "fold0-last.pt")
+    model = load_checkpoint(m2 / "fold0-last.pt")
     assert last["test_ids"] == sorted(model.metadata["test_ids"])
     assert np.array_equal(last["midlevels"], teacher_midlevels([model], corpus.specs))

@@ -3,19 +3,9 @@ import numpy as np
 import pytest
 
 from twolevel.distill import distilling, fold_teachers, teacher_emotions, with_rated_blend
-from twolevel.training import TrainConfig, cross_validate, predict_spectrograms
+from twolevel.training import predict_spectrograms
 
 from synthetic import synthetic_set as synthetic
-
-
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    base = tmp_path_factory.mktemp("members")
-    data = synthetic(20, 0)
-    for seed in (1, 2):
-        cross_validate(data, TrainConfig(width=0.125, epochs=1, batch_size=3, seed=seed), k=5, folds_to_run=[0, 1],
-                       inner_folds=8, fold_seed=5, models_dir=base / f"m{seed}")
-    return data, [base / "m1", base / "m2"]
 
 
 def _fold0_training_part(data, dirs):
