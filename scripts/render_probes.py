@@ -2,6 +2,7 @@
 """Render the concept probe suite: pairs of 10 s clips that differ in one musical quality.
 
     python scripts/render_probes.py            # -> probes/ (OGG + probes.json)
+    python scripts/render_probes.py --suite validation --out cache/probes-validation
 
 Needs ``fluidsynth`` and ``fluid-soundfont-gm`` (Debian packages) and ``sox``; the rendered clips
 are committed, so the tests and ``benchmarks/concept_probes.py`` need none of them. The MIDI is
@@ -10,9 +11,15 @@ the instrument (General MIDI program), key and tempo vary from pair to pair, the
 pair share them and differ only in the probed quality. ``b`` is always the clip where the
 quality is *higher* (more melodious, more staccato, steadier, more complex, more dissonant,
 more tonally stable, more minor; for emotions see ``EMOTION_PROBES``).
+
+``--suite validation`` draws another suite from the same builders: other keys, tempi and the
+instruments in another order per pair index (the committed one is ``test``). It is for choosing
+among models (seeds, trunks) without reading the committed suite, which then stays a test; it is
+rendered into a cache, not committed.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
@@ -119,10 +126,15 @@ def melody(tonic, bpm, mode=MAJOR, note_beats=0.5, dur_frac=0.95, vel=90, ch=0, 
     return out
 
 
-def pair_settings(concept: str, i: int) -> dict:
-    rng = random.Random(f"{concept}-{i}")
+#: Suites: the prefix of each pair's random seed and the offset of its instrument in PROGRAMS order.
+SUITES = {"test": ("", 0), "validation": ("validation-", 7)}
+
+
+def pair_settings(concept: str, i: int, suite: str = "test") -> dict:
+    prefix, offset = SUITES[suite]
+    rng = random.Random(f"{prefix}{concept}-{i}")
     names = sorted(PROGRAMS)
-    return {"instrument": names[(i * 5 + len(concept)) % len(names)], "tonic": rng.randrange(12),
+    return {"instrument": names[(i * 5 + len(concept) + offset) % len(names)], "tonic": rng.randrange(12),
             "bpm": rng.choice([72, 84, 96, 108, 120, 132, 144]), "rng": rng}
 
 
@@ -247,33 +259,42 @@ EMOTION_PROBES = {"mode": {"happy": +1, "valence": +1, "sad": -1}, "tempo": {"en
 N_EMOTION_PAIRS = 6
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", choices=sorted(SUITES), default="test",
+                    help="which draw of pairs (default: test, the committed probes/)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="folder to write (default: probes/ for the test suite; required for another suite)")
+    args = ap.parse_args(argv)
+    if args.out is None and args.suite != "test":
+        ap.error(f"--suite {args.suite} needs --out (probes/ holds the committed test suite)")
+    out_dir = args.out or OUT
     for tool in ("fluidsynth", "sox"):
         if shutil.which(tool) is None:
             sys.exit(f"render_probes: {tool} not found (apt-get install fluidsynth fluid-soundfont-gm sox)")
     if not SOUNDFONT.is_file():
         sys.exit(f"render_probes: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)")
-    OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.ogg"):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.ogg"):
         old.unlink()
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for concept, build in MIDLEVEL_PROBES.items():
             for i in range(N_PAIRS):
-                s = pair_settings(concept, i)
+                s = pair_settings(concept, i, args.suite)
                 a, b = build(s)
                 prog = {0: PROGRAMS[s["instrument"]]}
                 files = {}
                 for side, notes in (("a", a), ("b", b)):
                     files[side] = f"{concept}-{i:02d}-{side}.ogg"
-                    render(notes, s["bpm"], prog, OUT / files[side], tmp)
+                    render(notes, s["bpm"], prog, out_dir / files[side], tmp)
                 pairs.append({"kind": "midlevel", "concept": concept, "higher": {concept: +1}, **files,
                               "instrument": s["instrument"], "tonic": s["tonic"], "bpm": s["bpm"]})
                 print(concept, i, s["instrument"], s["tonic"], s["bpm"], flush=True)
         for concept, expect in EMOTION_PROBES.items():
             for i in range(N_EMOTION_PAIRS):
-                s = pair_settings(concept, i)
+                s = pair_settings(concept, i, args.suite)
                 prog = {0: PROGRAMS[s["instrument"]]}
                 files = {}
                 if concept == "tempo":
@@ -284,13 +305,13 @@ def main() -> int:
                     bpms = {"a": s["bpm"], "b": s["bpm"]}
                 for side, notes in (("a", a), ("b", b)):
                     files[side] = f"emotion-{concept}-{i:02d}-{side}.ogg"
-                    render(notes, bpms[side], prog, OUT / files[side], tmp)
+                    render(notes, bpms[side], prog, out_dir / files[side], tmp)
                 pairs.append({"kind": "emotion", "concept": concept, "higher": expect, **files,
                               "instrument": s["instrument"], "tonic": s["tonic"], "bpm": bpms})
-    (OUT / "probes.json").write_text(json.dumps({"seconds": SECONDS, "soundfont": SOUNDFONT.name,
+    (out_dir / "probes.json").write_text(json.dumps({"seconds": SECONDS, "soundfont": SOUNDFONT.name, "suite": args.suite,
                                                  "pairs": pairs}, indent=1))
-    size = sum(p.stat().st_size for p in OUT.glob("*.ogg"))
-    print(f"{len(pairs)} pairs, {size / 1e6:.1f} MB in {OUT}")
+    size = sum(p.stat().st_size for p in out_dir.glob("*.ogg"))
+    print(f"{len(pairs)} pairs, {size / 1e6:.1f} MB in {out_dir}")
     return 0
 
 

@@ -89,3 +89,26 @@ def test_an_ensemble_is_scored_on_the_mean_of_its_members_outputs():
         assert results[m].margins == pytest.approx(tuple(x / 4 for x in alone[m].margins))
     with pytest.raises(ValueError, match="no scorers"):
         mean_outputs([])
+
+
+def test_the_renderer_draws_the_committed_suite_and_a_different_validation_suite(monkeypatch):
+    """scripts/render_probes.py: its test suite is the committed one (settings pair by pair, no
+    fluidsynth needed to check), and --suite validation draws other keys, tempi and instruments."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    render = importlib.import_module("render_probes")
+    committed = [p for p in load_probes() if p["kind"] == "midlevel"]
+    drawn = {s: [render.pair_settings(p["concept"], i % render.N_PAIRS, s) for i, p in enumerate(committed)]
+             for s in ("test", "validation")}
+    assert [(d["instrument"], d["tonic"], d["bpm"]) for d in drawn["test"]] == \
+        [(p["instrument"], p["tonic"], p["bpm"]) for p in committed]
+    same = sum((a["instrument"], a["tonic"], a["bpm"]) == (b["instrument"], b["tonic"], b["bpm"])
+               for a, b in zip(drawn["test"], drawn["validation"]))
+    assert same <= 2, f"{same} of {len(committed)} validation pairs repeat a test pair"
+    assert all(a["instrument"] != b["instrument"] for a, b in zip(drawn["test"], drawn["validation"]))
+    with pytest.raises(SystemExit):  # another suite must not overwrite probes/
+        render.main(["--suite", "validation"])
+    sys.modules.pop("render_probes", None)
