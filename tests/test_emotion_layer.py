@@ -86,3 +86,86 @@ def test_bad_shrinkage_or_prior_is_named():
         least_squares_layer(mids, ratings, shrinkage=-1)
     with pytest.raises(ValueError, match=r"prior \(7, 8\) must be"):
         least_squares_layer(mids, ratings, prior=np.zeros((7, 8)), shrinkage=1)
+
+
+# --- contrast pairs (LayerContrast) ------------------------------------------------------------
+
+from twolevel.emotion_layer import LayerContrast, mode_contrast  # noqa: E402
+
+
+def _objective(mids, ratings, w, b, prior, shrinkage, contrast, e):
+    """The fit's objective for emotion ``e``, written out as the docstrings state it."""
+    mse = np.mean((mids @ w + b - ratings[:, e]) ** 2)
+    hinge = np.maximum(0, contrast.margin - contrast.directions[e] * (contrast.deltas @ w)) ** 2
+    return mse + shrinkage * np.sum((w - prior[e]) ** 2) + contrast.weight * hinge.mean()
+
+
+def test_contrast_fit_is_the_optimum_of_its_objective():
+    from scipy.optimize import minimize
+
+    mids, ratings, weight, _ = _linear_data(n=120, noise=0.3)
+    rng = np.random.default_rng(1)
+    # pairs whose change the data's layer gets wrong for emotion 0 about half the time
+    contrast = LayerContrast(rng.normal(size=(40, 7)), np.r_[1, -1, np.zeros(6)], weight=3.0, margin=0.2)
+    prior = np.zeros((8, 7))
+    w, b = least_squares_layer(mids, ratings, prior=prior, shrinkage=0.01, contrast=contrast)
+    for e in (0, 1):
+        found = _objective(mids, ratings, w[e], b[e], prior, 0.01, contrast, e)
+        start = np.r_[w[e], b[e]]
+        general = minimize(lambda x: _objective(mids, ratings, x[:-1], x[-1], prior, 0.01, contrast, e), start + 0.1,
+                           method="BFGS", options={"gtol": 1e-10})
+        assert found <= general.fun + 1e-9
+    # emotions the contrast leaves free are the plain fit's
+    free_w, free_b = least_squares_layer(mids, ratings, prior=prior, shrinkage=0.01)
+    np.testing.assert_allclose(w[2:], free_w[2:], atol=1e-12)
+    np.testing.assert_allclose(b[2:], free_b[2:], atol=1e-12)
+
+
+def test_a_strong_contrast_makes_its_pairs_right_and_a_zero_one_changes_nothing():
+    mids, ratings, _, _ = _linear_data(n=150, noise=0.5)
+    minor = np.zeros((10, 7))
+    major = np.zeros((10, 7))
+    major[:, 6] = -1.0  # the mid-level "minorness" falls from minor to major in every pair
+    names = ["valence", "energy", "tension", "anger", "fear", "happy", "sad", "tender"]
+    contrast = mode_contrast(minor, major, names, weight=1e4, margin=0.05)
+    assert contrast.directions.tolist() == [1, 0, 0, 0, 0, 1, -1, 0]
+    w, _ = least_squares_layer(mids, ratings, contrast=contrast)
+    assert contrast.satisfied(w).all()
+    # a penalty, not a bound: within weight's reach of the margin (the data's own fit is far on the other side)
+    assert w[0, 6] <= -0.049 and w[5, 6] <= -0.049 and w[6, 6] >= 0.049
+    plain = least_squares_layer(mids, ratings)
+    np.testing.assert_allclose(least_squares_layer(mids, ratings, contrast=LayerContrast(major - minor, contrast.directions,
+                                                                                          weight=0.0))[0], plain[0])
+    # with sign bounds too: both hold
+    signs = np.zeros((8, 7))
+    signs[6, 6] = 1
+    w_signed, _ = least_squares_layer(mids, ratings, signs, contrast=contrast)
+    assert w_signed[6, 6] >= 0.049 and contrast.satisfied(w_signed).all()
+
+
+@pytest.mark.parametrize("deltas, directions, weight, margin, message", [
+    (np.zeros((0, 7)), np.zeros(8), 1.0, 0.01, "finite"),
+    (np.full((3, 7), np.nan), np.zeros(8), 1.0, 0.01, "finite"),
+    (np.zeros((3, 7)), np.full(8, 2), 1.0, 0.01, "directions"),
+    (np.zeros((3, 7)), np.zeros(8), -1.0, 0.01, "weight and margin"),
+])
+def test_bad_contrast_is_named(deltas, directions, weight, margin, message):
+    with pytest.raises(ValueError, match=message):
+        LayerContrast(deltas, directions, weight, margin)
+
+
+def test_contrast_of_the_wrong_shape_is_named():
+    mids, ratings, _, _ = _linear_data(n=30)
+    with pytest.raises(ValueError, match="must match 7 mid-levels and 8 emotions"):
+        least_squares_layer(mids, ratings, contrast=LayerContrast(np.ones((3, 6)), np.r_[1, np.zeros(7)]))
+
+
+def test_the_prior_of_a_shrunk_fit_is_recovered_from_the_fit():
+    from twolevel.emotion_layer import shrinkage_prior
+
+    mids, ratings, _, _ = _linear_data(n=80, noise=0.4)
+    prior = np.random.default_rng(3).normal(size=(8, 7))
+    w, b = least_squares_layer(mids, ratings, prior=prior, shrinkage=0.05)
+    np.testing.assert_allclose(shrinkage_prior(mids, ratings, w, b, 0.05), prior, atol=1e-8)
+    with pytest.raises(ValueError, match="shrinkage > 0"):
+        shrinkage_prior(mids, ratings, w, b, 0.0)
