@@ -105,6 +105,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
              "its key exchanged with their neighbours a semitone away (major <-> minor); the minor one must "
              "score the higher minorness (twolevel/augment.py, mode_pair); this is the weight of that hinge "
              "loss. Crops whose key is unclear give no pair. Costs up to 1.5x the forward passes.")
+@_hyper("--mode-envelope",
+        help="With --mode-weight: the share of its pairs whose two windows both get one random decay, as if "
+             "every note were struck every 0.15-0.6 s and died away in 0.04-0.3 s (twolevel/augment.py, "
+             "percussive_envelope), so that minorness is learnt from marimba- or harp-like notes too; the "
+             "networks read mode from sustained tones (model card). 0 = none.")
 @_hyper("--additivity-weight",
         help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
              "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "

@@ -756,6 +756,42 @@ def test_mode_contrast_trains_and_is_logged_without_changing_runs_that_leave_it_
     assert weights_digest(off_a.state_dict()) == weights_digest(off_b.state_dict())
 
 
+def test_percussive_envelope_strikes_and_decays_exactly_and_both_twins_share_it():
+    from twolevel.augment import FRAMES_PER_SECOND, percussive_envelope, random_percussive_envelope
+
+    g = torch.Generator().manual_seed(3)
+    window = 0.1 + torch.rand(313, N_BANDS, generator=g, dtype=torch.float64) * 2  # float64: ratios of small magnitudes
+    out = percussive_envelope(window, period_s=0.5, decay_s=0.1, phase_s=0.0)
+    magnitude_in, magnitude_out = torch.pow(10.0, window) - 1, torch.pow(10.0, out) - 1
+    t = torch.arange(313, dtype=torch.float64) / FRAMES_PER_SECOND
+    expected = torch.exp(-torch.remainder(t, 0.5) / 0.1)
+    assert torch.allclose(magnitude_out / magnitude_in, expected[:, None].expand(-1, N_BANDS), rtol=1e-3)
+    assert torch.allclose(out[0], window[0], atol=1e-9)  # struck at 0: untouched
+    assert (out <= window + 1e-6).all()
+    a, b = random_percussive_envelope((window, window * 0.5), g)
+    ratio_a = (torch.pow(10.0, a) - 1) / (torch.pow(10.0, window) - 1)
+    ratio_b = (torch.pow(10.0, b) - 1) / (torch.pow(10.0, window * 0.5) - 1)
+    assert torch.allclose(ratio_a, ratio_b, rtol=1e-3, atol=1e-5)  # one envelope for both twins
+    assert ratio_a.min() < 0.5  # and it decays
+    with pytest.raises(ValueError, match="must be > 0 seconds"):
+        percussive_envelope(window, 0.0, 0.1, 0.0)
+
+
+def test_mode_envelope_trains_needs_the_contrast_and_leaves_runs_without_it_alone():
+    from synthetic import tonal_set
+    from twolevel.checkpoint import weights_digest
+    from twolevel.errors import OptionError
+
+    data = tonal_set()
+    _, run = train(data, tiny_cfg(epochs=1, batch_size=4, mode_weight=0.5, mode_envelope=1.0))
+    assert 0 < run["history"][0]["loss_mode"] < 5
+    plain, _ = train(data, tiny_cfg(epochs=1, batch_size=4, mode_weight=0.5))
+    with_envelope, _ = train(data, tiny_cfg(epochs=1, batch_size=4, mode_weight=0.5, mode_envelope=1.0))
+    assert weights_digest(plain.state_dict()) != weights_digest(with_envelope.state_dict())
+    with pytest.raises(OptionError, match="give mode_weight > 0 too"):
+        tiny_cfg(mode_envelope=0.5)
+
+
 @pytest.mark.parametrize("emotion_layer, shrinkage", [("least-squares", 0.0), ("least-squares-signs", 0.0),
                                                        ("least-squares", 0.01)])
 def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_layer, shrinkage):

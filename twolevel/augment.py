@@ -39,6 +39,9 @@ major key's chords and melody minor and a minor key's major. The minor one of th
 the higher minorness (``TrainConfig.mode_weight``). Which twin is the rebuilt one depends on the
 crop's own mode, so the rebuilding is a weak cue to the answer at most (of the corpus windows
 that give a pair, 65 % are minor, so there the rebuilt twin is the major one 65 % of the time).
+:func:`percussive_envelope` (``TrainConfig.mode_envelope``) gives both twins one decay pattern, as if
+every note were struck and died away (a marimba, a harp): the networks read mode from sustained
+tones, and the same decay on both twins keeps the answer what it was.
 """
 from __future__ import annotations
 
@@ -63,6 +66,33 @@ def apply_gain(window: torch.Tensor, gain_db: float) -> torch.Tensor:
         return window
     g = 10.0 ** (gain_db / 20.0)
     return torch.log10(1.0 + g * (torch.pow(10.0, window) - 1.0).clamp_min(0.0))
+
+
+#: Frames per second of the spectrogram (22,050 Hz / hop 704), for envelopes given in seconds.
+FRAMES_PER_SECOND = 22_050 / 704
+
+
+def percussive_envelope(window: torch.Tensor, period_s: float, decay_s: float, phase_s: float) -> torch.Tensor:
+    """The log spectrogram of the same audio struck every ``period_s`` seconds (first at ``phase_s``)
+    and dying away with time constant ``decay_s``: each frame's magnitude times
+    ``exp(-(time since the last strike) / decay_s)``, exact on ``log10(1 + magnitude)`` as
+    :func:`apply_gain` is. ``window``: ``(frames, bands)``; frames before the first strike decay from
+    the one before it."""
+    if not (period_s > 0 and decay_s > 0):
+        raise ValueError(f"period and decay must be > 0 seconds, got {period_s}, {decay_s}")
+    t = torch.arange(window.shape[0], dtype=window.dtype, device=window.device) / FRAMES_PER_SECOND
+    gain = torch.exp(-torch.remainder(t - phase_s, period_s) / decay_s)[:, None]
+    return torch.log10(1.0 + gain * (torch.pow(10.0, window) - 1.0).clamp_min(0.0))
+
+
+def random_percussive_envelope(pair: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator,
+                               period_s=(0.15, 0.6), decay_s=(0.04, 0.3)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both windows of ``pair`` under one :func:`percussive_envelope` with period and decay drawn
+    uniformly from the ranges (seconds) and a uniform phase."""
+    u = torch.rand(3, generator=gen).tolist()
+    period = period_s[0] + u[0] * (period_s[1] - period_s[0])
+    decay = decay_s[0] + u[1] * (decay_s[1] - decay_s[0])
+    return tuple(percussive_envelope(w, period, decay, u[2] * period) for w in pair)
 
 
 def mask_frames(window: torch.Tensor, start: int, length: int) -> torch.Tensor:

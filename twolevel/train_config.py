@@ -41,7 +41,7 @@ RULES = {
     "freq_shift": _number(int, 0, 24), "gain_db": _number(float, 0, 24), "time_mask": _number(int, 0, 156),
     "swa_epochs": _number(int, 0), "modulation_weight": _number(float, 0, 10),
     "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
-    "mode_weight": _number(float, 0, 10), "additivity_weight": _number(float, 0, 100),
+    "mode_weight": _number(float, 0, 10), "mode_envelope": _number(float, 0, 1), "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
     "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "emotion_layer": _choice(EMOTION_LAYERS),
     "emotion_layer_shrinkage": _number(float, 0),
@@ -114,6 +114,10 @@ class TrainConfig:
     #: major one's by MODULATION_MARGIN target sds. Clips with no clear key give no pair. Its
     #: windows pass as ``modulation_batch`` says.
     mode_weight: float = 0.0
+    #: With the mode contrast: the share of its pairs whose two windows both get one random
+    #: percussive envelope (twolevel/augment.py, random_percussive_envelope: struck every 0.15-0.6 s,
+    #: decaying in 0.04-0.3 s), so that minorness is learnt from decaying notes too (0 = none).
+    mode_envelope: float = 0.0
     #: Weight of the additivity penalty (twolevel/additivity.py; 0 = off): for a quarter of each
     #: batch's windows, the squared interaction of two random sets of hidden patches on the
     #: mid-level outputs, in target sds squared, so that level-2 surrogates fit the network better.
@@ -144,6 +148,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, rule in RULES.items():
             rule.check(name, getattr(self, name))
+        if self.mode_envelope and not self.mode_weight:
+            raise OptionError("mode_envelope shapes the mode contrast's pairs: give mode_weight > 0 too")
         if self.emotion_layer_shrinkage and self.emotion_layer == "trained":
             raise OptionError("emotion_layer_shrinkage applies to a fitted layer: give emotion_layer "
                               "least-squares or least-squares-signs")

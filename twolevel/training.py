@@ -37,7 +37,8 @@ import torch
 
 from .audio import load_audio, window_starts
 from .additivity import additivity_loss, interaction_inputs
-from .augment import augment_window, dissonance_pair, mode_pair, modulation_pair, rhythm_pair, shift_bands
+from .augment import (augment_window, dissonance_pair, mode_pair, modulation_pair, random_percussive_envelope,
+                      rhythm_pair, shift_bands)
 from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
@@ -583,7 +584,11 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         pairs += [dissonance_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[:n_clash].tolist()]
         if cfg.mode_weight:  # clips without a clear key give no pair
             modes = [mode_pair(batches.specs[i], run.generator, WINDOW_FRAMES) for i in idx[n_real // 2:].tolist()]
-            pairs += [p for p in modes if p is not None]
+            modes = [p for p in modes if p is not None]
+            if cfg.mode_envelope:  # drawn after the pairs, so that runs without it draw what they drew before
+                modes = [random_percussive_envelope(p, run.generator)
+                         if float(torch.rand(1, generator=run.generator)) < cfg.mode_envelope else p for p in modes]
+            pairs += modes
         n_mode = len(pairs) - n_pairs - n_rhythm - n_clash
         spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
