@@ -134,8 +134,9 @@ def main(argv=None) -> int:
         out = {"out": str(args.out), "version": version, "twins": len(contrast.deltas),
                "twins_right_before": float(contrast.satisfied(fits[""][0]).mean()),
                "twins_right_after": float(contrast.satisfied(w).mean())}
+        before, after = out["twins_right_before"], out["twins_right_after"]
         print(json.dumps(out, indent=1) if args.json else
-              f"wrote {args.out} ({version}): twins right {out['twins_right_before']:.3f} -> {out['twins_right_after']:.3f}")
+              f"wrote {args.out} ({version}): twins right {before:.3f} -> {after:.3f}")
         return 0
     rows = []
     for folder in args.models:
@@ -154,9 +155,9 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"weight": args.weight, "margin": args.margin, "folds": rows, "summary": summary}, indent=1))
     else:
-        print(f"{len(rows)} fold models: {summary['fit']:.4f} -> {summary['contrast']:.4f} (sad {summary['fit_sad']:.3f}"
-              f" -> {summary['contrast_sad']:.3f}); twins right {summary['fit_twins_right']:.3f} -> "
-              f"{summary['contrast_twins_right']:.3f}")
+        print(f"{len(rows)} fold models: {summary['fit']:.4f} -> {summary['contrast']:.4f} "
+              f"(sad {summary['fit_sad']:.3f} -> {summary['contrast_sad']:.3f}); "
+              f"twins right {summary['fit_twins_right']:.3f} -> {summary['contrast_twins_right']:.3f}")
     return 0
 
 

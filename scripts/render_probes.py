@@ -308,8 +308,8 @@ def main(argv=None) -> int:
                     render(notes, bpms[side], prog, out_dir / files[side], tmp)
                 pairs.append({"kind": "emotion", "concept": concept, "higher": expect, **files,
                               "instrument": s["instrument"], "tonic": s["tonic"], "bpm": bpms})
-    (out_dir / "probes.json").write_text(json.dumps({"seconds": SECONDS, "soundfont": SOUNDFONT.name, "suite": args.suite,
-                                                 "pairs": pairs}, indent=1))
+    index = {"seconds": SECONDS, "soundfont": SOUNDFONT.name, "suite": args.suite, "pairs": pairs}
+    (out_dir / "probes.json").write_text(json.dumps(index, indent=1))
     size = sum(p.stat().st_size for p in out_dir.glob("*.ogg"))
     print(f"{len(pairs)} pairs, {size / 1e6:.1f} MB in {out_dir}")
     return 0

@@ -134,8 +134,8 @@ def test_a_strong_contrast_makes_its_pairs_right_and_a_zero_one_changes_nothing(
     # a penalty, not a bound: within weight's reach of the margin (the data's own fit is far on the other side)
     assert w[0, 6] <= -0.049 and w[5, 6] <= -0.049 and w[6, 6] >= 0.049
     plain = least_squares_layer(mids, ratings)
-    np.testing.assert_allclose(least_squares_layer(mids, ratings, contrast=LayerContrast(major - minor, contrast.directions,
-                                                                                          weight=0.0))[0], plain[0])
+    off = LayerContrast(major - minor, contrast.directions, weight=0.0)
+    np.testing.assert_allclose(least_squares_layer(mids, ratings, contrast=off)[0], plain[0])
     # with sign bounds too: both hold
     signs = np.zeros((8, 7))
     signs[6, 6] = 1
