@@ -46,7 +46,8 @@ def pair_rows(model: TwoLevelModel, probe_dir, decays) -> list[dict]:
         right = all(sign * change[EMOTION_NAMES.index(e)] > 0 for e, sign in pair["higher"].items())
         row = {"instrument": pair["instrument"], "right": bool(right),
                "minorness_drop": float(a.midlevel_vector[minorness] - b.midlevel_vector[minorness])}
-        specs = [torch.from_numpy(s) for s in cached_spectrograms([pair["path_a"], pair["path_b"]])]
+        # the spectrograms only where an envelope needs them
+        specs = [torch.from_numpy(s) for s in cached_spectrograms([pair["path_a"], pair["path_b"]])] if decays else []
         eighth = 30.0 / pair["bpm"]["a"]  # seconds per eighth note
         for decay in decays:
             struck = [percussive_envelope(s, eighth, decay, 0.0).numpy() for s in specs]

@@ -50,6 +50,8 @@ import functools
 import numpy as np
 import torch
 
+from .signal import HOP_LENGTH, SAMPLE_RATE
+
 
 def shift_bands(x: torch.Tensor, shift: int) -> torch.Tensor:
     """Move ``(frames, bands)`` up (shift > 0) or down by ``shift`` bands, repeating the edge band."""
@@ -64,25 +66,28 @@ def apply_gain(window: torch.Tensor, gain_db: float) -> torch.Tensor:
     """The log spectrogram of the same audio ``gain_db`` louder (magnitude x 10**(gain_db / 20))."""
     if gain_db == 0:
         return window
-    g = 10.0 ** (gain_db / 20.0)
-    return torch.log10(1.0 + g * (torch.pow(10.0, window) - 1.0).clamp_min(0.0))
+    return scale_magnitude(window, 10.0 ** (gain_db / 20.0))
 
 
-#: Frames per second of the spectrogram (22,050 Hz / hop 704), for envelopes given in seconds.
-FRAMES_PER_SECOND = 22_050 / 704
+def scale_magnitude(window: torch.Tensor, gain) -> torch.Tensor:
+    """``log10(1 + gain * magnitude)`` of a ``log10(1 + magnitude)`` spectrogram: the same audio with its
+    magnitude scaled, exactly; ``gain`` a number or a tensor that broadcasts to ``window``."""
+    return torch.log10(1.0 + gain * (torch.pow(10.0, window) - 1.0).clamp_min(0.0))
+
+
+#: Frames per second of the spectrogram, for envelopes given in seconds.
+FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH
 
 
 def percussive_envelope(window: torch.Tensor, period_s: float, decay_s: float, phase_s: float) -> torch.Tensor:
     """The log spectrogram of the same audio struck every ``period_s`` seconds (first at ``phase_s``)
     and dying away with time constant ``decay_s``: each frame's magnitude times
-    ``exp(-(time since the last strike) / decay_s)``, exact on ``log10(1 + magnitude)`` as
-    :func:`apply_gain` is. ``window``: ``(frames, bands)``; frames before the first strike decay from
+    ``exp(-(time since the last strike) / decay_s)`` (:func:`scale_magnitude`). ``window``: ``(frames, bands)``; frames before the first strike decay from
     the one before it."""
     if not (period_s > 0 and decay_s > 0):
         raise ValueError(f"period and decay must be > 0 seconds, got {period_s}, {decay_s}")
     t = torch.arange(window.shape[0], dtype=window.dtype, device=window.device) / FRAMES_PER_SECOND
-    gain = torch.exp(-torch.remainder(t - phase_s, period_s) / decay_s)[:, None]
-    return torch.log10(1.0 + gain * (torch.pow(10.0, window) - 1.0).clamp_min(0.0))
+    return scale_magnitude(window, torch.exp(-torch.remainder(t - phase_s, period_s) / decay_s)[:, None])
 
 
 def random_percussive_envelope(pair: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator,
