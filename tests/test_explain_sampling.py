@@ -136,6 +136,30 @@ def test_run_perturbations_outputs_and_progress(planted_input):
                                rtol=1e-5, atol=1e-6)
 
 
+def test_cpu_batches_all_have_the_full_batch_size(planted_input):
+    """One activation shape per process, so the allocator's kept heap is reused (runtime.py):
+    the odd-sized last batch of every call, and a call smaller than a batch, are padded."""
+    model, spec = planted_input
+    seg = segment_spectrogram(spec)
+    network = model.network
+    seen = []
+    original = network.forward_spectrogram
+
+    def spy(x):
+        seen.append(x.shape[0])
+        return original(x)
+
+    network.forward_spectrogram = spy
+    try:
+        for rows in (50, 5, 32):
+            switches = sample_switches(rows, seg.n_segments, seed=rows)
+            out = run_perturbations(network, spec, seg.labels, switches, batch_size=16)
+            assert out.shape == (rows, 15)  # the padding never reaches the caller
+    finally:
+        del network.forward_spectrogram
+    assert seen == [16] * (4 + 1 + 2)
+
+
 def test_gpu_batches_are_padded_to_few_fixed_sizes():
     from twolevel.explain.sampling import gpu_batch_rows, padded_rows
 

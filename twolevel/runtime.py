@@ -9,8 +9,11 @@ act when set before the process starts, which the Python API, ``twolevel-cli`` a
 worker cannot all rely on. So :func:`tune_allocator` sets the same two knobs with ``mallopt``
 when a model is loaded: big blocks come from the heap and stay there for the next batch.
 
-Cost: the process keeps its peak heap (the largest batch's activations: ~0.5 GB at the shipped
-width and batch 256, a few GB at paper width) instead of returning it between batches. Blocks
+Cost: the process keeps its peak heap (the largest batch's activations: ~0.5 GB per trunk of the
+shipped width at batch 256, a few GB at paper width) instead of returning it between batches. That
+peak stays the peak only while batches keep one shape: blocks of other sizes fragment a heap that
+is never trimmed, so :func:`twolevel.explain.sampling.run_perturbations` pads every CPU batch to
+the full batch size. Blocks
 above :data:`MMAP_THRESHOLD_BYTES` are still mapped and returned. ``TWOLEVEL_MALLOPT=0`` turns it
 off. Without glibc (macOS, musl, Windows) it does nothing.
 """

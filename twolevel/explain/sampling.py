@@ -107,11 +107,17 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     seg = torch.as_tensor(np.asarray(segment_map, dtype=np.int64), device=device)
     total = len(switches)
     on_gpu = device.type == "cuda"
-    # On a GPU: all switches in one copy, outputs kept on the device and copied back once, so that
-    # no batch waits for the host; and every batch padded to one of a few fixed sizes (see
-    # padded_rows), so that cuDNN picks (or, with cudnn.benchmark, times) its kernels once per
-    # size and process, not again for every odd-sized last batch or deletion check (measured on
-    # an H100: a new shape cost ~0.3 s, against 0.44 s for all 50,000 passes of the shipped model).
+    # Batches are padded (with copies of their first row) to fixed sizes. On a GPU, to one of a few
+    # (padded_rows), so that cuDNN picks (or, with cudnn.benchmark, times) its kernels once per size
+    # and process, not again for every odd-sized last batch or deletion check (measured on an H100:
+    # a new shape cost ~0.3 s, against 0.44 s for all 50,000 passes of a one-trunk model). On a CPU,
+    # to the full batch size, so that the heap kept by runtime.tune_allocator is reused exactly:
+    # activation blocks of other sizes fragment it, and a process grew with every call (3-trunk
+    # model, samples="auto", one thread: 1.1 GB after the first round, 5.2 GB after six, 7.2 GB in a
+    # TorchServe worker; padded to powers of two: 2.5 GB; to the full batch: 1.6 GB throughout).
+    # That costs up to batch_size - 1 passes per call: 944 more of 50,000 for those six rounds.
+    # On a GPU also all switches go in one copy, and the outputs stay on the device and are copied
+    # back once, so that no batch waits for the host.
     source = torch.from_numpy(np.ascontiguousarray(switches))
     if on_gpu:
         source = source.to(device)
@@ -119,7 +125,7 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     for start in range(0, total, batch_size):
         chunk = source[start:start + batch_size].to(device)
         rows = len(chunk)
-        padding = padded_rows(rows, batch_size) - rows if on_gpu else 0
+        padding = (padded_rows(rows, batch_size) if on_gpu else max(rows, batch_size)) - rows
         if padding:  # pad with copies of the first row
             chunk = torch.cat([chunk, chunk[:1].expand(padding, -1)])
         with autocast(device, precision):
@@ -142,8 +148,8 @@ def autocast(device: torch.device, precision: str):
 
 
 def padded_rows(rows: int, batch_size: int) -> int:
-    """Rows a GPU batch of ``rows`` samples is padded to: the next power of two (at least 64),
-    at most ``batch_size``; so a process sees at most ~7 batch shapes per batch size."""
+    """Rows a batch of ``rows`` samples is padded to: the next power of two (at least 64), at most
+    ``batch_size``; so a process sees at most ~7 batch shapes per batch size."""
     if rows >= batch_size:
         return rows
     return min(batch_size, max(64, 1 << (rows - 1).bit_length()))
