@@ -6,6 +6,7 @@
 #   FINAL=1 scripts/distill_recipe.sh [OUT.pt]           the final model: teachers and student on all clips
 #   STUDENT_ARGS="--modulation-weight 0.5" ...           more training options for the student only
 #   FINAL=1 STUDENT_SEED=19 scripts/distill_recipe.sh OUT  the final student under another seed (default 9)
+#   FINAL=1 TEACHER_SEEDS="0 1" TEACHERS_ONLY=1 ...      only those final teachers (to train them two at a time)
 #   MEMBER_ARGS="--swa-epochs 20" MEMBER_TAG=swa- ...   more training options for the members; their
 #                                                        folders and reports are named MEMBER_TAG m<seed>
 #   LONG_MEMBERS=2 ...                                   also N teachers of the long schedule (LONG_ARGS,
@@ -32,12 +33,13 @@ mkdir -p "$OUT_DIR"
 if [ -n "${FINAL:-}" ]; then
   OUT=${1:-$OUT_DIR/final-distilled.pt}
   teachers=()
-  for m in 0 1 2 3; do
+  for m in ${TEACHER_SEEDS:-0 1 2 3}; do
     teacher="$OUT_DIR/final-teacher-${MEMBER_TAG:-}s$m"
     [ -f "$teacher.pt" ] || $BIN/twolevel-cli train "$DATA" --seed "$m" --val-fraction 0 ${MEMBER_ARGS:-} \
         --out "$teacher.pt" --log "$teacher.log" --quiet
     teachers+=(--distill-from "$teacher.pt")
   done
+  [ -z "${TEACHERS_ONLY:-}" ] || exit 0
   for ((m = 0; m < LONG_MEMBERS; m++)); do
     teacher="$OUT_DIR/final-teacher-L-s$m"
     [ -f "$teacher.pt" ] || $BIN/twolevel-cli train "$DATA" --seed "$m" $LONG_ARGS --out "$teacher.pt" --log "$teacher.log" --quiet
