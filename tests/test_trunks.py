@@ -84,8 +84,12 @@ def test_cost_is_the_sum_of_the_trunks():
 
 def test_checkpoint_round_trip_with_its_description(tmp_path, spec):
     a, b = trained_like(9), trained_like(19)
+    a.metadata["distillation"] = {"teachers": ["t0.pt", "t1.pt"], "items": 274}
+    b.metadata["distillation"] = {"teachers": ["t0.pt", "t1.pt"], "items": 274, "midlevel_teachers": ["a.pt"]}
     merged = merge_trunks([a, b])
     version, meta = merged_description([a, b], merged)
+    assert "distillation" not in meta  # they differ, so each trunk keeps its own
+    assert [t["distillation"] for t in meta["trunks_of"]] == [a.metadata["distillation"], b.metadata["distillation"]]
     assert version.startswith("a2mid2e-joint-w0.125x2-seed9+19-")
     assert meta["config"] == {"descriptors": "v3"}  # what the inputs share; the seeds differ
     assert [t["model_version"] for t in meta["trunks_of"]] == ["test-seed9", "test-seed19"]

@@ -77,7 +77,7 @@ def merged_description(models: Sequence[A2Mid2EJoint], merged: A2Mid2EJoint) -> 
     share (the data trained on, the distillation, the test clips of cross-validation fold models,
     ...; under ``config`` the training settings they share, so readers of ``metadata["config"]``,
     such as the descriptor set, still find them), and each input's version and full training
-    configuration under ``trunks_of``.
+    configuration (and, for a distilled one, its teachers and corpus) under ``trunks_of``.
     """
     metas = [dict(getattr(m, "metadata", {}) or {}) for m in models]
     configs = [dict(meta.get("config", {})) for meta in metas]
@@ -86,8 +86,9 @@ def merged_description(models: Sequence[A2Mid2EJoint], merged: A2Mid2EJoint) -> 
     seeds = "+".join(str(c.get("seed", "?")) for c in configs)
     version = f"a2mid2e-joint-w{merged.config.width:g}x{merged.config.trunks}-seed{seeds}-{weights_digest(merged.state_dict())}"
     shared["multiply_adds"] = multiply_adds(merged.config.width, trunks=merged.config.trunks)  # all trunks
-    shared["trunks_of"] = [{"model_version": getattr(m, "model_version", "unknown"), "config": c}
-                           for m, c in zip(models, configs)]
+    shared["trunks_of"] = [{"model_version": getattr(m, "model_version", "unknown"), "config": c,
+                            **({"distillation": meta["distillation"]} if "distillation" in meta else {})}
+                           for m, c, meta in zip(models, configs, metas)]
     return version, shared
 
 
