@@ -5,16 +5,17 @@
 #
 # 1. fetches and caches the freely licensed Debian game music (scripts/fetch_debian_audio.py; never
 #    committed or shipped; licences in MODEL_CARD.md) and cuts its 274 10 s windows (about 18 min);
-# 2. trains 4 teachers on the 300 rated clips (seeds 0-3, last epoch; about 3 min each);
+# 2. trains 4 teachers on the 300 rated clips (seeds 0-3, last epoch; about 7 min each, two at a time);
 # 3. trains two compact two-level students on the 300 clips plus the corpus windows labelled by the
 #    teachers, with the v3 descriptor targets and the additivity penalty (seeds 9 and 19, last epoch;
-#    about 20 min each);
+#    about 28 min each, two at a time);
 # 4. trains the concept student C: the same, whose corpus windows also learn the two students' mean
-#    mid-levels, with the modulation contrast for tonal stability (seed 49; about 20 min);
+#    mid-levels, with the modulation contrast for tonal stability (seed 49; about 23 min);
 # 5. runs the three side by side as one model (`twolevel-cli merge`: grouped convolutions, mid-levels
 #    averaged, 0.178 GMAC per 10 s window) and fits its one emotion layer by least squares on the 300
 #    clips' clip-level mid-levels, pulled towards the mean of the trained layers (shrinkage 0.004).
 # MODEL_CARD.md "Training" says why each choice, and how it was cross-validated (G3, 25 folds).
+# In all about 85 min; run on a fresh machine in session 19, it wrote the shipped file to the bit.
 #
 # One torch thread per run, two runs at a time (2 CPU cores here; JOBS=1 runs one at a time).
 # Each step is skipped when its output exists. Then: cp OUT.pt twolevel/assets/twolevel-default.pt

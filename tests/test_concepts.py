@@ -14,12 +14,13 @@ from twolevel.checkpoint import default_model_path
 from twolevel.labels import MIDLEVEL_NAMES
 from twolevel.probes import DEFAULT_PROBE_DIR, format_probe_table, load_probes, run_probes
 
-#: Pairs the shipped model (a2mid2e-joint-w0.125-lr0.006-seed9-5c01130d) orders right, of 12 per
-#: mid-level and 6 per emotion probe. Its network is that of seed9-a7e62336 (only its emotion layer
-#: was refitted), so its mid-level pairs are the same; the model before, seed0-a99a5f9b: 10 / 11 / 6 / 8 /
-#: 12 / 8 / 9, mode 3, tempo 6. Its smallest right margin is 0.0025 (articulation), far above rounding.
-SHIPPED_FLOOR = {"melodiousness": 10, "articulation": 11, "rhythm_stability": 12, "rhythm_complexity": 12,
-                 "dissonance": 12, "tonal_stability": 9, "minorness": 9, "mode": 4, "tempo": 6}
+#: Pairs the shipped model (a2mid2e-joint-w0.125x3-seed9+19+49-f529f83c: three trunks, the concept
+#: trunk C49 beside students 9 and 19) orders right, of 12 per mid-level and 6 per emotion probe. The
+#: model before, seed9-5c01130d (one student): 10 / 11 / 12 / 12 / 12 / 9 / 9, mode 4, tempo 6; the one
+#: before that, seed0-a99a5f9b: 10 / 11 / 6 / 8 / 12 / 8 / 9, mode 3, tempo 6. The shipped model's
+#: smallest right margin is 0.00056 (a mode pair); 1 and 2 torch threads give the same margins to the bit.
+SHIPPED_FLOOR = {"melodiousness": 11, "articulation": 11, "rhythm_stability": 12, "rhythm_complexity": 12,
+                 "dissonance": 12, "tonal_stability": 11, "minorness": 9, "mode": 5, "tempo": 6}
 GOAL_MIDLEVEL = 11
 
 

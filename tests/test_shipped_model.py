@@ -33,9 +33,16 @@ def test_shipped_checkpoint_fits_the_archive_and_names_its_training(shipped):
     # All 300 excerpts trained on (last epoch, no validation part), plus the unrated corpus windows
     # its teachers labelled: a distilled student (MODEL_CARD.md, "Training").
     assert meta["n_clips"] == 300 and meta["n_val"] == 0
-    distillation = meta["distillation"]
-    assert len(distillation["teachers"]) == 4 and meta["n_train"] == 300 + distillation["items"]
+    # Three trunks (MODEL_CARD.md, "Training"), each a student distilled from the same 4 teachers.
+    trunks = meta["trunks_of"]
+    assert model.config.trunks == len(trunks) == 3
+    assert [t["config"]["seed"] for t in trunks] == [9, 19, 49]
+    for trunk in trunks:
+        distillation = trunk["distillation"]
+        assert len(distillation["teachers"]) == 4 and meta["n_train"] == 300 + distillation["items"]
+    assert trunks[2]["config"]["modulation_weight"] == 0.15  # the concept trunk
     assert "descriptors v3" in meta["midlevel_targets"]
+    assert meta["emotion_layer"] == "least-squares" and meta["emotion_layer_shrinkage"] == 0.004
     cfg = meta["config"]
     assert model.config.width == cfg["width"]
     # The version is stamped from the weights: a swapped file would not match.
