@@ -121,7 +121,10 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
     source = torch.from_numpy(np.ascontiguousarray(switches))
     if on_gpu:
         source = source.to(device)
-    pieces = []
+    # The outputs go into one buffer made at the first batch: a small block kept per batch would sit
+    # in the hole the batch's activations left and split it for the next batch (the 3-trunk model,
+    # one thread, 50,000 samples: 3.0 GB with a list of per-batch outputs, 1.5 GB with the buffer).
+    outputs = None
     for start in range(0, total, batch_size):
         chunk = source[start:start + batch_size].to(device)
         rows = len(chunk)
@@ -130,12 +133,16 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
             chunk = torch.cat([chunk, chunk[:1].expand(padding, -1)])
         with autocast(device, precision):
             mid, emo = network.forward_spectrogram(perturbed_batch(spec, seg, chunk, hide_value))
-        pieces.append(torch.cat([mid[:rows], emo[:rows]], dim=1).float())
+        if outputs is None:
+            n_mid = mid.shape[1]
+            outputs = torch.empty((total, n_mid + emo.shape[1]), dtype=torch.float32, device=device)
+        outputs[start:start + rows, :n_mid] = mid[:rows]
+        outputs[start:start + rows, n_mid:] = emo[:rows]
         if progress is not None:  # on a GPU: batches queued; the copy back below waits for them
             progress(min(start + batch_size, total), total)
-    if not pieces:
+    if outputs is None:
         return np.empty((0, 0), dtype=np.float64)
-    return torch.cat(pieces).double().cpu().numpy()
+    return outputs.double().cpu().numpy()
 
 
 def autocast(device: torch.device, precision: str):
