@@ -155,8 +155,9 @@ def autocast(device: torch.device, precision: str):
 
 
 def padded_rows(rows: int, batch_size: int) -> int:
-    """Rows a batch of ``rows`` samples is padded to: the next power of two (at least 64), at most
-    ``batch_size``; so a process sees at most ~7 batch shapes per batch size."""
+    """Rows a GPU batch of ``rows`` samples is padded to: the next power of two (at least 64), at
+    most ``batch_size``; so a process sees at most ~7 batch shapes per batch size. (A CPU batch is
+    padded to ``batch_size`` itself: see :func:`run_perturbations`.)"""
     if rows >= batch_size:
         return rows
     return min(batch_size, max(64, 1 << (rows - 1).bit_length()))
