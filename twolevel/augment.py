@@ -82,8 +82,8 @@ FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH
 def percussive_envelope(window: torch.Tensor, period_s: float, decay_s: float, phase_s: float) -> torch.Tensor:
     """The log spectrogram of the same audio struck every ``period_s`` seconds (first at ``phase_s``)
     and dying away with time constant ``decay_s``: each frame's magnitude times
-    ``exp(-(time since the last strike) / decay_s)`` (:func:`scale_magnitude`). ``window``: ``(frames, bands)``; frames before the first strike decay from
-    the one before it."""
+    ``exp(-(time since the last strike) / decay_s)`` (:func:`scale_magnitude`). ``window``:
+    ``(frames, bands)``; frames before the first strike decay from the one before it."""
     if not (period_s > 0 and decay_s > 0):
         raise ValueError(f"period and decay must be > 0 seconds, got {period_s}, {decay_s}")
     t = torch.arange(window.shape[0], dtype=window.dtype, device=window.device) / FRAMES_PER_SECOND
