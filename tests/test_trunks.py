@@ -12,7 +12,7 @@ from synthetic import write_soundtracks_layout
 from twolevel.checkpoint import load_checkpoint, save_checkpoint
 from twolevel.emotion_layer import least_squares_layer
 from twolevel.errors import CheckpointError, OptionError
-from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
+from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds, trunks_one_after_another
 from twolevel.training import predict_spectrograms
 from twolevel.trunks import merge_trunks, merged_description
 
@@ -62,6 +62,30 @@ def test_merged_midlevels_are_the_mean_of_the_inputs(spec):
     # the inference path (batch norms folded into grouped convolutions) equals the module as trained
     assert torch.allclose(outputs(merged, spec, autograd=True)[0], mid, atol=1e-5)
     assert not torch.allclose(mid_a, mid_b)  # the trunks really differ
+
+
+def test_both_inference_layouts_equal_the_module_as_trained(spec):
+    merged = merge_trunks([trained_like(1), trained_like(2), trained_like(3)])
+    trained = merged.pool(merged.features(spec.contiguous(memory_format=torch.channels_last))).flatten(1)
+    with torch.inference_mode():
+        split, grouped = merged.inference_features(True), merged.inference_features(False)
+        assert split is not grouped and len(split.stacks) == 3
+        assert not any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in split.modules())
+        assert any(isinstance(m, torch.nn.Conv2d) and m.groups == 3 for m in grouped.modules())
+        for stack in (split, grouped):
+            assert torch.allclose(merged.pool(stack(spec)).flatten(1), trained.detach(), atol=1e-5)
+
+
+def test_the_layout_follows_device_and_precision(spec):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert trunks_one_after_another(cpu) and not trunks_one_after_another(cuda)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not trunks_one_after_another(cpu)
+    merged = merge_trunks([trained_like(1), trained_like(2)])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        mid, _ = merged.forward_spectrogram(spec)
+    assert set(merged.__dict__["_inference_cache"][1]) == {False}  # bf16 on the CPU ran the grouped stack
+    assert torch.allclose(mid.float(), outputs(merged, spec)[0], atol=0.1)
 
 
 def test_each_input_counts_by_its_trunks(spec):

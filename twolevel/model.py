@@ -71,10 +71,10 @@ class A2Mid2EJoint(nn.Module):
 
     Speed: in eval mode without autograd (``torch.inference_mode()`` or ``no_grad``), the
     convolutions run as a cached copy with each batch norm folded into its convolution's weights
-    and bias, dropout left out, in ``channels_last`` layout, and several trunks run one after
-    another as plain convolutions instead of grouped ones (see :meth:`inference_features`):
-    1.5x to 3x fewer seconds per sample on CPU than the module as trained, equal outputs to
-    float rounding. Constructing the model also tunes the C allocator once per process
+    and bias, dropout left out, in ``channels_last`` layout, and several trunks run either as one
+    grouped stack or one after another as plain convolutions, whichever measured faster for the
+    device and precision (see :func:`trunks_one_after_another`): 1.5x to 3x fewer seconds per
+    sample on CPU than the module as trained, equal outputs to float rounding. Constructing the model also tunes the C allocator once per process
     (:func:`twolevel.runtime.tune_allocator`).
     """
 
@@ -111,7 +111,7 @@ class A2Mid2EJoint(nn.Module):
         if self.training or torch.is_grad_enabled():
             h = self.features(spec)
         else:
-            h = self.inference_features()(spec)
+            h = self.inference_features(trunks_one_after_another(spec.device))(spec)
         h = self.pool(h).flatten(1)
         mid = self.midlevel(h)
         return mid, self.emotion(mid)
@@ -124,29 +124,46 @@ class A2Mid2EJoint(nn.Module):
     def device(self) -> torch.device:
         return self.emotion.weight.device
 
-    def inference_features(self) -> nn.Sequential:
+    def inference_features(self, one_after_another: bool = True) -> nn.Module:
         """The convolution stack for inference: batch norms folded in, no dropout, channels_last.
 
+        ``one_after_another``: for a multi-trunk model, the trunks cut into one plain stack each and
+        run in turn; else one grouped stack (same outputs to float rounding; no effect for one trunk).
+        :meth:`forward_spectrogram` picks with :func:`trunks_one_after_another`.
         Built on first use and rebuilt whenever a weight or statistic of :attr:`features` changes
         (training steps, ``load_state_dict``, ``.to(device)``), so it never serves stale weights.
         Call in eval mode: :meth:`forward_spectrogram` uses it outside training and autograd.
         """
+        split = one_after_another and self.config.trunks > 1
         tensors = list(itertools.chain(self.features.parameters(), self.features.buffers()))
         try:
             key = tuple((t.data_ptr(), t._version, t.dtype) for t in tensors)
         except RuntimeError:  # weights made inside inference_mode have no version counter: no cache
             key = None
         cached = self.__dict__.get("_inference_cache")
-        if key is not None and cached is not None and cached[0] == key:
-            return cached[1]
-        with torch.no_grad():
-            stack = _fold_batchnorm(self.features)
-            if self.config.trunks > 1:
-                stack = _trunks_one_after_another(stack, self.config.trunks)
-            stack = stack.to(memory_format=torch.channels_last).eval()
-        # Kept outside the module registry: not a submodule, not in state_dict or parameters().
-        self.__dict__["_inference_cache"] = (key, stack)
-        return stack
+        if key is None or cached is None or cached[0] != key:
+            # Kept outside the module registry: not a submodule, not in state_dict or parameters().
+            cached = self.__dict__["_inference_cache"] = (key, {})
+        stacks = cached[1]
+        if split not in stacks:
+            with torch.no_grad():
+                stack = _fold_batchnorm(self.features)
+                if split:
+                    stack = _trunks_one_after_another(stack, self.config.trunks)
+                stacks[split] = stack.to(memory_format=torch.channels_last).eval()
+        return stacks[split]
+
+
+def trunks_one_after_another(device: torch.device) -> bool:
+    """Whether a multi-trunk model's inference stack runs on ``device``, under the autocast state
+    in force now, faster as one plain stack per trunk (True) than as one grouped stack (False).
+
+    Measured with the shipped 3-trunk model (``benchmarks/bench_trunks.py`` on this project's CPU,
+    ``benchmarks/gpu_trunks.py`` on a lent H200), seconds one after another / grouped:
+    CPU fp32 0.95-0.98 (split), CPU bf16 autocast 1.18-1.40 (grouped), CUDA fp32 1.07-1.20 at
+    batch 1,024-16,384 (grouped), CUDA bf16 autocast 0.85-0.94 (split).
+    """
+    return torch.is_autocast_enabled(device.type) == (device.type == "cuda")
 
 
 def _fold_batchnorm(features: nn.Sequential) -> nn.Sequential:
@@ -190,9 +207,10 @@ class _TrunksOneAfterAnother(nn.Module):
 
 def _trunks_one_after_another(stack: nn.Sequential, trunks: int) -> nn.Module:
     """A folded stack of ``trunks`` side-by-side trunks (first convolution shared by its input,
-    the rest grouped) cut into one plain stack per trunk. Why: on the CPU the grouped stack ran 3-5 %
-    slower (``benchmarks/bench_trunks.py``: 0.95-0.97 at 1 and 2 threads, 3 trunks of width 0.125,
-    batch 256), and one trunk at a time keeps each activation block at a single trunk's size."""
+    the rest grouped) cut into one plain stack per trunk. Why: faster where
+    :func:`trunks_one_after_another` says so (on the CPU in fp32, the default), and one trunk at a
+    time keeps each activation block at a single trunk's size (a 50,000-sample explanation on the
+    CPU peaks at 0.85 GB instead of 1.5 GB)."""
     per_trunk = []
     for t in range(trunks):
         layers = []
