@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Generated tonal music for the corpus: major and minor pieces on struck, plucked and held instruments.
+
+    cp -r cache/debian-audio/corpus cache/corpus-tonal          # the Debian corpus, kept as it is
+    python scripts/render_tonal_corpus.py --out cache/tonal-corpus --tracks 40 --append-to cache/corpus-tonal
+    twolevel-cli train ... --distill-corpus cache/corpus-tonal --distill-items 394
+
+``--append-to`` cuts each track into three 10 s windows and adds them to that corpus
+(:func:`twolevel.corpus.build_corpus`, package ``generated-tonal``); the tracks' descriptor targets
+are computed when a training first reads them. Session 20 (issue 13) tried this as an exploration.
+
+Why: the shipped model's minorness does not follow the mode of struck and plucked notes (marimba,
+vibraphone, harp, nylon guitar; issue 13), and the Debian game music has few of them. Minorness is
+learned from a descriptor (:func:`twolevel.tonality.minorness_v2`), which needs no human labels, so
+any tonal audio teaches it; this script writes such audio where mode varies and timbre is chosen.
+
+Each track (30 s, mono 22,050 Hz FLAC): a random tonic, major or minor (natural, or harmonic with a
+major dominant), a random diatonic progression of the mode, an accompaniment (block chords, broken
+chords or an Alberti-like figure) on one instrument, a bass line, and a melody of chord tones and
+passing notes on another, at 60-150 BPM. Rendered with fluidsynth and the **TimGM6mb** soundfont
+(Debian ``timgm6mb-soundfont``), on purpose not FluidR3 (the concept probes' soundfont), so that no
+probe's sound is ever trained on. ``tracks.json`` records each track's key, mode, tempo and programs.
+Deterministic for a given ``--seed`` up to fluidsynth's rendering (not bit for bit).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from render_probes import write_midi  # noqa: E402  (the minimal MIDI writer)
+
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+SECONDS = 30.0
+MAJOR = [0, 2, 4, 5, 7, 9, 11]
+NATURAL_MINOR = [0, 2, 3, 5, 7, 8, 10]
+#: General MIDI programs of the accompaniment and the melody: struck and plucked pitched
+#: instruments (the concept's weak spot) and some held ones, so that mode is not tied to timbre.
+STRUCK_PLUCKED = {"piano": 0, "harpsichord": 6, "celesta": 8, "glockenspiel": 9, "music box": 10,
+                  "vibraphone": 11, "marimba": 12, "xylophone": 13, "dulcimer": 15, "nylon guitar": 24,
+                  "steel guitar": 25, "clean guitar": 27, "pizzicato": 45, "harp": 46, "kalimba": 108,
+                  "koto": 107, "banjo": 105}
+HELD = {"strings": 48, "flute": 73, "clarinet": 71, "oboe": 68, "organ": 19, "cello": 42, "choir": 52,
+        "french horn": 60, "accordion": 21, "synth pad": 89}
+BASS = {"acoustic bass": 32, "fingered bass": 33, "contrabass": 43, "piano": 0, "harp": 46}
+#: Diatonic progressions (0-based degrees) that sound idiomatic in both modes.
+PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 3, 0, 4], [0, 4, 5, 3], [0, 1, 4, 0], [0, 5, 1, 4],
+                [0, 2, 3, 4], [0, 3, 6, 4], [0, 0, 3, 4], [0, 4, 0, 3]]
+
+
+def pitch(tonic: int, degree: int, scale: list[int], octave: int) -> int:
+    return 12 * octave + tonic + 12 * (degree // 7) + scale[degree % 7]
+
+
+def chord_scale(scale: list[int], harmonic: bool, degree: int) -> list[int]:
+    """The scale a chord on ``degree`` is built from: harmonic minor raises the 7th in V and vii."""
+    if harmonic and degree % 7 in (4, 6):
+        return scale[:6] + [11]
+    return scale
+
+
+def piece(rng: random.Random) -> tuple[list, float, dict[int, int], dict]:
+    """Notes ``(start_beat, dur_beats, pitch, velocity, channel)``, tempo, programs, description."""
+    tonic, minor = rng.randrange(12), rng.random() < 0.5
+    harmonic = minor and rng.random() < 0.5
+    scale = NATURAL_MINOR if minor else MAJOR
+    bpm = rng.uniform(60, 150)
+    beats_per_chord = rng.choice([2, 4, 4, 8])
+    progression = rng.choice(PROGRESSIONS)
+    pools = [STRUCK_PLUCKED, STRUCK_PLUCKED, HELD]
+    accomp_name = rng.choice(list(rng.choice(pools)))
+    melody_name = rng.choice(list(rng.choice(pools)))
+    bass_name = rng.choice(list(BASS))
+    programs = {0: {**STRUCK_PLUCKED, **HELD}[accomp_name], 1: {**STRUCK_PLUCKED, **HELD}[melody_name],
+                2: BASS[bass_name]}
+    figure = rng.choice(["block", "broken", "alberti"])
+    octave = rng.choice([3, 4])
+    total = SECONDS * bpm / 60.0 + 2
+    notes, t, i = [], 0.0, 0
+    while t < total:
+        degree = progression[i % len(progression)]
+        cs = chord_scale(scale, harmonic, degree)
+        tones = [pitch(tonic, degree + k, cs, octave) for k in (0, 2, 4)]
+        if figure == "block":
+            step = beats_per_chord if rng.random() < 0.5 else 1
+            for s in range(int(beats_per_chord / step)):
+                notes += [(t + s * step, step * 0.9, p, 64, 0) for p in tones]
+        else:
+            order = [0, 1, 2, 1] if figure == "broken" else [0, 2, 1, 2]
+            for s in range(beats_per_chord * 2):
+                notes.append((t + s * 0.5, 0.45, tones[order[s % 4]] + (12 if s % 8 >= 4 and rng.random() < 0.3 else 0),
+                              60, 0))
+        notes.append((t, beats_per_chord * 0.95, pitch(tonic, degree, cs, 2), 70, 2))
+        # melody: a chord tone on each beat, a passing note of the chord's scale between some
+        b = 0.0
+        last = rng.choice(tones) + 12
+        while b < beats_per_chord:
+            length = rng.choice([0.5, 1, 1, 2])
+            if rng.random() < 0.7:
+                target = min((p + 12 * o for p in tones for o in (1, 2)), key=lambda q: abs(q - last) + rng.random())
+            else:  # a step of the scale up or down
+                steps = [pitch(tonic, d, cs, 0) for d in range(-14, 40)]
+                above = [q for q in steps if q > last]
+                below = [q for q in steps if q < last]
+                target = (above[0] if above else last) if rng.random() < 0.5 else (below[-1] if below else last)
+            last = max(55, min(88, target))
+            if rng.random() < 0.9:  # a few rests
+                notes.append((t + b, min(length, beats_per_chord - b) * 0.9, last, 85, 1))
+            b += length
+        t += beats_per_chord
+        i += 1
+    desc = {"tonic": tonic, "mode": "minor" if minor else "major", "harmonic_minor": harmonic, "bpm": round(bpm, 1),
+            "accompaniment": accomp_name, "figure": figure, "melody": melody_name, "bass": bass_name,
+            "beats_per_chord": beats_per_chord, "progression": progression}
+    return notes, bpm, programs, desc
+
+
+def render(notes, bpm, programs, out: Path, tmp: Path) -> None:
+    """MIDI -> fluidsynth (44.1 kHz) -> sox: mono 22,050 Hz, exactly SECONDS, FLAC, peak -3 dB."""
+    mid, wav = tmp / "x.mid", tmp / "x.wav"
+    write_midi(mid, notes, bpm, programs)
+    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(SOUNDFONT), str(mid)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["sox", "-V1", str(wav), "-r", "22050", "-c", "1", str(out), "norm", "-3",
+                    "trim", "0", f"{SECONDS}", "pad", "0", f"{SECONDS}", "trim", "0", f"{SECONDS}"], check=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="folder: audio/*.flac and tracks.json")
+    ap.add_argument("--tracks", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--append-to", type=Path, default=None, help="a corpus folder to add the tracks' windows to")
+    args = ap.parse_args(argv)
+    if args.append_to is not None and not (args.append_to / "windows.npz").is_file():
+        sys.exit(f"render_tonal_corpus: {args.append_to} holds no corpus (windows.npz)")
+    for tool in ("fluidsynth", "sox"):
+        if shutil.which(tool) is None:
+            sys.exit(f"render_tonal_corpus: {tool} not found (apt-get install fluidsynth timgm6mb-soundfont sox)")
+    if not SOUNDFONT.is_file():
+        sys.exit(f"render_tonal_corpus: {SOUNDFONT} not found (apt-get install timgm6mb-soundfont)")
+    audio = args.out / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(args.seed)
+    tracks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(args.tracks):
+            notes, bpm, programs, desc = piece(rng)
+            name = f"tonal-{args.seed}-{n:03d}-{desc['mode']}.flac"
+            render(notes, bpm, programs, audio / name, Path(tmp))
+            tracks.append({"file": name, **desc})
+    (args.out / "tracks.json").write_text(json.dumps({"soundfont": SOUNDFONT.name, "seed": args.seed,
+                                                      "seconds": SECONDS, "tracks": tracks}, indent=1))
+    print(f"wrote {len(tracks)} tracks to {audio}")
+    if args.append_to is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from twolevel.corpus import Track, build_corpus
+
+        build_corpus([Track((audio / t["file"]).resolve(), "generated-tonal") for t in tracks], args.append_to, 3)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
