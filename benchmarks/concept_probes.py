@@ -55,12 +55,16 @@ def main(argv=None) -> int:
         return 0
     from functools import lru_cache
 
+    from twolevel.errors import CheckpointError
     from twolevel.predict import TwoLevelModel
     from twolevel.probes import mean_outputs, prediction_outputs
 
     scorers = []  # per model: clip path -> its outputs, cached for the ensemble
     for path in args.models or [None]:
-        model = TwoLevelModel.load(path)
+        try:
+            model = TwoLevelModel.load(path)
+        except CheckpointError as err:  # a missing or unreadable model: say so, not a traceback
+            sys.exit(f"concept_probes: {err}")
         scored = lru_cache(maxsize=None)(lambda clip, model=model: prediction_outputs(model.predict(clip)))
         scorers.append(scored)
         results = run_probes(scored, args.probes)
