@@ -227,3 +227,25 @@ def test_train_cli_refuses_a_missing_pretrained_checkpoint_in_one_line(tmp_path)
                                    "--init-from", str(tmp_path / "nope.pt")])
     assert res.exit_code == 2
     assert "nope.pt: no such file" in res.output and "Traceback" not in res.output
+
+
+def test_generated_tonal_pieces_stay_in_their_mode(monkeypatch):
+    """scripts/render_tonal_corpus.py: a minor piece never sounds the major third above its tonic and a
+    major piece never the minor third (no fluidsynth needed: the notes are checked before rendering);
+    both modes, struck and held instruments, and the same pieces for the same seed."""
+    import random
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    tonal = importlib.import_module("render_tonal_corpus")
+    pieces = [tonal.piece(random.Random(seed)) for seed in range(40)]
+    for notes, bpm, programs, desc in pieces:
+        classes = {(pitch - desc["tonic"]) % 12 for _, _, pitch, _, _ in notes}
+        third, other = (3, 4) if desc["mode"] == "minor" else (4, 3)
+        assert third in classes and other not in classes, desc
+        assert 60 <= bpm <= 150 and set(programs) == {0, 1, 2}
+        assert max(start for start, *_ in notes) >= tonal.SECONDS * bpm / 60 - 8  # notes fill the 30 s
+    assert {d["mode"] for *_, d in pieces} == {"minor", "major"}
+    assert {d["accompaniment"] for *_, d in pieces} & set(tonal.STRUCK_PLUCKED)
+    assert tonal.piece(random.Random(7))[0] == pieces[7][0]
+    sys.modules.pop("render_tonal_corpus", None)

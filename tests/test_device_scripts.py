@@ -58,3 +58,14 @@ def test_stored_teacher_outputs_teach_as_the_teachers_folders_do(tmp_path, monke
     model = load_checkpoint(m2 / "fold0-last.pt")
     assert last["test_ids"] == sorted(model.metadata["test_ids"])
     assert np.array_equal(last["midlevels"], teacher_midlevels([model], corpus.specs))
+
+
+def test_gpu_trunks_dry_run_compares_both_layouts(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_trunks.py"), "--device", "cpu",
+                           "--batch-sizes", "4", "--repeats", "1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu_trunks.json").read_text())
+    assert report["trunks"] == 3 and [r["precision"] for r in report["rows"]] == ["fp32", "bf16"]
+    assert all(r["grouped_s"] > 0 and r["one_after_another_s"] > 0 and r["max_abs_gap_fp32"] < 1e-4
+               for r in report["rows"])
