@@ -5,6 +5,7 @@ Cases (one 10 s window of ``nebula.ogg``, target articulation, no resynthesis):
 * the shipped model (width 0.125), fp32, fixed 50,000 samples, and ``samples="auto"``;
 * bf16 autocast (the perturbation passes only) of the shipped model, with the Jaccard overlap of
   every output's selection between bf16 and fp32;
+* on CUDA, the library's ``precision="fp16"`` for the shipped model, with the same Jaccard;
 * the paper-width network (width 1.0; ``--paper-model`` a trained checkpoint, else random weights
   with the shipped normalisation: the cost per sample is the paper's, but a random network's
   effects are tiny, so its bf16 Jaccard is a worst case), fp32 and bf16 autocast.
@@ -61,7 +62,7 @@ def synchronise(device: torch.device) -> None:
 
 
 def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, width: float,
-             cap: int) -> tuple[dict, object]:
+             cap: int, precision: str = "fp32") -> tuple[dict, object]:
     """The same explanation twice: cold (the first passes of this network and precision in the
     process) and warm (what every later request of a server costs; servers warm up on load)."""
     device = model.device
@@ -70,7 +71,7 @@ def run_case(name: str, model: TwoLevelModel, audio, samples, batch_size: int, w
         synchronise(device)
         start = time.perf_counter()
         exp = explain(model, audio, target="articulation", n_samples=samples, auto_cap=cap, batch_size=batch_size,
-                      resynthesis=False)
+                      resynthesis=False, precision=precision)
         synchronise(device)
         walls.append(time.perf_counter() - start)
     cold, wall = walls
@@ -119,23 +120,31 @@ def main() -> None:
     bf16_ok = device.type == "cpu" or torch.cuda.is_bf16_supported()
     rows = []
 
-    def fp32_and_bf16(label: str, network: A2Mid2EJoint, width: float) -> None:
-        row, fp32 = run_case(f"{label} fp32", TwoLevelModel(network), audio, args.samples, batch, width, args.samples)
-        rows.append(row)
-        if not bf16_ok:
-            return
-        cast = TwoLevelModel(Autocast(network, torch.bfloat16))
-        row, bf16 = run_case(f"{label} bf16 autocast", cast, audio, args.samples, batch, width, args.samples)
-        a, b = all_selections(fp32), all_selections(bf16)
+    def against_fp32(row: dict, fp32, other, what: str) -> None:
+        a, b = all_selections(fp32), all_selections(other)
         overlaps = {name: jaccard(a[name], b[name]) for name in TARGET_NAMES}
         row["jaccard_vs_fp32_min"] = min(overlaps.values())
         row["jaccard_vs_fp32_mean"] = float(np.mean(list(overlaps.values())))
         rows.append(row)
-        print(f"  bf16 vs fp32 selections: Jaccard min {row['jaccard_vs_fp32_min']:.3f}, "
+        print(f"  {what} vs fp32 selections: Jaccard min {row['jaccard_vs_fp32_min']:.3f}, "
               f"mean {row['jaccard_vs_fp32_mean']:.3f} over 15 outputs", flush=True)
 
+    def fp32_and_bf16(label: str, network: A2Mid2EJoint, width: float):
+        row, fp32 = run_case(f"{label} fp32", TwoLevelModel(network), audio, args.samples, batch, width, args.samples)
+        rows.append(row)
+        if not bf16_ok:
+            return fp32
+        cast = TwoLevelModel(Autocast(network, torch.bfloat16))
+        row, bf16 = run_case(f"{label} bf16 autocast", cast, audio, args.samples, batch, width, args.samples)
+        against_fp32(row, fp32, bf16, "bf16")
+        return fp32
+
     width = shipped.network.config.width
-    fp32_and_bf16(f"shipped w{width:g}", shipped.network, width)
+    shipped_fp32 = fp32_and_bf16(f"shipped w{width:g}", shipped.network, width)
+    if device.type == "cuda":  # the library's precision="fp16" (CUDA only: the CPU refuses it)
+        row, fp16 = run_case(f"shipped w{width:g} fp16 (precision option)", shipped, audio, args.samples, batch, width,
+                             args.samples, precision="fp16")
+        against_fp32(row, shipped_fp32, fp16, "fp16")
     row, _ = run_case(f"shipped w{width:g} fp32 auto", shipped, audio, "auto", batch, width, args.samples)
     rows.append(row)
 
@@ -155,7 +164,7 @@ def main() -> None:
     (out / "gpu_check.json").write_text(json.dumps({"info": info, "rows": rows}, indent=2))
     lines = [f"Device: {info['device']}, torch {info['torch']}, CUDA {info['cuda']}, "
              f"cudnn.benchmark {'on' if info['cudnn_benchmark'] else 'off'}", "",
-             "| case | samples | wall s (warm) | wall s (cold) | samples/s | TFLOP/s | bf16 vs fp32 Jaccard (min / mean) |",
+             "| case | samples | wall s (warm) | wall s (cold) | samples/s | TFLOP/s | vs fp32 Jaccard (min / mean) |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         jac = (f"{r['jaccard_vs_fp32_min']:.3f} / {r['jaccard_vs_fp32_mean']:.3f}" if "jaccard_vs_fp32_min" in r else "")

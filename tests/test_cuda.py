@@ -77,6 +77,19 @@ def test_explain_on_device_selects_what_the_cpu_selects(models, example_clip, de
     assert on_dev.resynthesis is not None
 
 
+def test_fp16_on_device_stays_close_to_fp32(models, example_clip, device):
+    if device != "cuda":
+        pytest.skip("fp16 runs on CUDA only (the CPU refuses it: tests/test_explain_sampling.py)")
+    _, dev = models
+    audio = dev.load_audio(example_clip)
+    runs = {p: explain(dev, audio, samples=2000, precision=p, resynthesis=False) for p in ("fp32", "fp16")}
+    assert runs["fp16"].parameters["precision"] == "fp16"
+    for name, value in runs["fp32"].midlevels.items():
+        assert runs["fp16"].midlevels[name] == pytest.approx(value, abs=0.01)
+    coef32, coef16 = runs["fp32"].surrogate.coef, runs["fp16"].surrogate.coef
+    assert np.corrcoef(coef32.ravel(), coef16.ravel())[0, 1] > 0.99
+
+
 def test_griffin_lim_on_device_equals_cpu(device):
     rng = np.random.default_rng(0)
     t = np.arange(WINDOW_SAMPLES) / SAMPLE_RATE

@@ -196,4 +196,17 @@ def test_bf16_perturbation_passes_stay_close_to_fp32(example_clip):
     with pytest.raises(ValueError, match="precision"):
         from twolevel.explain.sampling import autocast
 
-        autocast(torch.device("cpu"), "fp16")
+        autocast(torch.device("cpu"), "fp8")
+
+
+def test_fp16_is_refused_on_the_cpu_before_any_work(example_clip, monkeypatch):
+    import twolevel.explain.explainer as explainer
+    from twolevel.errors import OptionError
+    from twolevel.explain import explain
+    from twolevel.predict import TwoLevelModel
+
+    model = TwoLevelModel.load(device="cpu")
+    monkeypatch.setattr(explainer, "_spectrogram_and_segments", lambda *a: pytest.fail("work began"))
+    with pytest.raises(OptionError) as err:
+        explain(model, model.load_audio(example_clip), samples=700, precision="fp16")
+    assert err.value.code == "bad_precision" and "CUDA only" in err.value.message and "cpu" in err.value.message

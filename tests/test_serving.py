@@ -82,3 +82,14 @@ def test_server_precision_setting_sets_the_explanations_default():
     assert server_defaults({**SERVER_SETTINGS, "explain_precision": "bf16"}).precision == "bf16"
     with pytest.raises(OptionError, match="precision"):
         server_defaults({**SERVER_SETTINGS, "explain_precision": "fp8"})
+
+
+def test_a_cpu_server_refuses_fp16_when_it_loads_the_model():
+    from twolevel.checkpoint import default_model_path
+    from twolevel.serving.service import SERVER_SETTINGS, load_served_model, server_defaults
+
+    settings = {**SERVER_SETTINGS, "explain_precision": "fp16"}
+    assert server_defaults(settings).precision == "fp16"  # a valid setting: it is the device that refuses it
+    with pytest.raises(OptionError, match="CUDA only") as err:
+        load_served_model(default_model_path(), "cpu", settings)
+    assert err.value.code == "bad_precision"

@@ -38,7 +38,8 @@ MAX_SEED = 2**32 - 1
 #: How perturbations can be drawn (:func:`twolevel.explain.sampling.sample_switches`); the first is the default.
 SAMPLING_DESIGNS = ("antithetic", "independent")
 #: Arithmetic of the perturbation passes (:attr:`ExplainOptions.precision`).
-PRECISIONS = ("fp32", "bf16")
+#: fp16 runs on CUDA only (:func:`check_precision_on`): CPUs without fp16 arithmetic emulate it, slowly.
+PRECISIONS = ("fp32", "bf16", "fp16")
 #: Longest audio accepted by default, in seconds (10 minutes).
 DEFAULT_MAX_SECONDS = 600.0
 
@@ -181,8 +182,9 @@ class ExplainOptions:
         griffin_lim_iters: Griffin-Lim iterations per resynthesis.
         top_midlevels: for an emotion target, how many mid-levels (largest |effect|) are traced.
         faithfulness_draws: random segment sets the deletion check compares against.
-        precision: arithmetic of the perturbation passes and the deletion check: ``"fp32"``, or
-            ``"bf16"`` (``torch.autocast``; the front end, surrogate and resynthesis stay fp32).
+        precision: arithmetic of the perturbation passes and the deletion check: ``"fp32"``,
+            ``"bf16"`` or ``"fp16"`` (``torch.autocast``; the front end, surrogate and resynthesis stay
+            fp32); fp16 on CUDA only (:func:`check_precision_on`).
     """
 
     target: str = option("articulation", OptionRule(
@@ -217,9 +219,10 @@ class ExplainOptions:
     faithfulness_draws: int = option(16, OptionRule(
         int, "bad_option", "Random segment sets the deletion check compares with.", low=1, high=MAX_FAITHFULNESS_DRAWS))
     precision: str = option(PRECISIONS[0], OptionRule(
-        str, "bad_precision", "Arithmetic of the perturbation passes: fp32, or bf16 (autocast; about 1.5x faster "
-        "on CPUs with AVX-512 BF16 or AMX and on GPUs, slower on CPUs without; selections within Jaccard ~0.97 "
-        "of fp32's).", choices=PRECISIONS))
+        str, "bad_precision", "Arithmetic of the perturbation passes: fp32, bf16 (autocast; about 2x faster "
+        "on CPUs with AVX-512 BF16 or AMX, 1.2x on GPUs, slower on CPUs without; selections within Jaccard ~0.97 "
+        "of fp32's) or fp16 (autocast, CUDA only; 1.3x on GPUs, selections within Jaccard ~0.99).",
+        choices=PRECISIONS))
 
     def __post_init__(self):
         for f in fields(self):
@@ -245,6 +248,15 @@ class ExplainOptions:
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ExplainOptions))
 #: Request keys that name an option differently (the server's ``include_audio`` asks for resynthesis).
 REQUEST_ALIASES = {"include_audio": "resynthesis", "n_samples": "samples"}
+
+
+def check_precision_on(device_type: str, precision: str) -> None:
+    """Raise :class:`OptionError` (``bad_precision``) when ``precision`` cannot run on a device of
+    ``device_type`` (``"cpu"``, ``"cuda"``): fp16 is refused off CUDA, before any work, because CPUs
+    without fp16 arithmetic emulate it and would take longer than fp32."""
+    if precision == "fp16" and device_type != "cuda":
+        raise OptionError(f"precision 'fp16' runs on CUDA only, and the model is on {device_type}: "
+                          "use fp32, or bf16 (fast on CPUs with AVX-512 BF16 or AMX)", code="bad_precision")
 
 
 def rule(name: str) -> OptionRule:

@@ -20,7 +20,7 @@ from ..effects import Effects
 from ..errors import OptionError
 from ..frontend import band_centre_frequencies
 from ..labels import EMOTION_NAMES, MIDLEVEL_NAMES, TARGET_NAMES
-from ..options import SAMPLES_PER_COEFFICIENT, ExplainOptions
+from ..options import SAMPLES_PER_COEFFICIENT, ExplainOptions, check_precision_on
 from ..signal import SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SAMPLES, WINDOW_SECONDS
 from .adaptive import AUTO, AdaptiveResult, sample_adaptively
 from .explanation import Explanation
@@ -220,6 +220,7 @@ def explain(model, audio: Audio, options: ExplainOptions | None = None, progress
     network = model.network
     if not isinstance(audio, Audio):  # a path or file bytes: decode with the model's own limits
         audio = model.load_audio(audio) if hasattr(model, "load_audio") else load_audio(audio)
+    check_precision_on(network_device(network).type, options.precision)  # before any work
     # Dropout or batch statistics would make every sample random: explain the network in eval mode.
     network.eval()
 

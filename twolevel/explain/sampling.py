@@ -146,12 +146,13 @@ def run_perturbations(network, spectrogram: np.ndarray, segment_map: np.ndarray,
 
 
 def autocast(device: torch.device, precision: str):
-    """The context the forward passes run in: none for ``"fp32"``, bf16 autocast for ``"bf16"``."""
+    """The context the forward passes run in: none for ``"fp32"``, autocast to bf16 or fp16 for
+    ``"bf16"`` and ``"fp16"``."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
 
 
 def padded_rows(rows: int, batch_size: int) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..audio import load_audio
 from ..explain.sampling import warm_up
-from ..options import DEFAULT_MAX_SECONDS, MAX_SAMPLES, REQUEST_ALIASES, ExplainOptions, default, options_from_request
+from ..options import (DEFAULT_MAX_SECONDS, MAX_SAMPLES, REQUEST_ALIASES, ExplainOptions, check_precision_on, default,
+                       options_from_request)
 from ..predict import TwoLevelModel
 from .requests import EXPLAIN_OPTION_KEYS, option_text as _text
 
@@ -34,7 +35,7 @@ SERVER_SETTINGS = {
     "default_target": default("target"),
     "default_ratio": default("ratio"),
     "explain_batch_size": default("batch_size"),  # perturbed spectrograms per forward pass
-    "explain_precision": default("precision"),    # fp32, or bf16 (autocast) for the perturbation passes
+    "explain_precision": default("precision"),    # fp32, bf16 or fp16 (CUDA) autocast for the perturbation passes
     "griffin_lim_iters": default("griffin_lim_iters"),
     "batch_windows": 16,                         # 10 s windows per forward pass for predictions
     "threads": None,                             # torch threads ($TWOLEVEL_THREADS overrides; None: half the cores)
@@ -63,6 +64,7 @@ def load_served_model(checkpoint: str | os.PathLike, device: str, cfg: dict) -> 
     model = TwoLevelModel.load(checkpoint, device=device, batch_size=int(cfg["batch_windows"]),
                                max_seconds=float(cfg["max_seconds"]))
     defaults = server_defaults(cfg)
+    check_precision_on(model.device.type, defaults.precision)  # explain_precision fp16 on a CPU: refused at start
     warm_up(model.network, defaults.batch_size, defaults.precision)
     return model
 
