@@ -74,8 +74,8 @@ class A2Mid2EJoint(nn.Module):
     and bias, dropout left out, in ``channels_last`` layout, and several trunks run either as one
     grouped stack or one after another as plain convolutions, whichever measured faster for the
     device and precision (see :func:`trunks_one_after_another`): 1.5x to 3x fewer seconds per
-    sample on CPU than the module as trained, equal outputs to float rounding. Constructing the model also tunes the C allocator once per process
-    (:func:`twolevel.runtime.tune_allocator`).
+    sample on CPU than the module as trained, equal outputs to float rounding. Constructing the
+    model also tunes the C allocator once per process (:func:`twolevel.runtime.tune_allocator`).
     """
 
     def __init__(self, config: ModelConfig | None = None, mean: float = 0.0, std: float = 1.0):
@@ -161,7 +161,8 @@ def trunks_one_after_another(device: torch.device) -> bool:
     Measured with the shipped 3-trunk model (``benchmarks/bench_trunks.py`` on this project's CPU,
     ``benchmarks/gpu_trunks.py`` on a lent H200), seconds one after another / grouped:
     CPU fp32 0.95-0.98 (split), CPU bf16 autocast 1.18-1.40 (grouped), CUDA fp32 1.07-1.20 at
-    batch 1,024-16,384 (grouped), CUDA bf16 autocast 0.85-0.94 (split).
+    batch 1,024-16,384 (grouped), CUDA bf16 autocast 0.85-0.94 (split). CUDA fp16 autocast follows
+    bf16 (split) without a measurement of its own.
     """
     return torch.is_autocast_enabled(device.type) == (device.type == "cuda")
 
