@@ -68,6 +68,35 @@ def test_corpus_training_set_is_midlevel_only_and_rank_mapped(corpus):
     assert len(corpus_training_set(out, packages=["pkg-a"])) == 2
 
 
+def test_a_package_can_teach_only_some_midlevels(corpus, tmp_path):
+    """``targets_of``: pkg-a's windows keep minorness only; every other column is rank-mapped over
+    pkg-b's windows alone, as if pkg-a were not there."""
+    import shutil
+
+    from twolevel.errors import OptionError
+    from twolevel.targets import rank_map
+
+    out, _ = corpus
+    copy = tmp_path / "corpus"
+    shutil.copytree(out, copy)
+    index = json.loads((copy / "index.json").read_text())
+    index["targets_of"] = {"pkg-a": ["minorness"]}
+    (copy / "index.json").write_text(json.dumps(index))
+    everything, restricted = corpus_training_set(out), corpus_training_set(copy)
+    a = [i for i, x in enumerate(restricted.ids) if ":pkg-a:" in x]
+    b = [i for i, x in enumerate(restricted.ids) if ":pkg-b:" in x]
+    minor = MIDLEVEL_NAMES.index("minorness")
+    others = [c for c in range(len(MIDLEVEL_NAMES)) if c != minor]
+    assert len(a) == 2 and np.isnan(restricted.midlevels[np.ix_(a, others)]).all()
+    np.testing.assert_array_equal(restricted.midlevels[:, minor], everything.midlevels[:, minor])
+    _, _, raw = load_corpus(copy)
+    np.testing.assert_allclose(restricted.midlevels[np.ix_(b, others)], rank_map(raw[np.ix_(b, others)]))
+    index["targets_of"] = {"pkg-a": ["loudness"]}
+    (copy / "index.json").write_text(json.dumps(index))
+    with pytest.raises(OptionError, match="loudness"):
+        corpus_training_set(copy)
+
+
 def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_are_cached(corpus, monkeypatch):
     from twolevel import corpus as corpus_module
     from twolevel import descriptor_sets

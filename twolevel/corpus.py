@@ -201,16 +201,38 @@ def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None,
     the data it is learned from, as the Soundtracks targets are within theirs. ``descriptors``: the
     descriptor set of the targets (:func:`corpus_descriptors`), which should be the set the rated
     clips are trained on.
+
+    A corpus may restrict what a package's windows teach: ``index["targets_of"]`` maps a package to
+    the mid-levels its windows keep (e.g. generated music, ``{"generated-tonal": ["minorness"]}``,
+    ``scripts/render_tonal_corpus.py``). Their other targets are NaN (the loss skips them), and each
+    column is rank-mapped over the windows that keep it, so such windows move no other target.
     """
-    from .targets import rank_map
     from .training import CORPUS_CATEGORY, TrainingSet
 
     index, specs, raw = load_corpus(corpus_dir)
     raw = corpus_descriptors(corpus_dir, index, raw, descriptors, progress)
     keep = [i for i, w in enumerate(index["windows"]) if packages is None or w["package"] in set(packages)]
     ok = [i for i in keep if np.isfinite(raw[i]).all()]
-    mid = rank_map(raw[ok]) if ok else np.zeros((0, len(MIDLEVEL_NAMES)))
+    mid = _rank_mapped_targets(raw[ok], [index["windows"][i]["package"] for i in ok], index.get("targets_of", {}))
     ids = [f"corpus:{index['windows'][i]['package']}:{Path(index['windows'][i]['file']).name}@"
            f"{index['windows'][i]['start_s']:g}" for i in ok]
     return TrainingSet(ids, [np.asarray(specs[i], dtype=np.float32) for i in ok],
                        np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, [CORPUS_CATEGORY] * len(ok))
+
+
+def _rank_mapped_targets(raw: np.ndarray, packages: list[str], targets_of: dict[str, list[str]]) -> np.ndarray:
+    """``(n, 7)`` targets: each column rank-mapped over the windows whose package keeps it (all
+    packages keep every column unless ``targets_of`` lists theirs); NaN where a package does not."""
+    from .errors import OptionError
+    from .targets import rank_map
+
+    unknown = {name for names in targets_of.values() for name in names} - set(MIDLEVEL_NAMES)
+    if unknown:
+        raise OptionError(f"corpus targets_of names unknown mid-levels {sorted(unknown)}; known: {MIDLEVEL_NAMES}")
+    mid = np.full((len(raw), len(MIDLEVEL_NAMES)), np.nan)
+    for col, name in enumerate(MIDLEVEL_NAMES):
+        rows = [i for i, pkg in enumerate(packages) if pkg not in targets_of or name in targets_of[pkg]]
+        if rows:
+            mid[rows, col] = rank_map(raw[rows, col:col + 1])[:, 0]
+    return mid
+
