@@ -15,29 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from gpu_sweep import timed  # beside this script: seconds per call after a warm-up, synchronised
 from twolevel.checkpoint import default_model_path, load_checkpoint
 from twolevel.model import _fold_batchnorm
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
-
-
-def seconds_per_call(fn, device: torch.device, repeats: int) -> float:
-    """Seconds per call of ``fn`` after two warm-up calls, synchronised on CUDA."""
-    fn(), fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def main() -> None:
@@ -67,7 +54,7 @@ def main() -> None:
                 def call(stack=stack):
                     with torch.inference_mode(), cast:
                         stack(x)
-                seconds[name] = seconds_per_call(call, device, args.repeats)
+                seconds[name] = timed(call, device, args.repeats)
             rows.append({"batch": batch, "precision": precision, "max_abs_gap_fp32": gap,
                          "grouped_s": seconds["grouped"], "one_after_another_s": seconds["one_after_another"],
                          "samples_per_s_grouped": batch / seconds["grouped"],
