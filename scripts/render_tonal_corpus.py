@@ -155,7 +155,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from twolevel.labels import MIDLEVEL_NAMES
 
-    if args.targets != "all" and not set(n.strip() for n in args.targets.split(",")) <= set(MIDLEVEL_NAMES):
+    taught = list(MIDLEVEL_NAMES) if args.targets == "all" else [n.strip() for n in args.targets.split(",")]
+    if not set(taught) <= set(MIDLEVEL_NAMES):
         sys.exit(f"render_tonal_corpus: --targets {args.targets!r}: give mid-levels of {', '.join(MIDLEVEL_NAMES)}, or all")
     for tool in ("fluidsynth", "sox"):
         if shutil.which(tool) is None:
@@ -181,7 +182,6 @@ def main(argv=None) -> int:
         build_corpus([Track((audio / t["file"]).resolve(), "generated-tonal") for t in tracks], args.append_to, 3)
         index_path = args.append_to / "index.json"
         index = json.loads(index_path.read_text())
-        taught = list(MIDLEVEL_NAMES) if args.targets == "all" else [n.strip() for n in args.targets.split(",")]
         index.setdefault("targets_of", {})["generated-tonal"] = taught
         index_path.write_text(json.dumps(index, indent=0))
     return 0
