@@ -69,7 +69,8 @@ def main() -> None:
              "| batch | precision | grouped ms | one after another ms | samples/s grouped | samples/s split "
              "| ratio split/grouped | max gap fp32 |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['batch']} | {r['precision']} | {r['grouped_s'] * 1e3:.2f} | {r['one_after_another_s'] * 1e3:.2f} "
+        lines.append(f"| {r['batch']} | {r['precision']} | {r['grouped_s'] * 1e3:.2f} "
+                     f"| {r['one_after_another_s'] * 1e3:.2f} "
                      f"| {r['samples_per_s_grouped']:,.0f} | {r['samples_per_s_one_after_another']:,.0f} "
                      f"| {r['ratio']:.3f} | {r['max_abs_gap_fp32']:.1e} |")
     out = Path(args.out)

@@ -97,9 +97,9 @@ def _print_human(exp, report: Path) -> None:
 @explain_option("--batch-size", "batch_size")
 @explain_option("--precision", "precision", type=click.Choice(PRECISIONS),
                 help="Arithmetic of the perturbation passes, here (a server uses its explain_precision setting): "
-                     "fp32; bf16 (autocast: about 2x faster on CPUs with AVX-512 BF16 or AMX, 1.2x on GPUs, "
+                     "fp32; bf16 (autocast: about 2x faster on CPUs with AVX-512 BF16 or AMX, about 1.1x on GPUs, "
                      "slower on CPUs without; selections within Jaccard ~0.97 of fp32's); or fp16 (autocast, "
-                     "CUDA only: 1.3x on GPUs, selections within Jaccard ~0.99).")
+                     "CUDA only: about 1.2x on GPUs, selections within Jaccard ~0.99).")
 @device_option
 @explain_option("--offset", "offset")
 @click.option("--repeats", type=click.IntRange(1, MAX_REPEATS), default=1, show_default=True,

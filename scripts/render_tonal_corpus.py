@@ -157,7 +157,8 @@ def main(argv=None) -> int:
 
     taught = list(MIDLEVEL_NAMES) if args.targets == "all" else [n.strip() for n in args.targets.split(",")]
     if not set(taught) <= set(MIDLEVEL_NAMES):
-        sys.exit(f"render_tonal_corpus: --targets {args.targets!r}: give mid-levels of {', '.join(MIDLEVEL_NAMES)}, or all")
+        sys.exit(f"render_tonal_corpus: --targets {args.targets!r}: give mid-levels of "
+                 f"{', '.join(MIDLEVEL_NAMES)}, or all")
     for tool in ("fluidsynth", "sox"):
         if shutil.which(tool) is None:
             sys.exit(f"render_tonal_corpus: {tool} not found (apt-get install fluidsynth timgm6mb-soundfont sox)")

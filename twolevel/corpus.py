@@ -235,4 +235,3 @@ def _rank_mapped_targets(raw: np.ndarray, packages: list[str], targets_of: dict[
         if rows:
             mid[rows, col] = rank_map(raw[rows, col:col + 1])[:, 0]
     return mid
-

@@ -220,8 +220,8 @@ class ExplainOptions:
         int, "bad_option", "Random segment sets the deletion check compares with.", low=1, high=MAX_FAITHFULNESS_DRAWS))
     precision: str = option(PRECISIONS[0], OptionRule(
         str, "bad_precision", "Arithmetic of the perturbation passes: fp32, bf16 (autocast; about 2x faster "
-        "on CPUs with AVX-512 BF16 or AMX, 1.2x on GPUs, slower on CPUs without; selections within Jaccard ~0.97 "
-        "of fp32's) or fp16 (autocast, CUDA only; 1.3x on GPUs, selections within Jaccard ~0.99).",
+        "on CPUs with AVX-512 BF16 or AMX, about 1.1x on GPUs, slower on CPUs without; selections within Jaccard ~0.97 "
+        "of fp32's) or fp16 (autocast, CUDA only; about 1.2x on GPUs, selections within Jaccard ~0.99).",
         choices=PRECISIONS))
 
     def __post_init__(self):
