@@ -22,7 +22,6 @@ import torch
 
 from gpu_sweep import timed  # beside this script: seconds per call after a warm-up, synchronised
 from twolevel.checkpoint import default_model_path, load_checkpoint
-from twolevel.model import _fold_batchnorm
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 
@@ -37,9 +36,7 @@ def main() -> None:
     device = torch.device(args.device)
     network = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device))).network.eval()
     trunks = network.config.trunks
-    with torch.no_grad():
-        stacks = {"grouped": _fold_batchnorm(network.features).to(memory_format=torch.channels_last).eval(),
-                  "one_after_another": network.inference_features()}
+    stacks = {"grouped": network.inference_features(False), "one_after_another": network.inference_features(True)}
     precisions = {"fp32": None, "bf16": torch.bfloat16}
     rows = []
     for batch in args.batch_sizes:
