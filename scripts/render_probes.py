@@ -74,14 +74,16 @@ def write_midi(path: Path, notes: list, bpm: float, programs: dict[int, int]) ->
     path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, TPB) + b"MTrk" + struct.pack(">I", len(body)) + body)
 
 
-def render(notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path) -> None:
-    """MIDI -> fluidsynth (44.1 kHz stereo WAV) -> sox: mono 22,050 Hz, exactly 10 s, OGG Vorbis."""
+def render(notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path,
+           soundfont: Path = SOUNDFONT, seconds: float = SECONDS) -> None:
+    """MIDI -> fluidsynth (44.1 kHz stereo WAV) -> sox: mono 22,050 Hz, exactly ``seconds``, peak -3 dB,
+    in the format of ``out``'s suffix (``-C 0``: OGG Vorbis quality 0, or FLAC compression level 0)."""
     mid, wav = tmp / "x.mid", tmp / "x.wav"
     write_midi(mid, notes, bpm, programs)
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(SOUNDFONT), str(mid)],
+    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(soundfont), str(mid)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["sox", str(wav), "-r", "22050", "-c", "1", "-C", "0", str(out), "norm", "-3",
-                    "trim", "0", f"{SECONDS}", "pad", "0", f"{SECONDS}", "trim", "0", f"{SECONDS}"], check=True)
+    subprocess.run(["sox", "-V1", str(wav), "-r", "22050", "-c", "1", "-C", "0", str(out), "norm", "-3",
+                    "trim", "0", f"{seconds}", "pad", "0", f"{seconds}", "trim", "0", f"{seconds}"], check=True)
 
 
 # --- musical material ---------------------------------------------------------------------------

@@ -33,13 +33,12 @@ import argparse
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_probes import write_midi  # noqa: E402  (the minimal MIDI writer)
+from render_probes import render  # noqa: E402  (MIDI -> fluidsynth -> sox)
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 SECONDS = 30.0
@@ -131,16 +130,6 @@ def piece(rng: random.Random) -> tuple[list, float, dict[int, int], dict]:
     return notes, bpm, programs, desc
 
 
-def render(notes, bpm, programs, out: Path, tmp: Path) -> None:
-    """MIDI -> fluidsynth (44.1 kHz) -> sox: mono 22,050 Hz, exactly SECONDS, FLAC, peak -3 dB."""
-    mid, wav = tmp / "x.mid", tmp / "x.wav"
-    write_midi(mid, notes, bpm, programs)
-    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(SOUNDFONT), str(mid)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["sox", "-V1", str(wav), "-r", "22050", "-c", "1", str(out), "norm", "-3",
-                    "trim", "0", f"{SECONDS}", "pad", "0", f"{SECONDS}", "trim", "0", f"{SECONDS}"], check=True)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="folder: audio/*.flac and tracks.json")
@@ -172,7 +161,7 @@ def main(argv=None) -> int:
         for n in range(args.tracks):
             notes, bpm, programs, desc = piece(rng)
             name = f"tonal-{args.seed}-{n:03d}-{desc['mode']}.flac"
-            render(notes, bpm, programs, audio / name, Path(tmp))
+            render(notes, bpm, programs, audio / name, Path(tmp), soundfont=SOUNDFONT, seconds=SECONDS)
             tracks.append({"file": name, **desc})
     (args.out / "tracks.json").write_text(json.dumps({"soundfont": SOUNDFONT.name, "seed": args.seed,
                                                       "seconds": SECONDS, "tracks": tracks}, indent=1))
