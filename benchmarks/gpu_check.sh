@@ -10,12 +10,16 @@
 #      explain and Griffin-Lim on the GPU; tests/test_runtime.py: the fast inference path);
 #   3. benchmarks/gpu_check.py: 50,000-sample explanations of the shipped model (fp32 and auto)
 #      and of the paper-width network (fp32, bf16 autocast + Jaccard to fp32): samples/s, TFLOP/s;
-#   4. benchmarks/gpu_sweep.py: mask building and the bare forward per batch size, memory layout
+#   4. benchmarks/gpu_trunks.py: a multi-trunk model's convolutions grouped vs one trunk after another;
+#   5. benchmarks/gpu_sweep.py: mask building and the bare forward per batch size, memory layout
 #      and precision, and the best of them replayed as a CUDA graph;
-#   5. benchmarks/gpu_phases.py: an explanation's phases, cold and warm, per cudnn.benchmark setting,
+#   6. benchmarks/gpu_phases.py: an explanation's phases, cold and warm, per cudnn.benchmark setting,
 #      precision and batch size, and a torch.profiler table of one warm run.
-# Results: OUT_DIR/gpu_check.md and .json, OUT_DIR/gpu_sweep.md and .json, OUT_DIR/gpu_phases.md and
-# .json, OUT_DIR/gpu_profile.txt, OUT_DIR/gpu_tests.log.
+# Results: OUT_DIR/gpu_check.md and .json, OUT_DIR/gpu_trunks.md and .json, OUT_DIR/gpu_sweep.md and
+# .json, OUT_DIR/gpu_phases.md and .json, OUT_DIR/gpu_profile.txt, OUT_DIR/gpu_tests.log (10 files: the
+# device tool returns 8, so tar them). Steps 2-6 run in that order, each skipped when less of STOP_AT
+# (seconds from the CUDA tests on; default 860, the sum of the steps' limits) is left than it needs:
+# STOP_AT=430 fits the device tool's 10-minute call with the start and the transfers.
 #
 # Preparing .whl (on any machine with network, for the GPU machine's Python version, e.g. 3.11):
 #   pip download --only-binary=:all: --no-deps --python-version 3.11 --platform manylinux2014_x86_64 \
@@ -38,6 +42,7 @@ PY="${PYTHON:-python3}"
 DEVICE="${TWOLEVEL_CHECK_DEVICE:-cuda}"
 SAMPLES="${GPU_CHECK_SAMPLES:-50000}"
 PAPER_WIDTH="${GPU_CHECK_PAPER_WIDTH:-1.0}"
+STOP_AT="${STOP_AT:-860}"  # seconds: a step that would start with less left than it needs is skipped
 mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" MPLBACKEND=Agg
 
@@ -71,21 +76,38 @@ print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}"
 PY
 
 status=0
-echo "== CUDA tests (device: $DEVICE)"
-TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout 150 "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
-  tests/test_cuda.py tests/test_runtime.py 2>&1 | tee "$OUT_DIR/gpu_tests.log" | tail -15
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+T0=$(date +%s)
+# step SECONDS_NEEDED NAME: true when at least SECONDS_NEEDED of STOP_AT are left, else says the step
+# is skipped; a step runs under `timeout $(limit_for ITS_LIMIT)`, so none runs past STOP_AT.
+left() { echo $(( STOP_AT - ($(date +%s) - T0) )); }
+step() { local l; l=$(left); [ "$l" -ge "$1" ] && { echo "== $2 [$(( $(date +%s) - T0 )) s]"; return 0; }
+         echo "== $2 skipped: $l s of STOP_AT left"; return 1; }
+limit_for() { local l; l=$(left); echo $(( $1 < l ? $1 : l )); }
 
-echo "== explanations ($SAMPLES samples)"
-timeout 300 "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" ${GPU_CHECK_PAPER_MODEL:+--paper-model "$GPU_CHECK_PAPER_MODEL"} \
-  --out "$OUT_DIR" || status=1
+if step 60 "CUDA tests (device: $DEVICE)"; then
+  TWOLEVEL_CHECK_DEVICE="$DEVICE" timeout "$(limit_for 150)" "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark \
+    tests/test_cuda.py tests/test_runtime.py 2>&1 | tee "$OUT_DIR/gpu_tests.log" | tail -15
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fi
 
-echo "== forward sweep (batch size x layout x precision, CUDA graph)"
-if [ "$DEVICE" = cpu ]; then SWEEP=(--batch-sizes 32 --batches 1); else SWEEP=(); fi
-timeout 150 "$PY" benchmarks/gpu_sweep.py --device "$DEVICE" "${SWEEP[@]}" --out "$OUT_DIR" || status=1
+if step 60 "explanations ($SAMPLES samples)"; then
+  timeout "$(limit_for 300)" "$PY" benchmarks/gpu_check.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" \
+    ${GPU_CHECK_PAPER_MODEL:+--paper-model "$GPU_CHECK_PAPER_MODEL"} --out "$OUT_DIR" || status=1
+fi
 
-echo "== phases of an explanation, cold and warm (cudnn.benchmark, precision, batch size; profile)"
-timeout 200 "$PY" benchmarks/gpu_phases.py --device "$DEVICE" --samples "$SAMPLES" --paper-width "$PAPER_WIDTH" \
-  --out "$OUT_DIR" | grep -v '^|' || status=1
-echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status)"
+if step 20 "trunk layouts (grouped vs one trunk after another, fp32 and bf16)"; then
+  if [ "$DEVICE" = cpu ]; then TRUNKS=(--batch-sizes 32 --repeats 1); else TRUNKS=(--batch-sizes 1024 4096 16384); fi
+  timeout "$(limit_for 60)" "$PY" benchmarks/gpu_trunks.py --device "$DEVICE" "${TRUNKS[@]}" --out "$OUT_DIR" || status=1
+fi
+
+if step 40 "forward sweep (batch size x layout x precision, CUDA graph)"; then
+  if [ "$DEVICE" = cpu ]; then SWEEP=(--batch-sizes 32 --batches 1); else SWEEP=(); fi
+  timeout "$(limit_for 150)" "$PY" benchmarks/gpu_sweep.py --device "$DEVICE" "${SWEEP[@]}" --out "$OUT_DIR" || status=1
+fi
+
+if step 60 "phases of an explanation, cold and warm (cudnn.benchmark, precision, batch size; profile)"; then
+  timeout "$(limit_for 200)" "$PY" benchmarks/gpu_phases.py --device "$DEVICE" --samples "$SAMPLES" \
+    --paper-width "$PAPER_WIDTH" --out "$OUT_DIR" | grep -v '^|' || status=1
+fi
+echo "gpu_check: results in $OUT_DIR/gpu_check.md (exit $status, $(( $(date +%s) - T0 )) s)"
 exit $status
