@@ -26,6 +26,11 @@ passing notes on another, at 60-150 BPM. Rendered with fluidsynth and the **TimG
 (Debian ``timgm6mb-soundfont``), on purpose not FluidR3 (the concept probes' soundfont), so that no
 probe's sound is ever trained on. ``tracks.json`` records each track's key, mode, tempo and programs.
 Deterministic for a given ``--seed`` up to fluidsynth's rendering (not bit for bit).
+
+``--twins`` renders every piece a second time in the other mode (:func:`mode_twin`: the 3rd, 6th and
+7th degrees a semitone up or down, nothing else), so that two windows with the same instruments, rhythm
+and contour differ in mode alone; ``--struck-only`` leaves out the held instruments and the bowed bass.
+Session 21 (issue 13) tried both together: ``--tracks 40 --seed 1 --twins --struck-only``.
 """
 from __future__ import annotations
 
@@ -53,6 +58,8 @@ STRUCK_PLUCKED = {"piano": 0, "harpsichord": 6, "celesta": 8, "glockenspiel": 9,
 HELD = {"strings": 48, "flute": 73, "clarinet": 71, "oboe": 68, "organ": 19, "cello": 42, "choir": 52,
         "french horn": 60, "accordion": 21, "synth pad": 89}
 BASS = {"acoustic bass": 32, "fingered bass": 33, "contrabass": 43, "piano": 0, "harp": 46}
+#: The basses that are plucked or struck (``--struck-only``): BASS without the bowed contrabass.
+STRUCK_BASS = {name: program for name, program in BASS.items() if name != "contrabass"}
 #: Diatonic progressions (0-based degrees) that sound idiomatic in both modes.
 PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 3, 0, 4], [0, 4, 5, 3], [0, 1, 4, 0], [0, 5, 1, 4],
                 [0, 2, 3, 4], [0, 3, 6, 4], [0, 0, 3, 4], [0, 4, 0, 3]]
@@ -69,18 +76,21 @@ def chord_scale(scale: list[int], harmonic: bool, degree: int) -> list[int]:
     return scale
 
 
-def piece(rng: random.Random) -> tuple[list, float, dict[int, int], dict]:
-    """Notes ``(start_beat, dur_beats, pitch, velocity, channel)``, tempo, programs, description."""
+def piece(rng: random.Random, struck_only: bool = False) -> tuple[list, float, dict[int, int], dict]:
+    """Notes ``(start_beat, dur_beats, pitch, velocity, channel)``, tempo, programs, description.
+
+    ``struck_only``: accompaniment and melody from :data:`STRUCK_PLUCKED`, the bass from
+    :data:`STRUCK_BASS`, so that no held tone carries the mode."""
     tonic, minor = rng.randrange(12), rng.random() < 0.5
     harmonic = minor and rng.random() < 0.5
     scale = NATURAL_MINOR if minor else MAJOR
     bpm = rng.uniform(60, 150)
     beats_per_chord = rng.choice([2, 4, 4, 8])
     progression = rng.choice(PROGRESSIONS)
-    pools = [STRUCK_PLUCKED, STRUCK_PLUCKED, HELD]
+    pools = [STRUCK_PLUCKED] * 3 if struck_only else [STRUCK_PLUCKED, STRUCK_PLUCKED, HELD]
     accomp_name = rng.choice(list(rng.choice(pools)))
     melody_name = rng.choice(list(rng.choice(pools)))
-    bass_name = rng.choice(list(BASS))
+    bass_name = rng.choice(list(STRUCK_BASS if struck_only else BASS))
     programs = {0: {**STRUCK_PLUCKED, **HELD}[accomp_name], 1: {**STRUCK_PLUCKED, **HELD}[melody_name],
                 2: BASS[bass_name]}
     figure = rng.choice(["block", "broken", "alberti"])
@@ -130,12 +140,38 @@ def piece(rng: random.Random) -> tuple[list, float, dict[int, int], dict]:
     return notes, bpm, programs, desc
 
 
+#: Pitch classes above the tonic that differ between major and natural minor: 3rd, 6th, 7th.
+TO_MINOR = {4: 3, 9: 8, 11: 10}
+TO_MAJOR = {3: 4, 8: 9, 10: 11}
+
+
+def mode_twin(notes: list, desc: dict) -> tuple[list, dict]:
+    """The same piece in the other mode: major -> natural minor, or minor (natural or harmonic)
+    -> major, by moving the 3rd, 6th and 7th degrees a semitone. Every diatonic chord stays the
+    chord on the same degree of the other mode (I -> i, IV -> iv, vi -> VI, ...); onsets,
+    lengths, velocities, instruments and the melody's contour stay as they are."""
+    shift = TO_MAJOR if desc["mode"] == "minor" else TO_MINOR
+    tonic = desc["tonic"]
+
+    def moved(p: int) -> int:
+        degree = (p - tonic) % 12
+        return p + shift.get(degree, degree) - degree
+
+    twin = [(start, dur, moved(p), vel, ch) for start, dur, p, vel, ch in notes]
+    return twin, {**desc, "mode": "major" if desc["mode"] == "minor" else "minor", "harmonic_minor": False}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="folder: audio/*.flac and tracks.json")
     ap.add_argument("--tracks", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--append-to", type=Path, default=None, help="a corpus folder to add the tracks' windows to")
+    ap.add_argument("--twins", action="store_true",
+                    help="render every piece twice, in its mode and then in the other (mode twins: the 3rd, "
+                         "6th and 7th degrees move, nothing else); --tracks counts tracks: 40 gives 20 twins")
+    ap.add_argument("--struck-only", action="store_true",
+                    help="struck and plucked instruments only, the bass too (no held tone carries the mode)")
     ap.add_argument("--targets", default="minorness",
                     help="comma-separated mid-levels the appended windows teach, or 'all' (default: minorness)")
     args = ap.parse_args(argv)
@@ -159,7 +195,11 @@ def main(argv=None) -> int:
     tracks = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.tracks):
-            notes, bpm, programs, desc = piece(rng)
+            if args.twins and n % 2:  # the previous track's piece in the other mode
+                notes, desc = mode_twin(notes, desc)
+                desc["twin_of"] = tracks[-1]["file"]
+            else:
+                notes, bpm, programs, desc = piece(rng, args.struck_only)
             name = f"tonal-{args.seed}-{n:03d}-{desc['mode']}.flac"
             render(notes, bpm, programs, audio / name, Path(tmp), soundfont=SOUNDFONT, seconds=SECONDS)
             tracks.append({"file": name, **desc})

@@ -278,3 +278,32 @@ def test_generated_tonal_pieces_stay_in_their_mode(monkeypatch):
     assert {d["accompaniment"] for *_, d in pieces} & set(tonal.STRUCK_PLUCKED)
     assert tonal.piece(random.Random(7))[0] == pieces[7][0]
     sys.modules.pop("render_tonal_corpus", None)
+
+
+def test_mode_twins_differ_only_in_mode(monkeypatch):
+    """render_tonal_corpus --twins --struck-only: a piece's twin keeps every onset, length, velocity,
+    channel and instrument, moves only the 3rd, 6th and 7th degrees by a semitone into the other mode
+    (and back again), and no held instrument plays."""
+    import random
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    tonal = importlib.import_module("render_tonal_corpus")
+    struck = set(tonal.STRUCK_PLUCKED.values()) | set(tonal.STRUCK_BASS.values())
+    modes = set()
+    for seed in range(30):
+        notes, _, programs, desc = tonal.piece(random.Random(seed), struck_only=True)
+        assert set(programs.values()) <= struck and "contrabass" not in tonal.STRUCK_BASS
+        twin, twin_desc = tonal.mode_twin(notes, desc)
+        assert twin_desc["mode"] != desc["mode"] and twin_desc["tonic"] == desc["tonic"]
+        moved = {(p - desc["tonic"]) % 12 for (*_, p, _, _), (*_, q, _, _) in zip(notes, twin) if p != q}
+        assert moved <= {3, 4, 8, 9, 10, 11} and moved
+        assert all(abs(a[2] - b[2]) == (a[2] != b[2]) and a[:2] == b[:2] and a[3:] == b[3:]
+                   for a, b in zip(notes, twin))
+        classes = {(p - desc["tonic"]) % 12 for _, _, p, _, _ in twin}
+        assert not classes & ({4, 9, 11} if twin_desc["mode"] == "minor" else {3, 8, 10}), (desc, classes)
+        if desc["mode"] == "major" or not desc["harmonic_minor"]:
+            assert tonal.mode_twin(twin, twin_desc)[0] == notes
+        modes.add(desc["mode"])
+    assert modes == {"major", "minor"}
+    sys.modules.pop("render_tonal_corpus", None)
