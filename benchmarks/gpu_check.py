@@ -3,12 +3,12 @@
 Cases (one 10 s window of ``nebula.ogg``, target articulation, no resynthesis):
 
 * the shipped model (width 0.125), fp32, fixed 50,000 samples, and ``samples="auto"``;
-* bf16 autocast (the perturbation passes only) of the shipped model, with the Jaccard overlap of
-  every output's selection between bf16 and fp32;
+* the library's ``precision="bf16"`` (autocast of the perturbation passes and the deletion check) for
+  the shipped model, with the Jaccard overlap of every output's selection between bf16 and fp32;
 * on CUDA, the library's ``precision="fp16"`` for the shipped model, with the same Jaccard;
 * the paper-width network (width 1.0; ``--paper-model`` a trained checkpoint, else random weights
   with the shipped normalisation: the cost per sample is the paper's, but a random network's
-  effects are tiny, so its bf16 Jaccard is a worst case), fp32 and bf16 autocast.
+  effects are tiny, so its bf16 Jaccard is a worst case), fp32 and bf16.
 
 Reports samples/s of the perturbation passes, achieved TFLOP/s (2 x multiply-adds of the CNN per
 sample) and wall seconds per explanation, warm (the second run of the same explanation in the
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from twolevel import example_path
 from twolevel.checkpoint import default_model_path, load_checkpoint
@@ -35,25 +34,6 @@ from twolevel.explain.selection import jaccard, select_segments
 from twolevel.labels import TARGET_NAMES
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
 from twolevel.predict import TwoLevelModel
-
-
-class Autocast(nn.Module):
-    """A network whose perturbation passes run under ``torch.autocast`` (front end untouched)."""
-
-    def __init__(self, network: A2Mid2EJoint, dtype: torch.dtype):
-        super().__init__()
-        self.inner, self.dtype = network, dtype
-        self.frontend, self.emotion, self.config = network.frontend, network.emotion, network.config
-        self.model_version = getattr(network, "model_version", "unknown")
-
-    @property
-    def device(self) -> torch.device:
-        return self.inner.device
-
-    def forward_spectrogram(self, spec):
-        with torch.autocast(self.inner.device.type, dtype=self.dtype):
-            mid, emo = self.inner.forward_spectrogram(spec)
-        return mid.float(), emo.float()
 
 
 def synchronise(device: torch.device) -> None:
@@ -134,8 +114,8 @@ def main() -> None:
         rows.append(row)
         if not bf16_ok:
             return fp32
-        cast = TwoLevelModel(Autocast(network, torch.bfloat16))
-        row, bf16 = run_case(f"{label} bf16 autocast", cast, audio, args.samples, batch, width, args.samples)
+        row, bf16 = run_case(f"{label} bf16 (precision option)", TwoLevelModel(network), audio, args.samples, batch,
+                             width, args.samples, precision="bf16")
         against_fp32(row, fp32, bf16, "bf16")
         return fp32
 

@@ -17,9 +17,9 @@ def test_gpu_check_dry_run_writes_every_case(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((tmp_path / "gpu_check.json").read_text())["rows"]
-    assert [r["case"] for r in rows] == ["shipped w0.125 fp32", "shipped w0.125 bf16 autocast",
+    assert [r["case"] for r in rows] == ["shipped w0.125 fp32", "shipped w0.125 bf16 (precision option)",
                                          "shipped w0.125 fp32 auto", "paper w0.0625 random weights fp32",
-                                         "paper w0.0625 random weights bf16 autocast"]
+                                         "paper w0.0625 random weights bf16 (precision option)"]
     assert all(r["samples"] > 0 and r["tflops"] > 0 for r in rows)
     assert 0.0 <= rows[1]["jaccard_vs_fp32_min"] <= rows[1]["jaccard_vs_fp32_mean"] <= 1.0
     assert (tmp_path / "gpu_check.md").read_text().count("\n| ") == 6  # header + 5 cases
