@@ -113,3 +113,37 @@ def test_the_renderer_draws_the_committed_suite_and_a_different_validation_suite
     with pytest.raises(SystemExit):  # another suite must not overwrite probes/
         render.main(["--suite", "validation"])
     sys.modules.pop("render_probes", None)
+
+
+def test_struck_twins_suite_scores_minorness_and_mode_on_the_same_twins(tmp_path, monkeypatch):
+    """scripts/render_struck_twins.py writes each twin as a minorness pair (major -> minor) and a mode
+    pair (minor -> major) in the probes' format, so concept_probes.py scores it; no fluidsynth needed
+    to check the index. The table's mid-level goal scales with the pairs (11 of 12 -> 22 of 24)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    from twolevel.probes import ProbeResult
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "scripts"))
+    twins = importlib.import_module("render_struck_twins")
+    desc = {"accompaniment": "marimba", "melody": "harp", "bass": "piano", "tonic": 3, "bpm": 90.0}
+    pairs = twins.twin_pairs(0, {"major": "t-major.ogg", "minor": "t-minor.ogg"}, desc)
+    (tmp_path / "probes.json").write_text(json.dumps({"pairs": pairs}))
+    outputs = {"t-major.ogg": {"minorness": 0.1, "happy": 0.5, "valence": 0.4, "sad": 0.2},
+               "t-minor.ogg": {"minorness": 0.6, "happy": 0.3, "valence": 0.1, "sad": 0.5}}
+    results = {r.concept: r for r in run_probes(lambda path: outputs[path.name], tmp_path)}
+    assert (results["minorness"].correct, results["minorness"].kind) == (1, "midlevel")
+    assert results["minorness"].margins == pytest.approx((0.5,))
+    assert (results["mode"].correct, results["mode"].kind) == (1, "emotion")
+    assert results["mode"].margins == pytest.approx((0.2,))  # the smallest of happy +0.2, valence +0.3, sad +0.3
+    outputs["t-minor.ogg"]["sad"] = 0.1  # sad falls from major to minor: the mode pair is wrong
+    assert {r.concept: r.correct for r in run_probes(lambda path: outputs[path.name], tmp_path)}["mode"] == 0
+    table = format_probe_table([ProbeResult("minorness", "midlevel", 21, 24, (0.1,)),
+                                ProbeResult("tonal_stability", "midlevel", 11, 12, (0.1,))])
+    assert "below (>= 22)" in table and "ok (>= 11)" in table
+    with pytest.raises(SystemExit):
+        twins.main(["--out", str(tmp_path), "--twins", "0"])
+    sys.modules.pop("render_struck_twins", None)
+    sys.modules.pop("render_tonal_corpus", None)
+    sys.modules.pop("render_probes", None)

@@ -9,6 +9,7 @@ expected higher (+1) or lower (-1) in ``b``, and a pair is right when all of the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -113,10 +114,12 @@ def run_probes(model, probe_dir: Path | None = None, kinds=("midlevel", "emotion
     return [ProbeResult(c, kinds[c], int(sum(m > 0 for m in ms)), len(ms), tuple(ms)) for c, ms in by_concept.items()]
 
 
-def format_probe_table(results: list[ProbeResult], goal_midlevel: int = 11) -> str:
+def format_probe_table(results: list[ProbeResult], goal_midlevel: int = 11, of: int = 12) -> str:
+    """The results as a table, each concept against its goal: ``goal_midlevel`` of every ``of`` pairs for
+    a mid-level (11 of 12: the issue's goal; 22 of a 24-pair suite), every pair for an emotion."""
     lines = [f"{'concept':<20}{'kind':<10}{'right':>7}  {'median margin':>14}  goal"]
     for r in results:
-        goal = goal_midlevel if r.kind == "midlevel" else r.total
+        goal = math.ceil(goal_midlevel * r.total / of) if r.kind == "midlevel" else r.total
         flag = "ok" if r.correct >= min(goal, r.total) else "below"
         lines.append(f"{r.concept:<20}{r.kind:<10}{r.correct:>3}/{r.total:<3}  {np.median(r.margins):>+14.4f}  "
                      f"{flag} (>= {min(goal, r.total)})")
