@@ -175,6 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", default="minorness",
                     help="comma-separated mid-levels the appended windows teach, or 'all' (default: minorness)")
     args = ap.parse_args(argv)
+    if args.twins and args.tracks % 2:
+        sys.exit(f"render_tonal_corpus: --twins needs an even --tracks (a piece and its twin), got {args.tracks}")
     if args.append_to is not None and not (args.append_to / "windows.npz").is_file():
         sys.exit(f"render_tonal_corpus: {args.append_to} holds no corpus (windows.npz)")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

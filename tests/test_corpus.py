@@ -306,4 +306,6 @@ def test_mode_twins_differ_only_in_mode(monkeypatch):
             assert tonal.mode_twin(twin, twin_desc)[0] == notes
         modes.add(desc["mode"])
     assert modes == {"major", "minor"}
+    with pytest.raises(SystemExit, match="even --tracks"):  # before any rendering
+        tonal.main(["--out", "unused", "--tracks", "3", "--twins"])
     sys.modules.pop("render_tonal_corpus", None)
