@@ -8,8 +8,9 @@
 #      when .whl lacks them it prints the `pip download` command to run on a machine with network;
 #   2. the CUDA tests (tests/test_cuda.py: front end GPU == CPU within 1e-3, predictions,
 #      explain and Griffin-Lim on the GPU; tests/test_runtime.py: the fast inference path);
-#   3. benchmarks/gpu_check.py: 50,000-sample explanations of the shipped model (fp32 and auto)
-#      and of the paper-width network (fp32, bf16 autocast + Jaccard to fp32): samples/s, TFLOP/s;
+#   3. benchmarks/gpu_check.py: 50,000-sample explanations of the shipped model (fp32, auto, and the
+#      library's bf16 and fp16 precisions with their Jaccard to fp32) and of the paper-width network
+#      (fp32, bf16): samples/s, TFLOP/s;
 #   4. benchmarks/gpu_trunks.py: a multi-trunk model's convolutions grouped vs one trunk after another;
 #   5. benchmarks/gpu_sweep.py: mask building and the bare forward per batch size, memory layout
 #      and precision, and the best of them replayed as a CUDA graph;

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from gpu_sweep import timed  # beside this script: seconds per call after a warm-up, synchronised
 from twolevel.checkpoint import default_model_path, load_checkpoint
+from twolevel.explain.sampling import autocast
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import N_BANDS, WINDOW_FRAMES
 
@@ -37,19 +37,17 @@ def main() -> None:
     network = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device))).network.eval()
     trunks = network.config.trunks
     stacks = {"grouped": network.inference_features(False), "one_after_another": network.inference_features(True)}
-    precisions = {"fp32": None, "bf16": torch.bfloat16}
     rows = []
     for batch in args.batch_sizes:
         torch.manual_seed(0)
         x = torch.randn(batch, 1, WINDOW_FRAMES, N_BANDS, device=device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             gap = (stacks["grouped"](x) - stacks["one_after_another"](x)).abs().max().item()
-        for precision, dtype in precisions.items():
-            cast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+        for precision in ("fp32", "bf16"):
             seconds = {}
             for name, stack in stacks.items():
-                def call(stack=stack):
-                    with torch.inference_mode(), cast:
+                def call(stack=stack, precision=precision):
+                    with torch.inference_mode(), autocast(device, precision):
                         stack(x)
                 seconds[name] = timed(call, device, args.repeats)
             rows.append({"batch": batch, "precision": precision, "max_abs_gap_fp32": gap,
