@@ -74,6 +74,16 @@ def write_midi(path: Path, notes: list, bpm: float, programs: dict[int, int]) ->
     path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, TPB) + b"MTrk" + struct.pack(">I", len(body)) + body)
 
 
+def require_renderer(script: str, soundfont: Path = SOUNDFONT, package: str = "fluid-soundfont-gm") -> None:
+    """Exit with a message naming ``script`` and the Debian packages to install unless fluidsynth, sox
+    and ``soundfont`` (from ``package``) are there: what :func:`render` needs."""
+    for tool in ("fluidsynth", "sox"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{script}: {tool} not found (apt-get install fluidsynth {package} sox)")
+    if not soundfont.is_file():
+        sys.exit(f"{script}: {soundfont} missing (apt-get install {package})")
+
+
 def render(notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path,
            soundfont: Path = SOUNDFONT, seconds: float = SECONDS) -> None:
     """MIDI -> fluidsynth (44.1 kHz stereo WAV) -> sox: mono 22,050 Hz, exactly ``seconds``, peak -3 dB,
@@ -271,11 +281,7 @@ def main(argv=None) -> int:
     if args.out is None and args.suite != "test":
         ap.error(f"--suite {args.suite} needs --out (probes/ holds the committed test suite)")
     out_dir = args.out or OUT
-    for tool in ("fluidsynth", "sox"):
-        if shutil.which(tool) is None:
-            sys.exit(f"render_probes: {tool} not found (apt-get install fluidsynth fluid-soundfont-gm sox)")
-    if not SOUNDFONT.is_file():
-        sys.exit(f"render_probes: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)")
+    require_renderer("render_probes")
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*.ogg"):
         old.unlink()

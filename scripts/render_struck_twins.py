@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_probes import EMOTION_PROBES, SOUNDFONT, render  # noqa: E402
+from render_probes import EMOTION_PROBES, SECONDS, SOUNDFONT, render, require_renderer  # noqa: E402
 from render_tonal_corpus import mode_twin, piece  # noqa: E402
-
-SECONDS = 10.0
 
 
 def twin_pairs(twin: int, files: dict[str, str], desc: dict) -> list[dict]:
@@ -54,11 +51,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.twins < 1:
         ap.error("--twins must be at least 1")
-    for tool in ("fluidsynth", "sox"):
-        if shutil.which(tool) is None:
-            sys.exit(f"render_struck_twins: {tool} not found (apt-get install fluidsynth fluid-soundfont-gm sox)")
-    if not SOUNDFONT.is_file():
-        sys.exit(f"render_struck_twins: {SOUNDFONT} missing (apt-get install fluid-soundfont-gm)")
+    require_renderer("render_struck_twins")
     args.out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     pairs = []
@@ -69,7 +62,7 @@ def main(argv=None) -> int:
             files = {}
             for these, about in ((notes, desc), (twin, twin_desc)):
                 files[about["mode"]] = f"twin-{k:02d}-{about['mode']}.ogg"
-                render(these, bpm, programs, args.out / files[about["mode"]], Path(tmp), seconds=SECONDS)
+                render(these, bpm, programs, args.out / files[about["mode"]], Path(tmp))
             pairs += twin_pairs(k, files, desc)
     index = {"seconds": SECONDS, "soundfont": SOUNDFONT.name, "suite": f"struck-twins-seed{args.seed}",
              "pairs": pairs}

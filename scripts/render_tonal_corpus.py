@@ -37,13 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_probes import render  # noqa: E402  (MIDI -> fluidsynth -> sox)
+from render_probes import render, require_renderer  # noqa: E402  (MIDI -> fluidsynth -> sox)
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 SECONDS = 30.0
@@ -186,11 +185,7 @@ def main(argv=None) -> int:
     if not set(taught) <= set(MIDLEVEL_NAMES):
         sys.exit(f"render_tonal_corpus: --targets {args.targets!r}: give mid-levels of "
                  f"{', '.join(MIDLEVEL_NAMES)}, or all")
-    for tool in ("fluidsynth", "sox"):
-        if shutil.which(tool) is None:
-            sys.exit(f"render_tonal_corpus: {tool} not found (apt-get install fluidsynth timgm6mb-soundfont sox)")
-    if not SOUNDFONT.is_file():
-        sys.exit(f"render_tonal_corpus: {SOUNDFONT} not found (apt-get install timgm6mb-soundfont)")
+    require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
     audio = args.out / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
