@@ -110,6 +110,11 @@ def _existing_or_empty(ctx, param, value: str) -> str:
              "every note were struck every 0.15-0.6 s and died away in 0.04-0.3 s (twolevel/augment.py, "
              "percussive_envelope), so that minorness is learnt from marimba- or harp-like notes too; the "
              "networks read mode from sustained tones (model card). 0 = none.")
+@_hyper("--mode-twin-weight",
+        help="Teach minorness by contrast on rendered twins (0 = off): every training window of a piece "
+             "rendered in both modes (a --distill-corpus with scripts/render_tonal_corpus.py --twins music) "
+             "gives a pair whose minor twin must score the higher minorness; this is the weight of that "
+             "hinge loss. Unlike --mode-weight the pairs are real audio, struck notes included.")
 @_hyper("--additivity-weight",
         help="Make the network answer hidden regions additively (0 = off), so that level-2 explanations "
              "fit it better: for a quarter of each batch's windows, two random sets of patches are hidden "
@@ -132,7 +137,7 @@ def _existing_or_empty(ctx, param, value: str) -> str:
              "squared error plus this weight times the squared distance of the weights from the trained ones "
              "(0 = the plain fit). Keeps most of the gain with fewer weights against the ratings (model card).")
 @click.option("--modulation-batch", type=click.Choice(MODULATION_BATCHES), default=field_default("modulation_batch"), show_default=True,
-              help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight, --mode-weight): the constructed windows pass on their own without moving batch norm's running "
+              help="With a contrast (--modulation-weight, --rhythm-weight, --dissonance-weight, --mode-weight, --mode-twin-weight): the constructed windows pass on their own without moving batch norm's running "
                    "statistics, which inference uses (separate), or join the real windows' batch (shared). Both cost "
                    "0.02-0.03 emotion r in cross-validation at weight 0.5 (see the model card).")
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,

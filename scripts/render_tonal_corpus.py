@@ -30,7 +30,9 @@ Deterministic for a given ``--seed`` up to fluidsynth's rendering (not bit for b
 ``--twins`` renders every piece a second time in the other mode (:func:`mode_twin`: the 3rd, 6th and
 7th degrees a semitone up or down, nothing else), so that two windows with the same instruments, rhythm
 and contour differ in mode alone; ``--struck-only`` leaves out the held instruments and the bowed bass.
-Session 21 (issue 13) tried both together: ``--tracks 40 --seed 1 --twins --struck-only``.
+Session 21 (issue 13) tried both together: ``--tracks 40 --seed 1 --twins --struck-only``. A twin's
+entry in ``tracks.json`` names its piece (``twin_of``); a corpus cut from twins pairs their windows
+(``twolevel.corpus.mode_twin_ids``), which ``twolevel-cli train --mode-twin-weight`` uses as a contrast.
 """
 from __future__ import annotations
 

@@ -97,6 +97,28 @@ def test_a_package_can_teach_only_some_midlevels(corpus, tmp_path):
         corpus_training_set(copy)
 
 
+def test_mode_twin_ids_pair_the_windows_of_rendered_twins_at_the_same_start(tmp_path):
+    """The render listing (tracks.json above the audio folder) says which track is whose twin; a window
+    pairs with its twin's window at the same start, minor first; music without a listing pairs nothing."""
+    from twolevel.corpus import RENDER_LISTING, mode_twin_ids
+
+    audio = tmp_path / "render" / "audio"
+    audio.mkdir(parents=True)
+    (tmp_path / "render" / RENDER_LISTING).write_text(json.dumps({"tracks": [
+        {"file": "t-000-major.flac", "mode": "major"},
+        {"file": "t-001-minor.flac", "mode": "minor", "twin_of": "t-000-major.flac"},
+        {"file": "t-002-minor.flac", "mode": "minor"},  # no twin
+        {"file": "t-003-minor.flac", "mode": "minor", "twin_of": "t-002-minor.flac"}]}))  # not a mode pair
+    windows = [{"file": str(audio / f), "start_s": s} for f, s in [
+        ("t-000-major.flac", 0.0), ("t-000-major.flac", 10.0), ("t-001-minor.flac", 10.0),
+        ("t-001-minor.flac", 20.0), ("t-002-minor.flac", 0.0), ("t-003-minor.flac", 0.0),
+        ("elsewhere.ogg", 0.0)]]
+    (tmp_path / "elsewhere.ogg").write_bytes(b"")
+    windows[-1]["file"] = str(tmp_path / "elsewhere.ogg")
+    ids = [f"w{i}" for i in range(len(windows))]
+    assert mode_twin_ids(windows, ids) == {"w2": "w1"}  # minor 001@10 <- major 000@10; 001@20 has no twin window
+
+
 def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_are_cached(corpus, monkeypatch):
     from twolevel import corpus as corpus_module
     from twolevel import descriptor_sets

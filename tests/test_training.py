@@ -792,6 +792,29 @@ def test_mode_envelope_trains_needs_the_contrast_and_leaves_runs_without_it_alon
         tiny_cfg(mode_envelope=0.5)
 
 
+def test_mode_twin_contrast_pairs_rendered_twins_trains_and_leaves_runs_without_it_alone():
+    from synthetic import tonal_set
+    from twolevel.checkpoint import weights_digest
+    from twolevel.training import TrainingSet
+
+    data = tonal_set(8)  # keys alternate major / minor: 001 is minor, 000 major, ...
+    twins = {data.ids[1]: data.ids[0], data.ids[3]: data.ids[2], "absent": data.ids[4]}
+    paired = TrainingSet(data.ids, data.specs, data.emotions, data.midlevels, data.categories, twins)
+    assert paired.mode_twin_pairs() == {1: (1, 0), 0: (1, 0), 3: (3, 2), 2: (3, 2)}  # "absent" gives none
+    # subset and concat keep the twins by id: the pair survives a reordering
+    moved = TrainingSet.concat(data.subset([5]), paired.subset([3, 2, 0]))
+    assert moved.mode_twin_pairs() == {2: (1, 2), 1: (1, 2)}
+    _, run = train(paired, tiny_cfg(epochs=2, batch_size=4, mode_twin_weight=0.5))
+    assert all(0 <= h["loss_mode_twins"] < 5 for h in run["history"])
+    assert any(h["loss_mode_twins"] > 0 for h in run["history"])  # pairs were made, and scored
+    plain, summary = train(paired, tiny_cfg(epochs=1, batch_size=4))
+    plain_again, _ = train(data, tiny_cfg(epochs=1, batch_size=4, mode_twin_weight=0.0))
+    assert "loss_mode_twins" not in summary["history"][0]
+    assert weights_digest(plain.state_dict()) == weights_digest(plain_again.state_dict())
+    with pytest.raises(OptionError, match="rendered mode twins"):
+        train(data, tiny_cfg(epochs=1, batch_size=4, mode_twin_weight=0.5))
+
+
 @pytest.mark.parametrize("emotion_layer, shrinkage", [("least-squares", 0.0), ("least-squares-signs", 0.0),
                                                        ("least-squares", 0.01)])
 def test_a_least_squares_emotion_layer_is_fitted_after_the_last_epoch(emotion_layer, shrinkage):

@@ -217,7 +217,46 @@ def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None,
     ids = [f"corpus:{index['windows'][i]['package']}:{Path(index['windows'][i]['file']).name}@"
            f"{index['windows'][i]['start_s']:g}" for i in ok]
     return TrainingSet(ids, [np.asarray(specs[i], dtype=np.float32) for i in ok],
-                       np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, [CORPUS_CATEGORY] * len(ok))
+                       np.full((len(ok), len(EMOTION_NAMES)), np.nan), mid, [CORPUS_CATEGORY] * len(ok),
+                       mode_twin_ids([index["windows"][i] for i in ok], ids))
+
+
+#: The listing scripts/render_tonal_corpus.py writes beside its audio folder: each rendered track's
+#: key and mode, and for a twin (``--twins``) the file it is the twin of.
+RENDER_LISTING = "tracks.json"
+
+
+def mode_twin_ids(windows: Sequence[dict], ids: Sequence[str]) -> dict[str, str]:
+    """Minor window id -> the id of its major twin's window at the same start.
+
+    ``windows`` are corpus index entries (``file``, ``start_s``) and ``ids`` their item ids. Twins
+    are read from the render listing (:data:`RENDER_LISTING`, one folder above the audio's folder):
+    a track with ``twin_of`` and its twin, one ``"minor"`` and one ``"major"``. Windows of music
+    without a listing, or of a twin whose other window was dropped, give no entry.
+    """
+    listings: dict[Path, dict[str, dict]] = {}
+
+    def listing(folder: Path) -> dict[str, dict]:
+        if folder not in listings:
+            path = folder.parent / RENDER_LISTING
+            tracks = json.loads(path.read_text()).get("tracks", []) if path.is_file() else []
+            listings[folder] = {t["file"]: t for t in tracks if "file" in t}
+        return listings[folder]
+
+    where = {(str(Path(w["file"])), float(w["start_s"])): item_id for w, item_id in zip(windows, ids)}
+    twins = {}
+    for w, item_id in zip(windows, ids):
+        path = Path(w["file"])
+        track = listing(path.parent).get(path.name)
+        if not track or "twin_of" not in track:
+            continue
+        other = listing(path.parent).get(track["twin_of"])
+        other_id = where.get((str(path.parent / track["twin_of"]), float(w["start_s"])))
+        if other is None or other_id is None or {track.get("mode"), other.get("mode")} != {"minor", "major"}:
+            continue
+        minor, major = (item_id, other_id) if track["mode"] == "minor" else (other_id, item_id)
+        twins[minor] = major
+    return twins
 
 
 def _rank_mapped_targets(raw: np.ndarray, packages: list[str], targets_of: dict[str, list[str]]) -> np.ndarray:

@@ -46,7 +46,7 @@ def pseudo_labelled(items: TrainingSet, teachers: Sequence[A2Mid2EJoint],
     targets set to ``midlevel_teachers``' mean output where given (kept otherwise)."""
     mids = teacher_midlevels(midlevel_teachers, items.specs) if midlevel_teachers else items.midlevels.copy()
     return TrainingSet(list(items.ids), list(items.specs), teacher_emotions(teachers, items.specs),
-                       mids, list(items.categories))
+                       mids, list(items.categories), dict(items.mode_twins))
 
 
 def _without_targets(ids: list[str], specs: list[np.ndarray], like: TrainingSet, category: str) -> TrainingSet:

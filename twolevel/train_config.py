@@ -42,6 +42,7 @@ RULES = {
     "swa_epochs": _number(int, 0), "modulation_weight": _number(float, 0, 10),
     "rhythm_weight": _number(float, 0, 10), "dissonance_weight": _number(float, 0, 10),
     "mode_weight": _number(float, 0, 10), "mode_envelope": _number(float, 0, 1),
+    "mode_twin_weight": _number(float, 0, 10),
     "additivity_weight": _number(float, 0, 100),
     "schedule": _choice(SCHEDULES), "loss_scale": _choice(LOSS_SCALES), "modulation_batch": _choice(MODULATION_BATCHES),
     "level1_signs": _choice(LEVEL1_SIGN_CHOICES), "emotion_layer": _choice(EMOTION_LAYERS),
@@ -119,6 +120,12 @@ class TrainConfig:
     #: percussive envelope (twolevel/augment.py, random_percussive_envelope: struck every 0.15-0.6 s,
     #: decaying in 0.04-0.3 s), so that minorness is learnt from decaying notes too (0 = none).
     mode_envelope: float = 0.0
+    #: Weight of the rendered-twin mode contrast (0 = off): for every training window that has a
+    #: rendered mode twin (``TrainingSet.mode_twins``: a corpus of ``scripts/render_tonal_corpus.py
+    #: --twins``), the minorness output of the minor twin must exceed the major twin's by
+    #: MODULATION_MARGIN target sds (hinge); both cropped at the same start. Real audio, not an edit
+    #: of the spectrogram as the mode contrast's. Its windows pass as ``modulation_batch`` says.
+    mode_twin_weight: float = 0.0
     #: Weight of the additivity penalty (twolevel/additivity.py; 0 = off): for a quarter of each
     #: batch's windows, the squared interaction of two random sets of hidden patches on the
     #: mid-level outputs, in target sds squared, so that level-2 surrogates fit the network better.

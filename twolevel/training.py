@@ -154,6 +154,10 @@ class TrainingSet:
     emotions: np.ndarray  # (n, 8), NaN where an item has no ratings
     midlevels: np.ndarray  # (n, 7), NaN where an item has no mid-level targets
     categories: list[str] = field(default_factory=list)
+    #: Rendered mode twins (``scripts/render_tonal_corpus.py --twins``): the id of a window in a minor
+    #: key -> the id of the same window of its major twin (same notes but the mode's 3rd, 6th and 7th).
+    #: Entries whose ids are not both in the set give no pair (:meth:`mode_twin_pairs`).
+    mode_twins: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,13 +166,24 @@ class TrainingSet:
         index = [int(i) for i in index]
         cats = [self.categories[i] for i in index] if self.categories else []
         return TrainingSet([self.ids[i] for i in index], [self.specs[i] for i in index],
-                           self.emotions[index], self.midlevels[index], cats)
+                           self.emotions[index], self.midlevels[index], cats, dict(self.mode_twins))
 
     @staticmethod
     def concat(a: "TrainingSet", b: "TrainingSet") -> "TrainingSet":
         cats = (a.categories or [""] * len(a)) + (b.categories or [""] * len(b))
         return TrainingSet(a.ids + b.ids, a.specs + b.specs, np.concatenate([a.emotions, b.emotions]),
-                           np.concatenate([a.midlevels, b.midlevels]), cats)
+                           np.concatenate([a.midlevels, b.midlevels]), cats, {**a.mode_twins, **b.mode_twins})
+
+    def mode_twin_pairs(self) -> dict[int, tuple[int, int]]:
+        """Item index -> ``(minor, major)`` item indices of its twin pair, for both twins of every
+        pair whose two windows are in the set."""
+        where = {item_id: i for i, item_id in enumerate(self.ids)}
+        pairs = {}
+        for minor_id, major_id in self.mode_twins.items():
+            if minor_id in where and major_id in where:
+                pair = (where[minor_id], where[major_id])
+                pairs[pair[0]] = pairs[pair[1]] = pair
+        return pairs
 
 
 def soundtracks_training_set(ds: SoundtracksDataset, cache_dir: Path | None = None, progress: bool = False,
@@ -413,6 +428,9 @@ def _check_run(train_set: TrainingSet, cfg: TrainConfig, fit_set: TrainingSet | 
     # the options themselves were checked when the TrainConfig was made (twolevel/train_config.py)
     if len(train_set) < 2:
         raise OptionError(f"need at least 2 training clips, got {len(train_set)}")
+    if cfg.mode_twin_weight and not train_set.mode_twin_pairs():
+        raise OptionError("mode_twin_weight needs training windows with rendered mode twins (a corpus of "
+                          "scripts/render_tonal_corpus.py --twins); these training items have none")
     if fit_set is not None:  # refused now, not after the last epoch
         require_enough_to_fit(fit_set, f"emotion_layer {cfg.emotion_layer}")
 
@@ -447,6 +465,7 @@ class _Batches:
     emotion_scale: torch.Tensor | None   # per-output divisor of the squared error (None: raw MSE)
     midlevel_scale: torch.Tensor | None
     level1_signs: torch.Tensor | None = None  # (8, 7) signs the emotion weights keep (None: free)
+    mode_twins: dict[int, tuple[int, int]] = field(default_factory=dict)  # TrainingSet.mode_twin_pairs
 
     @classmethod
     def of(cls, train_set: TrainingSet, cfg: TrainConfig, device: torch.device,
@@ -458,7 +477,15 @@ class _Batches:
                    torch.as_tensor(train_set.midlevels, dtype=torch.float32),
                    emo_scale.to(device) if emo_scale is not None else None,
                    mid_scale.to(device) if mid_scale is not None else None,
-                   level1_signs.to(device) if level1_signs is not None else None)
+                   level1_signs.to(device) if level1_signs is not None else None,
+                   train_set.mode_twin_pairs())
+
+    def twin_windows(self, minor: int, major: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(minor, major)``: the two rendered twins cropped at one random start (they are aligned
+        in time), ``(WINDOW_FRAMES, bands)`` each, un-augmented."""
+        frames = min(self.specs[minor].shape[0], self.specs[major].shape[0])
+        start = int(torch.randint(0, max(1, frames - WINDOW_FRAMES + 1), (1,), generator=gen))
+        return crop(self.specs[minor], start), crop(self.specs[major], start)
 
     def random_window(self, i: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
         """A random 10 s crop of clip ``i``, shifted by up to ``cfg.freq_shift`` bands, then
@@ -567,7 +594,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
     model.train()
     n = len(batches.specs)
     order = torch.randperm(n, generator=run.generator)
-    sums = np.zeros(8)
+    sums = np.zeros(9)
     steps = 0
     for b in range(0, n, cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
@@ -590,6 +617,10 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
                          if float(torch.rand(1, generator=run.generator)) < cfg.mode_envelope else p for p in modes]
             pairs += modes
         n_mode = len(pairs) - n_pairs - n_rhythm - n_clash
+        if cfg.mode_twin_weight:  # drawn after the others, so that runs without it draw what they drew before
+            in_batch = dict.fromkeys(batches.mode_twins[i] for i in idx.tolist() if i in batches.mode_twins)
+            pairs += [batches.twin_windows(minor, major, run.generator) for minor, major in in_batch]
+        n_twin = len(pairs) - n_pairs - n_rhythm - n_clash - n_mode
         spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
         x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
@@ -597,7 +628,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
-        l_mod, l_rhythm, l_clash, l_mode = torch.zeros(()), torch.zeros(()), torch.zeros(()), torch.zeros(())
+        l_mod, l_rhythm, l_clash, l_mode, l_twin = (torch.zeros(()) for _ in range(5))
         if pairs:
             if shared:
                 mid_spliced = mid[n_real:]
@@ -618,9 +649,13 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
                 l_clash = contrast_loss(controls[clash], twins[clash], DISSONANCE, batches.midlevel_scale)
                 loss = loss + cfg.dissonance_weight * l_clash
             if n_mode:  # the minor twin must score the higher minorness
-                mode = slice(n_pairs + n_rhythm + n_clash, None)
+                mode = slice(n_pairs + n_rhythm + n_clash, n_pairs + n_rhythm + n_clash + n_mode)
                 l_mode = contrast_loss(controls[mode], twins[mode], MINORNESS, batches.midlevel_scale)
                 loss = loss + cfg.mode_weight * l_mode
+            if n_twin:  # the same for rendered twins: the minor one first
+                rendered = slice(len(pairs) - n_twin, None)
+                l_twin = contrast_loss(controls[rendered], twins[rendered], MINORNESS, batches.midlevel_scale)
+                loss = loss + cfg.mode_twin_weight * l_twin
         l_add = torch.zeros(())
         if cfg.additivity_weight:  # drawn last, so that runs without it draw what they drew before
             n_add = max(1, n_real // 4)
@@ -637,7 +672,7 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         if run.ema_model is not None:
             _ema_update(run.ema_model, model, cfg.ema)
         sums += [float(loss.detach()), float(l_emo.detach()), float(l_mid.detach()), float(l_mod.detach()),
-                 float(l_rhythm.detach()), float(l_clash.detach()), float(l_add.detach()), float(l_mode.detach())]
+                 float(l_rhythm.detach()), float(l_clash.detach()), float(l_add.detach()), float(l_mode.detach()), float(l_twin.detach())]
         steps += 1
     mean_loss = [float(v) / max(steps, 1) for v in sums]
     rec = {"epoch": run.epoch + 1, "loss": mean_loss[0], "loss_emotion": mean_loss[1],
@@ -652,6 +687,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         rec["loss_additivity"] = mean_loss[6]
     if cfg.mode_weight:
         rec["loss_mode"] = mean_loss[7]
+    if cfg.mode_twin_weight:
+        rec["loss_mode_twins"] = mean_loss[8]
     return rec
 
 
