@@ -254,6 +254,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     progress = not quiet
     _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
                                     distill_midlevels_from, distill_constructed, distill_rated_weight, distill_mixes)
+    if cfg.mode_twin_weight and not distill_corpus:  # the only windows with rendered twins
+        from twolevel.errors import OptionError
+
+        raise OptionError("--mode-twin-weight needs --distill-corpus DIR cut from rendered mode twins "
+                          "(scripts/render_tonal_corpus.py --twins)")
     data = _TrainingData(dataset_dir, cache_dir, midlevel_annotations, midlevel_audio, progress, cfg.descriptors)
     if distill_from:
         data.add_distillation(distill_from, distill_corpus, distill_items, cfg.seed, dev, distill_midlevels_from,

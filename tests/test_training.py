@@ -544,6 +544,7 @@ def test_cli_train_fold_options_need_folds(cli_run, tmp_path):
     (["--distill-from", "MODEL"], "needs --distill-corpus"),
     (["--distill-from", "MODEL", "--distill-corpus", ".", "--folds", "5"], "folders of fold models"),
     (["--distill-from", ".", "--distill-corpus", "."], "checkpoint files trained on all clips"),
+    (["--mode-twin-weight", "0.3"], "--mode-twin-weight needs --distill-corpus"),
 ])
 def test_cli_train_refuses_distillation_that_would_leak_or_cannot_run(cli_run, tmp_path, extra, message):
     cli, base, data, out, args, result = cli_run
