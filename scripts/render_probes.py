@@ -92,6 +92,12 @@ def render(notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Pa
     write_midi(mid, notes, bpm, programs)
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "44100", "-F", str(wav), str(soundfont), str(mid)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    to_clip(wav, out, seconds)
+
+
+def to_clip(wav: Path, out: Path, seconds: float = SECONDS) -> None:
+    """A synthesiser's WAV -> sox: mono 22,050 Hz, exactly ``seconds`` (cut or padded with silence),
+    peak -3 dB, in the format of ``out``'s suffix (``-C 0``: OGG Vorbis quality 0, FLAC level 0)."""
     subprocess.run(["sox", "-V1", str(wav), "-r", "22050", "-c", "1", "-C", "0", str(out), "norm", "-3",
                     "trim", "0", f"{seconds}", "pad", "0", f"{seconds}", "trim", "0", f"{seconds}"], check=True)
 

@@ -33,18 +33,25 @@ and contour differ in mode alone; ``--struck-only`` leaves out the held instrume
 Session 21 (issue 13) tried both together: ``--tracks 40 --seed 1 --twins --struck-only``. A twin's
 entry in ``tracks.json`` names its piece (``twin_of``); a corpus cut from twins pairs their windows
 (``twolevel.corpus.mode_twin_ids``), which ``twolevel-cli train --mode-twin-weight`` uses as a contrast.
+``--synth freepats`` renders with timidity and Debian's freepats samples instead (a second sample set;
+struck and plucked programs only); session 22's corpus appended ``--tracks 40 --seed 1 --twins
+--struck-only`` (TimGM6mb) and ``--tracks 40 --seed 4 --twins --struck-only --synth freepats`` to the
+274 Debian windows.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from render_probes import render, require_renderer  # noqa: E402  (MIDI -> fluidsynth -> sox)
+from render_probes import render, require_renderer, to_clip, write_midi  # noqa: E402  (MIDI -> synth -> sox)
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 SECONDS = 30.0
@@ -61,6 +68,13 @@ HELD = {"strings": 48, "flute": 73, "clarinet": 71, "oboe": 68, "organ": 19, "ce
 BASS = {"acoustic bass": 32, "fingered bass": 33, "contrabass": 43, "piano": 0, "harp": 46}
 #: The basses that are plucked or struck (``--struck-only``): BASS without the bowed contrabass.
 STRUCK_BASS = {name: program for name, program in BASS.items() if name != "contrabass"}
+#: ``--synth freepats``: timidity with Debian's freepats samples (nothing shared with TimGM6mb or the
+#: probes' FluidR3), which has these struck and plucked programs (``--struck-only`` only).
+FREEPATS_CONFIG = Path("/etc/timidity/freepats.cfg")
+FREEPATS_STRUCK_PLUCKED = {"piano": 0, "harpsichord": 6, "celesta": 8, "glockenspiel": 9, "xylophone": 13,
+                           "tubular bells": 14, "dulcimer": 15, "nylon guitar": 24, "steel guitar": 25,
+                           "jazz guitar": 26, "clean guitar": 27, "pizzicato": 45, "harp": 46, "electric piano": 4}
+FREEPATS_STRUCK_BASS = {"acoustic bass": 32, "fingered bass": 33, "piano": 0, "harp": 46}
 #: Diatonic progressions (0-based degrees) that sound idiomatic in both modes.
 PROGRESSIONS = [[0, 3, 4, 0], [0, 5, 3, 4], [0, 3, 0, 4], [0, 4, 5, 3], [0, 1, 4, 0], [0, 5, 1, 4],
                 [0, 2, 3, 4], [0, 3, 6, 4], [0, 0, 3, 4], [0, 4, 0, 3]]
@@ -77,23 +91,25 @@ def chord_scale(scale: list[int], harmonic: bool, degree: int) -> list[int]:
     return scale
 
 
-def piece(rng: random.Random, struck_only: bool = False) -> tuple[list, float, dict[int, int], dict]:
+def piece(rng: random.Random, struck_only: bool = False, struck: dict[str, int] | None = None,
+          struck_bass: dict[str, int] | None = None) -> tuple[list, float, dict[int, int], dict]:
     """Notes ``(start_beat, dur_beats, pitch, velocity, channel)``, tempo, programs, description.
 
-    ``struck_only``: accompaniment and melody from :data:`STRUCK_PLUCKED`, the bass from
-    :data:`STRUCK_BASS`, so that no held tone carries the mode."""
+    ``struck_only``: accompaniment and melody from ``struck`` (default :data:`STRUCK_PLUCKED`), the
+    bass from ``struck_bass`` (default :data:`STRUCK_BASS`), so that no held tone carries the mode."""
+    struck, struck_bass = struck or STRUCK_PLUCKED, struck_bass or STRUCK_BASS
     tonic, minor = rng.randrange(12), rng.random() < 0.5
     harmonic = minor and rng.random() < 0.5
     scale = NATURAL_MINOR if minor else MAJOR
     bpm = rng.uniform(60, 150)
     beats_per_chord = rng.choice([2, 4, 4, 8])
     progression = rng.choice(PROGRESSIONS)
-    pools = [STRUCK_PLUCKED] * 3 if struck_only else [STRUCK_PLUCKED, STRUCK_PLUCKED, HELD]
+    pools = [struck] * 3 if struck_only else [struck, struck, HELD]
     accomp_name = rng.choice(list(rng.choice(pools)))
     melody_name = rng.choice(list(rng.choice(pools)))
-    bass_name = rng.choice(list(STRUCK_BASS if struck_only else BASS))
-    programs = {0: {**STRUCK_PLUCKED, **HELD}[accomp_name], 1: {**STRUCK_PLUCKED, **HELD}[melody_name],
-                2: BASS[bass_name]}
+    bass_name = rng.choice(list(struck_bass if struck_only else BASS))
+    programs = {0: {**struck, **HELD}[accomp_name], 1: {**struck, **HELD}[melody_name],
+                2: {**BASS, **struck_bass}[bass_name]}
     figure = rng.choice(["block", "broken", "alberti"])
     octave = rng.choice([3, 4])
     total = SECONDS * bpm / 60.0 + 2
@@ -162,6 +178,43 @@ def mode_twin(notes: list, desc: dict) -> tuple[list, dict]:
     return twin, {**desc, "mode": "major" if desc["mode"] == "minor" else "minor", "harmonic_minor": False}
 
 
+@dataclass(frozen=True)
+class Synth:
+    """One way from notes to audio: its sample set, its instrument tables for ``--struck-only``, and
+    the corpus package and file prefix of what it renders."""
+
+    samples: str
+    package: str
+    prefix: str
+    struck: dict[str, int]
+    struck_bass: dict[str, int]
+
+    def require(self) -> None:
+        if self.samples == SOUNDFONT.name:
+            require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
+            return
+        for tool in ("timidity", "sox"):
+            if shutil.which(tool) is None:
+                sys.exit(f"render_tonal_corpus: {tool} not found (apt-get install timidity freepats sox)")
+        if not FREEPATS_CONFIG.is_file():
+            sys.exit(f"render_tonal_corpus: {FREEPATS_CONFIG} missing (apt-get install freepats)")
+
+    def render(self, notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path) -> None:
+        if self.samples == SOUNDFONT.name:
+            render(notes, bpm, programs, out, tmp, soundfont=SOUNDFONT, seconds=SECONDS)
+            return
+        mid, wav = tmp / "x.mid", tmp / "x.wav"
+        write_midi(mid, notes, bpm, programs)
+        subprocess.run(["timidity", "-c", str(FREEPATS_CONFIG), "-Ow", "-s", "44100", "-o", str(wav), str(mid)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        to_clip(wav, out, SECONDS)
+
+
+SYNTHS = {"timgm6mb": Synth(SOUNDFONT.name, "generated-tonal", "tonal", STRUCK_PLUCKED, STRUCK_BASS),
+          "freepats": Synth("timidity+freepats", "generated-freepats", "freepats", FREEPATS_STRUCK_PLUCKED,
+                            FREEPATS_STRUCK_BASS)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="folder: audio/*.flac and tracks.json")
@@ -173,6 +226,10 @@ def main(argv=None) -> int:
                          "6th and 7th degrees move, nothing else); --tracks counts tracks: 40 gives 20 twins")
     ap.add_argument("--struck-only", action="store_true",
                     help="struck and plucked instruments only, the bass too (no held tone carries the mode)")
+    ap.add_argument("--synth", choices=sorted(SYNTHS), default="timgm6mb",
+                    help="timgm6mb: fluidsynth with the TimGM6mb soundfont; freepats: timidity with Debian's "
+                         "freepats samples (needs --struck-only: the struck and plucked programs it has), a second "
+                         "sample set that shares nothing with the first or with the probes' FluidR3")
     ap.add_argument("--targets", default="minorness",
                     help="comma-separated mid-levels the appended windows teach, or 'all' (default: minorness)")
     args = ap.parse_args(argv)
@@ -187,7 +244,10 @@ def main(argv=None) -> int:
     if not set(taught) <= set(MIDLEVEL_NAMES):
         sys.exit(f"render_tonal_corpus: --targets {args.targets!r}: give mid-levels of "
                  f"{', '.join(MIDLEVEL_NAMES)}, or all")
-    require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
+    if args.synth == "freepats" and not args.struck_only:
+        sys.exit("render_tonal_corpus: --synth freepats needs --struck-only (freepats lacks held programs)")
+    synth = SYNTHS[args.synth]
+    synth.require()
     audio = args.out / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
@@ -198,20 +258,20 @@ def main(argv=None) -> int:
                 notes, desc = mode_twin(notes, desc)
                 desc["twin_of"] = tracks[-1]["file"]
             else:
-                notes, bpm, programs, desc = piece(rng, args.struck_only)
-            name = f"tonal-{args.seed}-{n:03d}-{desc['mode']}.flac"
-            render(notes, bpm, programs, audio / name, Path(tmp), soundfont=SOUNDFONT, seconds=SECONDS)
+                notes, bpm, programs, desc = piece(rng, args.struck_only, synth.struck, synth.struck_bass)
+            name = f"{synth.prefix}-{args.seed}-{n:03d}-{desc['mode']}.flac"
+            synth.render(notes, bpm, programs, audio / name, Path(tmp))
             tracks.append({"file": name, **desc})
-    (args.out / "tracks.json").write_text(json.dumps({"soundfont": SOUNDFONT.name, "seed": args.seed,
+    (args.out / "tracks.json").write_text(json.dumps({"soundfont": synth.samples, "seed": args.seed,
                                                       "seconds": SECONDS, "tracks": tracks}, indent=1))
     print(f"wrote {len(tracks)} tracks to {audio}")
     if args.append_to is not None:
         from twolevel.corpus import Track, build_corpus
 
-        build_corpus([Track((audio / t["file"]).resolve(), "generated-tonal") for t in tracks], args.append_to, 3)
+        build_corpus([Track((audio / t["file"]).resolve(), synth.package) for t in tracks], args.append_to, 3)
         index_path = args.append_to / "index.json"
         index = json.loads(index_path.read_text())
-        index.setdefault("targets_of", {})["generated-tonal"] = taught
+        index.setdefault("targets_of", {})[synth.package] = taught
         index_path.write_text(json.dumps(index, indent=0))
     return 0
 

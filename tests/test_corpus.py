@@ -330,4 +330,12 @@ def test_mode_twins_differ_only_in_mode(monkeypatch):
     assert modes == {"major", "minor"}
     with pytest.raises(SystemExit, match="even --tracks"):  # before any rendering
         tonal.main(["--out", "unused", "--tracks", "3", "--twins"])
+    # the second sample set draws its instruments from its own tables, and only struck ones
+    freepats = tonal.SYNTHS["freepats"]
+    allowed = set(freepats.struck.values()) | set(freepats.struck_bass.values())
+    for seed in range(10):
+        _, _, programs, _ = tonal.piece(random.Random(seed), True, freepats.struck, freepats.struck_bass)
+        assert set(programs.values()) <= allowed
+    with pytest.raises(SystemExit, match="needs --struck-only"):
+        tonal.main(["--out", "unused", "--synth", "freepats"])
     sys.modules.pop("render_tonal_corpus", None)
