@@ -180,9 +180,11 @@ def mode_twin(notes: list, desc: dict) -> tuple[list, dict]:
 
 @dataclass(frozen=True)
 class Synth:
-    """One way from notes to audio: its sample set, its instrument tables for ``--struck-only``, and
-    the corpus package and file prefix of what it renders."""
+    """One way from notes to audio: its synthesiser (``"fluidsynth"`` with :data:`SOUNDFONT`, or
+    ``"timidity"`` with :data:`FREEPATS_CONFIG`), its sample set, its instrument tables for
+    ``--struck-only``, and the corpus package and file prefix of what it renders."""
 
+    engine: str
     samples: str
     package: str
     prefix: str
@@ -190,7 +192,7 @@ class Synth:
     struck_bass: dict[str, int]
 
     def require(self) -> None:
-        if self.samples == SOUNDFONT.name:
+        if self.engine == "fluidsynth":
             require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
             return
         for tool in ("timidity", "sox"):
@@ -200,7 +202,7 @@ class Synth:
             sys.exit(f"render_tonal_corpus: {FREEPATS_CONFIG} missing (apt-get install freepats)")
 
     def render(self, notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path) -> None:
-        if self.samples == SOUNDFONT.name:
+        if self.engine == "fluidsynth":
             render(notes, bpm, programs, out, tmp, soundfont=SOUNDFONT, seconds=SECONDS)
             return
         mid, wav = tmp / "x.mid", tmp / "x.wav"
@@ -210,9 +212,9 @@ class Synth:
         to_clip(wav, out, SECONDS)
 
 
-SYNTHS = {"timgm6mb": Synth(SOUNDFONT.name, "generated-tonal", "tonal", STRUCK_PLUCKED, STRUCK_BASS),
-          "freepats": Synth("timidity+freepats", "generated-freepats", "freepats", FREEPATS_STRUCK_PLUCKED,
-                            FREEPATS_STRUCK_BASS)}
+SYNTHS = {"timgm6mb": Synth("fluidsynth", SOUNDFONT.name, "generated-tonal", "tonal", STRUCK_PLUCKED, STRUCK_BASS),
+          "freepats": Synth("timidity", "timidity+freepats", "generated-freepats", "freepats",
+                            FREEPATS_STRUCK_PLUCKED, FREEPATS_STRUCK_BASS)}
 
 
 def main(argv=None) -> int:
