@@ -74,12 +74,14 @@ def write_midi(path: Path, notes: list, bpm: float, programs: dict[int, int]) ->
     path.write_bytes(b"MThd" + struct.pack(">IHHH", 6, 0, 1, TPB) + b"MTrk" + struct.pack(">I", len(body)) + body)
 
 
-def require_renderer(script: str, soundfont: Path = SOUNDFONT, package: str = "fluid-soundfont-gm") -> None:
-    """Exit with a message naming ``script`` and the Debian packages to install unless fluidsynth, sox
-    and ``soundfont`` (from ``package``) are there: what :func:`render` needs."""
-    for tool in ("fluidsynth", "sox"):
+def require_renderer(script: str, soundfont: Path = SOUNDFONT, package: str = "fluid-soundfont-gm",
+                     synth: str = "fluidsynth") -> None:
+    """Exit with a message naming ``script`` and the Debian packages to install unless ``synth``, sox
+    and ``soundfont`` (the synth's samples, from ``package``) are there: what :func:`render` needs
+    (``synth="timidity"`` with its configuration file: what render_tonal_corpus ``--synth freepats`` needs)."""
+    for tool in (synth, "sox"):
         if shutil.which(tool) is None:
-            sys.exit(f"{script}: {tool} not found (apt-get install fluidsynth {package} sox)")
+            sys.exit(f"{script}: {tool} not found (apt-get install {synth} {package} sox)")
     if not soundfont.is_file():
         sys.exit(f"{script}: {soundfont} missing (apt-get install {package})")
 

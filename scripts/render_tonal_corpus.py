@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -194,12 +193,8 @@ class Synth:
     def require(self) -> None:
         if self.engine == "fluidsynth":
             require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
-            return
-        for tool in ("timidity", "sox"):
-            if shutil.which(tool) is None:
-                sys.exit(f"render_tonal_corpus: {tool} not found (apt-get install timidity freepats sox)")
-        if not FREEPATS_CONFIG.is_file():
-            sys.exit(f"render_tonal_corpus: {FREEPATS_CONFIG} missing (apt-get install freepats)")
+        else:
+            require_renderer("render_tonal_corpus", FREEPATS_CONFIG, "freepats", synth="timidity")
 
     def render(self, notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path) -> None:
         if self.engine == "fluidsynth":
