@@ -8,7 +8,8 @@ absolute (cuFFT-free nnAudio convolutions sum in another order; values are O(1) 
 normalisation), the 15 outputs within 1e-3 absolute, Griffin-Lim audio within 1e-3 (same
 initial phase, drawn on the CPU; ~60 FFT round trips accumulate rounding), and the selected
 segments of a 2,000-sample explanation at Jaccard >= 0.9 (segments whose p-value sits on the
-threshold may flip on rounding).
+threshold may flip on rounding). fp16 against fp32 (CUDA only, the shipped model): coefficients
+apart by under 0.1 standard errors (median; measured 0.005 on an H200), selections Jaccard >= 0.9.
 """
 from __future__ import annotations
 
@@ -77,17 +78,24 @@ def test_explain_on_device_selects_what_the_cpu_selects(models, example_clip, de
     assert on_dev.resynthesis is not None
 
 
-def test_fp16_on_device_stays_close_to_fp32(models, example_clip, device):
+def test_fp16_on_device_moves_the_surrogate_less_than_its_sampling_noise(example_clip, device):
+    """fp16 changes each surrogate coefficient by a small part of its standard error (what redrawing
+    the samples would change it by) and keeps the selections. On the shipped model: a randomly
+    initialised one barely responds to its input, so fp16's rounding is all its coefficients say."""
     if device != "cuda":
         pytest.skip("fp16 runs on CUDA only (the CPU refuses it: tests/test_explain_sampling.py)")
-    _, dev = models
-    audio = dev.load_audio(example_clip)
-    runs = {p: explain(dev, audio, samples=2000, precision=p, resynthesis=False) for p in ("fp32", "fp16")}
+    model = TwoLevelModel.load(device=device)
+    audio = model.load_audio(example_clip)
+    runs = {p: explain(model, audio, samples=2000, precision=p, resynthesis=False) for p in ("fp32", "fp16")}
     assert runs["fp16"].parameters["precision"] == "fp16"
     for name, value in runs["fp32"].midlevels.items():
         assert runs["fp16"].midlevels[name] == pytest.approx(value, abs=0.01)
-    coef32, coef16 = runs["fp32"].surrogate.coef, runs["fp16"].surrogate.coef
-    assert np.corrcoef(coef32.ravel(), coef16.ravel())[0, 1] > 0.99
+    fp32, fp16 = runs["fp32"].surrogate, runs["fp16"].surrogate
+    in_stderrs = np.abs(fp16.coef - fp32.coef) / fp32.stderr
+    assert np.median(in_stderrs) < 0.1 and np.quantile(in_stderrs, 0.95) < 0.5
+    signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
+    overlaps = [jaccard(signed(a), signed(b)) for a, b in zip(runs["fp32"].selections, runs["fp16"].selections)]
+    assert np.mean(overlaps) >= 0.9
 
 
 def test_griffin_lim_on_device_equals_cpu(device):
