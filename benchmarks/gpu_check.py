@@ -33,6 +33,7 @@ from twolevel.explain import explain
 from twolevel.explain.selection import jaccard, select_segments
 from twolevel.labels import TARGET_NAMES
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds
+from twolevel.options import precision_runs_on
 from twolevel.predict import TwoLevelModel
 
 
@@ -121,7 +122,7 @@ def main() -> None:
 
     width = shipped.network.config.width
     shipped_fp32 = fp32_and_bf16(f"shipped w{width:g}", shipped.network, width)
-    if device.type == "cuda":  # the library's precision="fp16" (CUDA only: the CPU refuses it)
+    if precision_runs_on(device.type, "fp16"):  # the library's precision="fp16" (CUDA only)
         row, fp16 = run_case(f"shipped w{width:g} fp16 (precision option)", shipped, audio, args.samples, batch, width,
                              args.samples, precision="fp16")
         against_fp32(row, shipped_fp32, fp16, "fp16")

@@ -43,11 +43,10 @@ from twolevel.explain.selection import jaccard  # noqa: E402
 from twolevel.explain.surrogate import cosine_distance_to_ones, fit_surrogate, lime_kernel  # noqa: E402
 from twolevel.labels import TARGET_NAMES  # noqa: E402
 from twolevel.model import A2Mid2EJoint, ModelConfig  # noqa: E402
+from twolevel.options import PRECISIONS, precision_runs_on  # noqa: E402
 from twolevel.predict import TwoLevelModel  # noqa: E402
 
 PHASES = ("segmentation", "sampling", "surrogate", "faithfulness")
-#: The library's precision options timed (fp16 on CUDA only: the library refuses it elsewhere).
-CASTS = ("fp32", "bf16", "fp16")
 
 
 def timed_explain(model: TwoLevelModel, audio, samples, batch_size: int, cap: int, precision: str = "fp32"):
@@ -69,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
-    casts = CASTS if on_gpu else CASTS[:2]
+    casts = [p for p in PRECISIONS if precision_runs_on(device.type, p)]  # the library's options
     shipped = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device)))
     audio = shipped.load_audio(example_path("nebula.ogg"))
     rows, reference = [], {}

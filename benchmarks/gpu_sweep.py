@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -27,9 +26,10 @@ import torch
 from twolevel import example_path
 from twolevel.checkpoint import default_model_path, load_checkpoint
 from twolevel.explain.explainer import explain_window
-from twolevel.explain.sampling import perturbed_batch, sample_switches
+from twolevel.explain.sampling import autocast, perturbed_batch, sample_switches
 from twolevel.explain.segments import segment_spectrogram
 from twolevel.model import multiply_adds
+from twolevel.options import PRECISIONS, precision_runs_on
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import WINDOW_FRAMES
 
@@ -77,9 +77,7 @@ def main() -> None:
     seg = segment_spectrogram(spec.cpu().numpy())
     seg_map = torch.as_tensor(seg.labels, dtype=torch.int64, device=device)
     flop = 2.0 * multiply_adds(network.config.width, trunks=network.config.trunks)
-    precisions = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if device.type == "cpu":
-        precisions = {"fp32": None, "bf16": torch.bfloat16}
+    precisions = [p for p in PRECISIONS if precision_runs_on(device.type, p)]  # the library's options
     rows = []
 
     def record(case: str, batch: int, seconds: float) -> None:
@@ -101,10 +99,9 @@ def main() -> None:
             stacks = {"channels_last": stack_last, "contiguous": stack_plain}
             for layout, stack in stacks.items():
                 forward = head(network, stack)
-                for name, dtype in precisions.items():
-                    def run(forward=forward, xin=inputs[layout], dtype=dtype):
-                        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-                        with ctx:
+                for name in precisions:
+                    def run(forward=forward, xin=inputs[layout], name=name):
+                        with autocast(device, name):
                             return forward(xin)
                     try:
                         record(f"forward {layout} {name}", batch, timed(run, device, args.batches))
@@ -114,14 +111,14 @@ def main() -> None:
         best = max(forwards, key=lambda r: r["samples_per_s"]) if forwards else None
         if best is not None and device.type == "cuda":
             _, layout, name = best["case"].split()
-            batch, dtype = best["batch"], precisions[name]
+            batch = best["batch"]
             switches = torch.from_numpy(sample_switches(batch, seg.n_segments, 0)).to(device)
             static_x = perturbed_batch(spec, seg_map, switches, 0.0).contiguous(
                 memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
             forward = head(network, stack_last if layout == "channels_last" else stack_plain)
 
             def eager():
-                with torch.autocast("cuda", dtype=dtype) if dtype is not None else nullcontext():
+                with autocast(device, name):
                     return forward(static_x)
             stream = torch.cuda.Stream(device)
             stream.wait_stream(torch.cuda.current_stream(device))

@@ -210,3 +210,11 @@ def test_fp16_is_refused_on_the_cpu_before_any_work(example_clip, monkeypatch):
     with pytest.raises(OptionError) as err:
         explain(model, model.load_audio(example_clip), samples=700, precision="fp16")
     assert err.value.code == "bad_precision" and "CUDA only" in err.value.message and "cpu" in err.value.message
+
+
+def test_precisions_offered_per_device():
+    """What the benchmarks iterate over: every precision on CUDA, all but fp16 elsewhere."""
+    from twolevel.options import PRECISIONS, precision_runs_on
+
+    assert [p for p in PRECISIONS if precision_runs_on("cuda", p)] == ["fp32", "bf16", "fp16"]
+    assert [p for p in PRECISIONS if precision_runs_on("cpu", p)] == ["fp32", "bf16"]

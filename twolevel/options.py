@@ -250,11 +250,17 @@ OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(ExplainOptions))
 REQUEST_ALIASES = {"include_audio": "resynthesis", "n_samples": "samples"}
 
 
+def precision_runs_on(device_type: str, precision: str) -> bool:
+    """Whether ``precision`` (one of :data:`PRECISIONS`) is offered on a device of ``device_type``
+    (``"cpu"``, ``"cuda"``): fp16 on CUDA only, because CPUs without fp16 arithmetic emulate it and
+    would take longer than fp32."""
+    return precision != "fp16" or device_type == "cuda"
+
+
 def check_precision_on(device_type: str, precision: str) -> None:
     """Raise :class:`OptionError` (``bad_precision``) when ``precision`` cannot run on a device of
-    ``device_type`` (``"cpu"``, ``"cuda"``): fp16 is refused off CUDA, before any work, because CPUs
-    without fp16 arithmetic emulate it and would take longer than fp32."""
-    if precision == "fp16" and device_type != "cuda":
+    ``device_type`` (:func:`precision_runs_on`), before any work."""
+    if not precision_runs_on(device_type, precision):
         raise OptionError(f"precision 'fp16' runs on CUDA only, and the model is on {device_type}: "
                           "use fp32, or bf16 (fast on CPUs with AVX-512 BF16 or AMX)", code="bad_precision")
 
