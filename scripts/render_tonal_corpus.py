@@ -36,7 +36,9 @@ entry in ``tracks.json`` names its piece (``twin_of``); a corpus cut from twins 
 ``--synth freepats`` renders with timidity and Debian's freepats samples instead (a second sample set;
 struck and plucked programs only); session 22's corpus appended ``--tracks 40 --seed 1 --twins
 --struck-only`` (TimGM6mb) and ``--tracks 40 --seed 4 --twins --struck-only --synth freepats`` to the
-274 Debian windows.
+274 Debian windows. ``--synth opl3`` (fluidsynth with Debian's ``opl3-soundfont``: FM synthesis, no
+recorded samples) and ``--synth csound`` (``csound-soundfont``'s General MIDI bank) are a third and a fourth
+set; session 23 appended 20 twins of each (``--seed 5`` and ``--seed 6``) to that corpus.
 """
 from __future__ import annotations
 
@@ -179,9 +181,9 @@ def mode_twin(notes: list, desc: dict) -> tuple[list, dict]:
 
 @dataclass(frozen=True)
 class Synth:
-    """One way from notes to audio: its synthesiser (``"fluidsynth"`` with :data:`SOUNDFONT`, or
-    ``"timidity"`` with :data:`FREEPATS_CONFIG`), its sample set, its instrument tables for
-    ``--struck-only``, and the corpus package and file prefix of what it renders."""
+    """One way from notes to audio: its synthesiser (``"fluidsynth"`` with ``soundfont``, or
+    ``"timidity"`` with :data:`FREEPATS_CONFIG`), the Debian package of its sample set, its instrument
+    tables for ``--struck-only``, and the corpus package and file prefix of what it renders."""
 
     engine: str
     samples: str
@@ -189,16 +191,18 @@ class Synth:
     prefix: str
     struck: dict[str, int]
     struck_bass: dict[str, int]
+    soundfont: Path | None = None  # fluidsynth only
+    debian_package: str = "timgm6mb-soundfont"
 
     def require(self) -> None:
         if self.engine == "fluidsynth":
-            require_renderer("render_tonal_corpus", SOUNDFONT, "timgm6mb-soundfont")
+            require_renderer("render_tonal_corpus", self.soundfont, self.debian_package)
         else:
-            require_renderer("render_tonal_corpus", FREEPATS_CONFIG, "freepats", synth="timidity")
+            require_renderer("render_tonal_corpus", FREEPATS_CONFIG, self.debian_package, synth="timidity")
 
     def render(self, notes: list, bpm: float, programs: dict[int, int], out: Path, tmp: Path) -> None:
         if self.engine == "fluidsynth":
-            render(notes, bpm, programs, out, tmp, soundfont=SOUNDFONT, seconds=SECONDS)
+            render(notes, bpm, programs, out, tmp, soundfont=self.soundfont, seconds=SECONDS)
             return
         mid, wav = tmp / "x.mid", tmp / "x.wav"
         write_midi(mid, notes, bpm, programs)
@@ -207,9 +211,19 @@ class Synth:
         to_clip(wav, out, SECONDS)
 
 
-SYNTHS = {"timgm6mb": Synth("fluidsynth", SOUNDFONT.name, "generated-tonal", "tonal", STRUCK_PLUCKED, STRUCK_BASS),
+def _soundfont(path: str, debian_package: str, package: str, prefix: str) -> Synth:
+    """A General MIDI soundfont played by fluidsynth, with the full struck and plucked tables."""
+    return Synth("fluidsynth", Path(path).name, package, prefix, STRUCK_PLUCKED, STRUCK_BASS, Path(path), debian_package)
+
+
+#: Sample sets that share nothing with the probes' FluidR3 (so no probe's sound is ever trained on).
+SYNTHS = {"timgm6mb": _soundfont(str(SOUNDFONT), "timgm6mb-soundfont", "generated-tonal", "tonal"),
           "freepats": Synth("timidity", "timidity+freepats", "generated-freepats", "freepats",
-                            FREEPATS_STRUCK_PLUCKED, FREEPATS_STRUCK_BASS)}
+                            FREEPATS_STRUCK_PLUCKED, FREEPATS_STRUCK_BASS, debian_package="freepats"),
+          # FM synthesis of an OPL3 chip: no recorded samples at all
+          "opl3": _soundfont("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2", "opl3-soundfont", "generated-opl3", "opl3"),
+          # Csound's General MIDI bank
+          "csound": _soundfont("/usr/share/sounds/sf2/sf_GMbank.sf2", "csound-soundfont", "generated-csound", "csound")}
 
 
 def main(argv=None) -> int:
@@ -226,7 +240,8 @@ def main(argv=None) -> int:
     ap.add_argument("--synth", choices=sorted(SYNTHS), default="timgm6mb",
                     help="timgm6mb: fluidsynth with the TimGM6mb soundfont; freepats: timidity with Debian's "
                          "freepats samples (needs --struck-only: the struck and plucked programs it has), a second "
-                         "sample set that shares nothing with the first or with the probes' FluidR3")
+                         "sample set that shares nothing with the first or with the probes' FluidR3; opl3 and "
+                         "csound: fluidsynth with Debian's opl3-soundfont (FM synthesis) or csound-soundfont")
     ap.add_argument("--targets", default="minorness",
                     help="comma-separated mid-levels the appended windows teach, or 'all' (default: minorness)")
     args = ap.parse_args(argv)

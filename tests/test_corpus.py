@@ -338,4 +338,13 @@ def test_mode_twins_differ_only_in_mode(monkeypatch):
         assert set(programs.values()) <= allowed
     with pytest.raises(SystemExit, match="needs --struck-only"):
         tonal.main(["--out", "unused", "--synth", "freepats"])
+    # no sample set is the probes' FluidR3; each fluidsynth one names the Debian package of its soundfont
+    from dataclasses import replace
+
+    for name, synth in tonal.SYNTHS.items():
+        assert "fluid" not in synth.samples.lower(), name
+        if synth.engine == "fluidsynth":
+            assert synth.soundfont is not None and synth.soundfont.name == synth.samples
+            with pytest.raises(SystemExit, match=synth.debian_package):
+                replace(synth, soundfont=Path("/nonexistent") / synth.samples).require()
     sys.modules.pop("render_tonal_corpus", None)
