@@ -473,6 +473,20 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
             click.echo(f"  {m:<18}r = {v:6.3f}")
 
 
+def _specialists(specs: tuple[str, ...]) -> dict[int, list[str]]:
+    """``("2=minorness", ...)`` -> ``{1: ["minorness"]}`` (0-based model index -> mid-levels)."""
+    from twolevel.errors import OptionError
+
+    out: dict[int, list[str]] = {}
+    for spec in specs:
+        number, _, concepts = spec.partition("=")
+        if not number.strip().isdigit() or not concepts.strip():
+            raise OptionError(f"--specialist {spec!r}: write N=MIDLEVEL[,MIDLEVEL], e.g. 2=minorness",
+                              code="bad_specialist")
+        out.setdefault(int(number) - 1, []).extend(c.strip() for c in concepts.split(",") if c.strip())
+    return out
+
+
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Checkpoint to write (.pt).")
@@ -482,23 +496,37 @@ def evaluate(dataset_dir, model_path, device, as_json, midlevel, cache_dir, midl
                    "mean of the inputs' layers, which rarely fits the averaged mid-levels.")
 @click.option("--shrinkage", "emotion_layer_shrinkage", default=field_default("emotion_layer_shrinkage"),
               show_default=True, type=click_type(RULES["emotion_layer_shrinkage"]),
-              help="With --fit-layer: pull the fit towards the mean of the inputs' layers (0: plain least squares).")
+              help="With --fit-layer: pull the fit towards the mean of the inputs' layers (specialists' left out; 0: plain "
+                   "least squares).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Spectrogram cache for --fit-layer.")
+@click.option("--renormalise", is_flag=True,
+              help="Let models trained on other clips join: fold each model's front-end normalisation into its "
+                   "first layer so that all read the first model's (exact but for the first convolution's zero "
+                   "padding: mid-levels within ~2e-3 in session 23's measurement).")
+@click.option("--specialist", "specialist_specs", multiple=True, metavar="N=MIDLEVEL[,MIDLEVEL]",
+              help="Model N (1-based, in the order given) alone gives these mid-levels and feeds no other output "
+                   "nor the emotion layer's starting point; the other mid-levels stay exactly the other models'. "
+                   "Repeatable. E.g. --specialist 2=minorness.")
 @json_option
 @friendly_errors
-def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_json):
+def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, renormalise, specialist_specs, as_json):
     """Run several trained models side by side as one: their mid-levels averaged, one emotion layer.
 
     \b
     Each MODEL's convolution stack becomes one trunk of the new network (grouped convolutions on
     the same spectrogram); the mid-level head averages the trunks, and one linear 7 -> 8 layer
     follows, so level-1 explanations stay exact. It costs the sum of its trunks per 10 s window.
-    The models must share width and front-end normalisation (trained on the same clips).
+    The models must share width and front-end normalisation (trained on the same clips), unless
+    --renormalise. --specialist N=MIDLEVEL makes model N the only source of that mid-level.
 
     \b
     Example (the shipped model):
       twolevel-cli merge runs/student-s9.pt runs/student-s19.pt \\
           --fit-layer ../shared/data/soundtracks-set1 --out runs/trunks.pt
+    \b
+    A minorness specialist beside the shipped model (session 23, model card):
+      twolevel-cli merge twolevel/assets/twolevel-default.pt runs/s22/mt-s19.pt --renormalise \\
+          --specialist 2=minorness --fit-layer ../shared/data/soundtracks-set1 --out runs/g4.pt
     """
     from twolevel.checkpoint import load_checkpoint, save_checkpoint
     from twolevel.data import load_soundtracks
@@ -513,8 +541,9 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, as_
         raise OptionError(f"--out {out_path} is one of the models to merge: write the merged model elsewhere")
     if emotion_layer_shrinkage and not dataset_dir:
         raise OptionError("--shrinkage shapes the fit of --fit-layer: give --fit-layer DATASET_DIR too")
+    specialists = _specialists(specialist_specs)
     inputs = [load_checkpoint(m, device="cpu") for m in models]
-    merged = merge_trunks(inputs)
+    merged = merge_trunks(inputs, renormalise=renormalise, specialists=specialists)
     layer = {"emotion_layer": "mean of the trunks' layers"}
     if dataset_dir:
         data = soundtracks_training_set(load_soundtracks(dataset_dir), Path(cache_dir) if cache_dir else None,

@@ -14,7 +14,8 @@ from twolevel.emotion_layer import least_squares_layer
 from twolevel.errors import CheckpointError, OptionError
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds, trunks_one_after_another
 from twolevel.training import predict_spectrograms
-from twolevel.trunks import merge_trunks, merged_description
+from twolevel.labels import MIDLEVEL_NAMES
+from twolevel.trunks import merge_trunks, merged_description, renormalised
 
 
 def trained_like(seed: int, width: float = 0.125, mean: float = 1.0, trunks: int = 1) -> A2Mid2EJoint:
@@ -151,6 +152,54 @@ def test_models_that_cannot_share_a_spectrogram_are_refused():
         A2Mid2EJoint(ModelConfig(trunks=0))
 
 
+def test_a_renormalised_model_computes_what_it_did_on_its_own_normalisation(spec):
+    """Folding another front end into the first layer: the first block's output is the same inside the
+    spectrogram (only the zero-padded border frames and bands move), the outputs nearly so."""
+    model = trained_like(1, mean=1.0)  # std 0.5
+    moved = renormalised(model, mean=1.2, std=0.6)
+    assert float(moved.frontend.mean) == pytest.approx(1.2) and float(moved.frontend.std) == pytest.approx(0.6)
+    log_spec = spec * 0.5 + 1.0  # what the model's own front end normalised into ``spec``
+    theirs = (log_spec - 1.2) / 0.6
+    with torch.no_grad():
+        block, block_moved = model.features[:2](spec), moved.features[:2](theirs)
+    torch.testing.assert_close(block_moved[..., 2:-2, 2:-2], block[..., 2:-2, 2:-2], atol=1e-4, rtol=0)
+    assert not torch.allclose(block_moved[..., 0, :], block[..., 0, :], atol=1e-4)  # the padded border
+    mid, _ = outputs(model, spec)
+    mid_moved, _ = outputs(moved, theirs)
+    assert (mid_moved - mid).abs().max() < 0.05 * mid.abs().max()
+    assert float(model.frontend.mean) == 1.0  # the input is left as it was
+
+
+def test_a_specialist_gives_its_midlevels_alone_and_the_others_stay(spec):
+    a, b, expert = trained_like(1), trained_like(2), trained_like(3, mean=1.3)
+    with pytest.raises(CheckpointError, match="renormalise"):
+        merge_trunks([a, expert])
+    r = MIDLEVEL_NAMES.index("minorness")
+    merged = merge_trunks([merge_trunks([a, b]), expert], renormalise=True, specialists={1: ["minorness"]})
+    assert merged.config.trunks == 3
+    mid, _ = outputs(merged, spec)
+    mid_ab, _ = outputs(merge_trunks([a, b]), spec)
+    mid_expert, _ = outputs(renormalised(expert, 1.0, 0.5), spec)
+    others = [i for i in range(len(MIDLEVEL_NAMES)) if i != r]
+    torch.testing.assert_close(mid[:, others], mid_ab[:, others], atol=1e-5, rtol=0)
+    torch.testing.assert_close(mid[:, r], mid_expert[:, r], atol=1e-5, rtol=0)
+    assert not torch.allclose(mid[:, r], mid_ab[:, r], atol=1e-3)
+    # the emotion layer's starting point leaves the specialist out
+    with torch.no_grad():
+        torch.testing.assert_close(merged.emotion.weight, (a.emotion.weight + b.emotion.weight) / 2)
+
+
+@pytest.mark.parametrize("specialists, message", [
+    ({2: ["minorness"]}, "not one of the 2 models"),
+    ({1: ["mode"]}, "give mid-levels of"),
+    ({0: ["minorness"], 1: ["dissonance"]}, "every model to merge is a specialist"),
+])
+def test_bad_specialists_are_refused(specialists, message):
+    with pytest.raises(OptionError, match=message) as err:
+        merge_trunks([trained_like(1), trained_like(2)], specialists=specialists)
+    assert err.value.code == "bad_specialist"
+
+
 @pytest.fixture(scope="module")
 def two_checkpoints(tmp_path_factory):
     base = tmp_path_factory.mktemp("merge")
@@ -186,6 +235,8 @@ def test_cli_merge_fits_the_layer_on_the_averaged_midlevels(tmp_path, two_checkp
 @pytest.mark.parametrize("extra, message", [
     (["--shrinkage", "0.01"], "give --fit-layer"),
     (["--shrinkage", "-1"], "-1"),
+    (["--specialist", "minorness"], "write N=MIDLEVEL"),
+    (["--specialist", "3=minorness"], "not one of the 2 models"),
 ])
 def test_cli_merge_refuses_bad_options(tmp_path, two_checkpoints, extra, message):
     from twolevel_cli.main import cli
