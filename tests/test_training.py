@@ -870,3 +870,16 @@ def test_the_emotion_layer_choice_is_checked_and_does_not_block_resuming(tmp_pat
     train(data, tiny_cfg(epochs=1), state_path=state)
     model, summary = train(data, tiny_cfg(epochs=2, emotion_layer="least-squares"), state_path=state, resume=True)
     assert summary["epochs_run"] == 2 and summary["emotion_layer_clips"] == 10
+
+
+def test_an_unknown_midlevel_target_kind_is_refused_before_any_spectrogram(tmp_path, monkeypatch):
+    """A descriptor set name passed as the kind ("v3") used to give NaN targets without a word."""
+    import twolevel.training as training
+    from twolevel.data import load_soundtracks
+    from twolevel.errors import OptionError
+
+    monkeypatch.setattr(training, "cached_spectrograms", lambda *a: pytest.fail("spectrograms computed"))
+    dataset = load_soundtracks(write_soundtracks_layout(tmp_path / "data", n=3))
+    with pytest.raises(OptionError, match="'descriptors' or 'none', got 'v3'") as err:
+        training.soundtracks_training_set(dataset, midlevel_targets="v3")
+    assert err.value.code == "bad_midlevel_targets"

@@ -195,6 +195,9 @@ def soundtracks_training_set(ds: SoundtracksDataset, cache_dir: Path | None = No
     """
     from .targets import rank_map
 
+    if midlevel_targets not in ("descriptors", "none"):  # before the spectrograms: a typo must not cost them
+        raise OptionError(f"midlevel_targets must be 'descriptors' or 'none', got {midlevel_targets!r} (the "
+                          "descriptor set is the descriptors argument)", code="bad_midlevel_targets")
     specs = cached_spectrograms(ds.audio_paths, cache_dir, progress)
     if midlevel_targets == "descriptors":
         mid = rank_map(cached_descriptors(ds.audio_paths, cache_dir, progress, descriptors))
