@@ -87,12 +87,12 @@ def merge_trunks(models: Sequence[A2Mid2EJoint], renormalise: bool = False,
     merged = A2Mid2EJoint(replace(first.config, trunks=total), mean=mean, std=std)
     states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models]
     # each output row's share of each input: the mean over the inputs that give that output
+    claimed = {name for concepts in specialists.values() for name in concepts}
     rows = torch.zeros(first.config.n_midlevel, len(models))
     for i, count in enumerate(counts):
-        concepts = specialists.get(i)
         for r, name in enumerate(MIDLEVEL_NAMES):
-            if concepts is None and not any(name in c for c in specialists.values()) or concepts and name in concepts:
-                rows[r, i] = count
+            gives = name in specialists[i] if i in specialists else name not in claimed
+            rows[r, i] = count if gives else 0
     rows /= rows.sum(dim=1, keepdim=True)
     layer_shares = torch.tensor([0.0 if i in specialists else c for i, c in enumerate(counts)], dtype=torch.float32)
     layer_shares /= layer_shares.sum()
