@@ -555,6 +555,10 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, ren
                  "emotion_layer_clips": len(fit_set), "emotion_layer_dataset": str(dataset_dir)}
     version, meta = merged_description(inputs, merged)  # after the fit: the version's digest covers the layer
     meta.update(layer)
+    if specialists:  # how the head was built, for whoever reads the checkpoint later
+        meta["specialists"] = {str(models[i]): concepts for i, concepts in specialists.items()}
+    if renormalise:
+        meta["renormalised_to"] = {"mean": float(merged.frontend.mean), "std": float(merged.frontend.std)}
     save_checkpoint(merged, out, model_version=version, metadata=meta)
     gmac = multiply_adds(merged.config.width, trunks=merged.config.trunks) / 1e9
     if as_json:

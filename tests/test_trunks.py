@@ -272,3 +272,15 @@ def test_cli_merge_refuses_too_few_clips_to_fit(tmp_path, two_checkpoints):
                                       "--out", str(tmp_path / "m.pt"), "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code != 0 and "fits 8 weights per emotion" in result.output and "got 6" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "m.pt").exists()
+
+
+def test_cli_merge_records_a_specialist_in_the_checkpoint(tmp_path, two_checkpoints):
+    from twolevel_cli.main import cli
+
+    out = tmp_path / "g.pt"
+    result = CliRunner().invoke(cli, ["merge", *map(str, two_checkpoints), "--renormalise", "--specialist",
+                                      "2=minorness", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = load_checkpoint(out, device="cpu").metadata
+    assert meta["specialists"] == {str(two_checkpoints[1]): ["minorness"]}
+    assert meta["renormalised_to"]["std"] == pytest.approx(0.5)
