@@ -6,7 +6,9 @@
 For each model and each mode pair of each probe suite (default: the committed ``probes/``; add
 ``--probes cache/probes-validation`` for the validation suite, ``scripts/render_probes.py``): whether
 the pair is right (happy and valence up, sad down from minor to major) and how far minorness
-falls. With ``--decay``, the same drop again with both clips' spectrograms under one percussive
+falls. With ``--effects``, why, in level-1 terms: each checked emotion's change from minor to major
+split into its mid-levels' effect changes (weight x mid-level change), the largest three printed
+(session 23: the validation pairs that fail, fail on valence, which barely reads minorness). With ``--decay``, the same drop again with both clips' spectrograms under one percussive
 envelope (``twolevel.augment.percussive_envelope``: struck every eighth note of the pair's tempo,
 dying away with each time constant in seconds), which turns sustained tones into marimba-like
 ones. The summary counts, per pair, the models that get it right.
@@ -45,7 +47,11 @@ def pair_rows(model: TwoLevelModel, probe_dir, decays) -> list[dict]:
         change = b.emotion_vector - a.emotion_vector
         right = all(sign * change[EMOTION_NAMES.index(e)] > 0 for e, sign in pair["higher"].items())
         row = {"instrument": pair["instrument"], "right": bool(right),
-               "minorness_drop": float(a.midlevel_vector[minorness] - b.midlevel_vector[minorness])}
+               "minorness_drop": float(a.midlevel_vector[minorness] - b.midlevel_vector[minorness]),
+               # level 1: each checked emotion's change, minor -> major, per mid-level (weight x change)
+               "effect_changes": {e: dict(zip(MIDLEVEL_NAMES, map(float, b.effects.contributions[i]
+                                                                     - a.effects.contributions[i])))
+                                  for e in pair["higher"] for i in [EMOTION_NAMES.index(e)]}}
         # the spectrograms only where an envelope needs them
         specs = [torch.from_numpy(s) for s in cached_spectrograms([pair["path_a"], pair["path_b"]])] if decays else []
         eighth = 30.0 / pair["bpm"]["a"]  # seconds per eighth note
@@ -62,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="*", help="checkpoints (default: the shipped model)")
     ap.add_argument("--probes", action="append", default=None, help="probe folder(s) (default: probes/)")
     ap.add_argument("--decay", type=float, nargs="*", default=[], help="percussive decay time constants, s")
+    ap.add_argument("--effects", action="store_true",
+                    help="print each checked emotion's change split into its mid-levels' effect changes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -77,6 +85,11 @@ def main(argv=None) -> int:
                     decays = "  ".join(f"decay {d:g} s {r[f'drop_decay_{d:g}']:+.3f}" for d in args.decay)
                     print(f"  {r['instrument']:15s} {'right' if r['right'] else 'WRONG'}  minorness drop "
                           f"{r['minorness_drop']:+.3f}  {decays}")
+                    if args.effects:
+                        for emotion, parts in r["effect_changes"].items():
+                            top = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:3]
+                            print(f"      {emotion:<8} {sum(parts.values()):+.4f} = "
+                                  + "  ".join(f"{name} {value:+.4f}" for name, value in top) + "  ...")
     if args.json:
         print(json.dumps(out, indent=1))
     elif len(out) > 1:

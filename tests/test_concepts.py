@@ -147,3 +147,24 @@ def test_struck_twins_suite_scores_minorness_and_mode_on_the_same_twins(tmp_path
     sys.modules.pop("render_struck_twins", None)
     sys.modules.pop("render_tonal_corpus", None)
     sys.modules.pop("render_probes", None)
+
+
+def test_mode_pairs_split_each_emotion_change_into_its_midlevels_effects(monkeypatch, capsys):
+    """benchmarks/mode_pairs.py --effects: a pair's effect changes add up to its emotion changes (level 1 is
+    exact), so a pair is right exactly when every checked emotion's sum has the asked sign."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    mode_pairs = importlib.import_module("mode_pairs")
+    assert mode_pairs.main(["--effects", "--json"]) == 0
+    rows = next(iter(json.loads(capsys.readouterr().out).values()))["probes"]
+    assert len(rows) == 6
+    for row in rows:
+        assert set(row["effect_changes"]) == {"happy", "valence", "sad"}
+        assert all(set(parts) == set(MIDLEVEL_NAMES) for parts in row["effect_changes"].values())
+        signs = {"happy": 1, "valence": 1, "sad": -1}
+        sums_right = all(signs[e] * sum(parts.values()) > 0 for e, parts in row["effect_changes"].items())
+        assert sums_right == row["right"], row["instrument"]
+    sys.modules.pop("mode_pairs", None)
