@@ -526,7 +526,8 @@ def merge(models, out_path, dataset_dir, emotion_layer_shrinkage, cache_dir, ren
     \b
     A minorness specialist beside the shipped model (session 23, model card):
       twolevel-cli merge twolevel/assets/twolevel-default.pt runs/s22/mt-s19.pt --renormalise \\
-          --specialist 2=minorness --fit-layer ../shared/data/soundtracks-set1 --out runs/g4.pt
+          --specialist 2=minorness --fit-layer ../shared/data/soundtracks-set1 --shrinkage 0.004 \\
+          --out runs/g4.pt
     """
     from twolevel.checkpoint import load_checkpoint, save_checkpoint
     from twolevel.data import load_soundtracks
