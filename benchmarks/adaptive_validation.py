@@ -40,7 +40,7 @@ from twolevel.explain.adaptive import DEFAULT_AGREEMENT, DEFAULT_CAP, converge, 
 from twolevel.explain.explainer import explain_window, minimum_samples
 from twolevel.explain.sampling import run_perturbations, sample_switches
 from twolevel.explain.segments import segment_spectrogram
-from twolevel.explain.selection import jaccard, select_segments
+from twolevel.explain.selection import jaccard, select_segments, signed_segments
 from twolevel.explain.surrogate import fit_surrogate
 from twolevel.labels import MIDLEVEL_NAMES, TARGET_NAMES
 from twolevel.options import SAMPLING_DESIGNS
@@ -106,13 +106,9 @@ def traced_for(model, target: str):
     return traced
 
 
-def signed(positive, negative) -> set:
-    return {(i, 1) for i in positive} | {(i, -1) for i in negative}
-
-
 def plain(fit, name: str) -> set:
     i = TARGET_NAMES.index(name)
-    return signed(*select_segments(fit.coef[i], fit.pvalues[i], 1e-6))
+    return signed_segments(*select_segments(fit.coef[i], fit.pvalues[i], 1e-6))
 
 
 def evaluate(model, clip: Path, agreement: float, compute: bool, design: str) -> list[dict]:
@@ -140,7 +136,8 @@ def evaluate(model, clip: Path, agreement: float, compute: bool, design: str) ->
             except LookupError as err:
                 print(f"  seed left out: {err}", file=sys.stderr)
                 continue
-            auto[s] = (result.convergence.n_samples, {n: signed(*result.selections[n]) for n in result.selections})
+            auto[s] = (result.convergence.n_samples,
+                       {n: signed_segments(*result.selections[n]) for n in result.selections})
         if not auto:
             return []
         ref = {n: plain(ref_fit, n) for n in names}
@@ -149,8 +146,8 @@ def evaluate(model, clip: Path, agreement: float, compute: bool, design: str) ->
                    for a, b in itertools.combinations(sorted(auto), 2)]
         floor = min(jaccard(plain(full_fit, n), ref[n]) for n in names)
         plain_part = min(jaccard(plain(part_fit, n), ref[n]) for n in names)
-        projected_part = min(jaccard(signed(*projected_selection(part_fit, TARGET_NAMES.index(n), 1e-6, DEFAULT_CAP)),
-                                     ref[n]) for n in names)
+        projected_part = min(jaccard(signed_segments(*projected_selection(part_fit, TARGET_NAMES.index(n), 1e-6,
+                                                                          DEFAULT_CAP)), ref[n]) for n in names)
         rows.append({"clip": clip.stem, "segments": k, "target": target, "outputs": names,
                      "seeds": sorted(auto), "auto_n": [auto[s][0] for s in sorted(auto)], "j_ref": float(np.mean(j_ref)),
                      "j_ref_min": min(j_ref), "j_seeds": float(np.mean(j_seeds)) if j_seeds else None,

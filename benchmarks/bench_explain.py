@@ -131,10 +131,7 @@ def test_auto_vs_fixed(benchmark, model, clip):
     auto = result["exp"]
     auto_s = benchmark.stats.stats.min
 
-    def signed(s):
-        return {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}
-
-    overlap = jaccard(signed(auto.selections[0]), signed(fixed.selections[0]))
+    overlap = jaccard(auto.selections[0].signed, fixed.selections[0].signed)
     used = auto.parameters["n_samples"]
     benchmark.extra_info.update({"cap": cap, "auto_samples": used, "auto_s": auto_s, "fixed_s": fixed_s,
                                  "wall_ratio": auto_s / fixed_s, "jaccard_vs_fixed": overlap})

@@ -27,7 +27,7 @@ from scipy import stats
 
 from twolevel.explain.adaptive import projected_selection
 from twolevel.explain.sampling import sample_switches
-from twolevel.explain.selection import jaccard, select_segments
+from twolevel.explain.selection import jaccard, select_segments, signed_segments
 from twolevel.explain.surrogate import cosine_distance_to_ones, fit_surrogate, lime_kernel
 from twolevel.labels import TARGET_NAMES
 
@@ -35,10 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "runs" / "adaptive"
 OUTPUTS = ("articulation", "energy", "rhythm_stability", "melodiousness", "dissonance")
 FULL, PART, RATIO = 50_000, 12_500, 1e-6
-
-
-def signed(positive, negative) -> set:
-    return {(int(i), 1) for i in positive} | {(int(i), -1) for i in negative}
 
 
 def paired_fit(switches: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -58,7 +54,7 @@ def paired_selection(fit, output: int, project_pairs: int) -> set:
     scale = np.sqrt(max(project_pairs, pairs) / pairs)
     p = 2 * stats.t.sf(magnitude / stderr[output] * scale, max(project_pairs, pairs) - pairs + df)
     kept = p / magnitude < RATIO
-    return signed(np.flatnonzero(kept & (coef[output] > 0)), np.flatnonzero(kept & (coef[output] < 0)))
+    return signed_segments(np.flatnonzero(kept & (coef[output] > 0)), np.flatnonzero(kept & (coef[output] < 0)))
 
 
 def main() -> None:
@@ -80,9 +76,9 @@ def main() -> None:
         pair = {"ref": paired_fit(sw_b, y_b), "full": paired_fit(sw_a, y_a), "part": paired_fit(sw_a[:PART], y_a[:PART])}
         for name in OUTPUTS:
             i = TARGET_NAMES.index(name)
-            ref = signed(*select_segments(wls["ref"].coef[i], wls["ref"].pvalues[i], RATIO))
-            full = signed(*select_segments(wls["full"].coef[i], wls["full"].pvalues[i], RATIO))
-            part = signed(*projected_selection(wls["part"], i, RATIO, FULL))
+            ref = signed_segments(*select_segments(wls["ref"].coef[i], wls["ref"].pvalues[i], RATIO))
+            full = signed_segments(*select_segments(wls["full"].coef[i], wls["full"].pvalues[i], RATIO))
+            part = signed_segments(*projected_selection(wls["part"], i, RATIO, FULL))
             p_ref, p_full, p_part = (paired_selection(pair[key], i, FULL // 2) for key in ("ref", "full", "part"))
             rows.append({"clip": clip, "output": name, "k": k,
                          "r_w": float(np.corrcoef(wls["ref"].coef[i], pair["ref"][0][i])[0, 1]),

@@ -73,8 +73,7 @@ def test_explain_on_device_selects_what_the_cpu_selects(models, example_clip, de
     np.testing.assert_array_equal(on_dev.segmentation.labels, on_cpu.segmentation.labels)
     np.testing.assert_allclose(on_dev.surrogate.coef, on_cpu.surrogate.coef, atol=1e-4)
     for a, b in zip(on_cpu.selections, on_dev.selections):
-        signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
-        assert jaccard(signed(a), signed(b)) >= 0.9, a.output
+        assert jaccard(a.signed, b.signed) >= 0.9, a.output
     assert on_dev.resynthesis is not None
 
 
@@ -93,8 +92,7 @@ def test_fp16_on_device_moves_the_surrogate_less_than_its_sampling_noise(example
     fp32, fp16 = runs["fp32"].surrogate, runs["fp16"].surrogate
     in_stderrs = np.abs(fp16.coef - fp32.coef) / fp32.stderr
     assert np.median(in_stderrs) < 0.1 and np.quantile(in_stderrs, 0.95) < 0.5
-    signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
-    overlaps = [jaccard(signed(a), signed(b)) for a, b in zip(runs["fp32"].selections, runs["fp16"].selections)]
+    overlaps = [jaccard(a.signed, b.signed) for a, b in zip(runs["fp32"].selections, runs["fp16"].selections)]
     assert np.mean(overlaps) >= 0.9
 
 

@@ -103,10 +103,9 @@ def test_explain_auto_records_its_rounds(planted, tmp_path):
     fixed = explain(model, audio, target="energy", n_samples=params["n_samples"], batch_size=32, resynthesis=False)
     assert fixed.parameters["adaptive"] is None
     np.testing.assert_allclose(exp.surrogate.coef, fixed.surrogate.coef)  # the same samples, the same fit
-    signed = lambda s: {(i, 1) for i in s.positive} | {(i, -1) for i in s.negative}  # noqa: E731
-    assert jaccard(signed(exp.selections[0]), signed(fixed.selections[0])) >= 0.5
+    assert jaccard(exp.selections[0].signed, fixed.selections[0].signed) >= 0.5
     # projected to 50,000 samples, auto keeps at least what the plain rule keeps at n
-    assert signed(fixed.selections[0]) <= signed(exp.selections[0])
+    assert fixed.selections[0].signed <= exp.selections[0].signed
     report = exp.save(tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()
     assert "Samples chosen automatically" in page and f"{params['n_samples']:,}" in page

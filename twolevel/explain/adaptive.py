@@ -18,14 +18,14 @@ stops when, for every traced output, the selection agrees with the previous roun
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 from scipy import stats
 
 from ..labels import TARGET_NAMES
 from .sampling import ProgressCallback, network_device, run_perturbations, sample_switches
-from .selection import jaccard
+from .selection import jaccard, signed_segments
 from .surrogate import SurrogateFit, fit_surrogate
 
 #: The word that asks for an adaptive sample count.
@@ -72,10 +72,6 @@ def projected_selection(fit: SurrogateFit, output: int, ratio: float, cap: int) 
     kept = np.isfinite(score) & (score < ratio)
     order = np.argsort(-magnitude, kind="stable")
     return ([int(i) for i in order if kept[i] and coef[i] > 0], [int(i) for i in order if kept[i] and coef[i] < 0])
-
-
-def _signed(positive: Sequence[int], negative: Sequence[int]) -> set[tuple[int, int]]:
-    return {(i, 1) for i in positive} | {(i, -1) for i in negative}
 
 
 @dataclass(frozen=True)
@@ -154,7 +150,7 @@ def converge(outputs_for: Callable[[int, int], np.ndarray], switches: np.ndarray
         fit = fit_surrogate(switches[:n], outputs[:n], device=fit_device)
         names = traced(outputs[0])
         chosen = {name: projected_selection(fit, TARGET_NAMES.index(name), ratio, project_to) for name in names}
-        signed = {name: _signed(*sel) for name, sel in chosen.items()}
+        signed = {name: signed_segments(*sel) for name, sel in chosen.items()}
         overlap = {name: (jaccard(previous[name], signed[name]) if previous and name in previous else None)
                    for name in names}
         rounds.append(Round(n, {name: len(s) for name, s in signed.items()}, overlap))

@@ -6,6 +6,7 @@ raise the output), those with negative weight the negative one. Nothing kept is 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,11 @@ class Selection:
     @property
     def selected(self) -> list[int]:
         return self.positive + self.negative
+
+    @property
+    def signed(self) -> set[tuple[int, int]]:
+        """``{(segment id, +1 or -1)}``: what signed overlaps compare (:func:`signed_segments`)."""
+        return signed_segments(self.positive, self.negative)
 
     def to_dict(self) -> dict:
         return {"output": self.output, "role": self.role, "effect": self.effect, "ratio": self.ratio,
@@ -87,6 +93,12 @@ def jaccard(a, b) -> float:
     return 1.0 if not union else len(a & b) / len(union)
 
 
+def signed_segments(positive: Sequence[int], negative: Sequence[int]) -> set[tuple[int, int]]:
+    """``{(segment id, +1)}`` for ``positive`` and ``{(segment id, -1)}`` for ``negative``: a selection as
+    :func:`jaccard` compares it when a segment that flips sign counts as a change."""
+    return {(int(i), 1) for i in positive} | {(int(i), -1) for i in negative}
+
+
 def selection_stability(selections: list[dict]) -> dict:
     """Mean pairwise Jaccard overlap of repeated selections of one output (e.g. different seeds).
 
@@ -100,13 +112,11 @@ def selection_stability(selections: list[dict]) -> dict:
     if not pairs:
         return {"positive": 1.0, "negative": 1.0, "signed": 1.0, "pairs": 0}
 
-    def signed(s):
-        return {(i, 1) for i in s["positive"]} | {(i, -1) for i in s["negative"]}
-
     mean = lambda f: float(np.mean([f(selections[i], selections[j]) for i, j in pairs]))  # noqa: E731
     return {
         "positive": mean(lambda a, b: jaccard(a["positive"], b["positive"])),
         "negative": mean(lambda a, b: jaccard(a["negative"], b["negative"])),
-        "signed": mean(lambda a, b: jaccard(signed(a), signed(b))),
+        "signed": mean(lambda a, b: jaccard(signed_segments(a["positive"], a["negative"]),
+                                            signed_segments(b["positive"], b["negative"]))),
         "pairs": len(pairs),
     }
