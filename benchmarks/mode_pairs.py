@@ -8,10 +8,10 @@ For each model and each mode pair of each probe suite (default: the committed ``
 the pair is right (happy and valence up, sad down from minor to major) and how far minorness
 falls. With ``--effects``, why, in level-1 terms: each checked emotion's change from minor to major
 split into its mid-levels' effect changes (weight x mid-level change), the largest three printed
-(session 23: the validation pairs that fail, fail on valence, which barely reads minorness). With ``--decay``, the same drop again with both clips' spectrograms under one percussive
-envelope (``twolevel.augment.percussive_envelope``: struck every eighth note of the pair's tempo,
-dying away with each time constant in seconds), which turns sustained tones into marimba-like
-ones. The summary counts, per pair, the models that get it right.
+(session 23: the validation pairs that fail, fail on valence, which barely reads minorness). With
+``--decay``, the same drop again with both clips' spectrograms under one percussive envelope
+(``twolevel.augment.percussive_envelope``: struck every eighth note of the pair's tempo, dying away
+with each time constant in seconds), which turns sustained tones into marimba-like ones. The summary counts, per pair, the models that get it right.
 """
 from __future__ import annotations
 
