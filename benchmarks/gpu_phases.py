@@ -43,7 +43,7 @@ from twolevel.explain.selection import jaccard  # noqa: E402
 from twolevel.explain.surrogate import cosine_distance_to_ones, fit_surrogate, lime_kernel  # noqa: E402
 from twolevel.labels import TARGET_NAMES  # noqa: E402
 from twolevel.model import A2Mid2EJoint, ModelConfig  # noqa: E402
-from twolevel.options import PRECISIONS, precision_runs_on  # noqa: E402
+from twolevel.options import precisions_on  # noqa: E402
 from twolevel.predict import TwoLevelModel  # noqa: E402
 
 PHASES = ("segmentation", "sampling", "surrogate", "faithfulness")
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
-    casts = [p for p in PRECISIONS if precision_runs_on(device.type, p)]  # the library's options
+    casts = precisions_on(device.type)  # the library's options
     shipped = TwoLevelModel(load_checkpoint(default_model_path(), device=str(device)))
     audio = shipped.load_audio(example_path("nebula.ogg"))
     rows, reference = [], {}

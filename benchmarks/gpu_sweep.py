@@ -29,7 +29,7 @@ from twolevel.explain.explainer import explain_window
 from twolevel.explain.sampling import autocast, perturbed_batch, sample_switches
 from twolevel.explain.segments import segment_spectrogram
 from twolevel.model import multiply_adds
-from twolevel.options import PRECISIONS, precision_runs_on
+from twolevel.options import precisions_on
 from twolevel.predict import TwoLevelModel
 from twolevel.signal import WINDOW_FRAMES
 
@@ -77,7 +77,7 @@ def main() -> None:
     seg = segment_spectrogram(spec.cpu().numpy())
     seg_map = torch.as_tensor(seg.labels, dtype=torch.int64, device=device)
     flop = 2.0 * multiply_adds(network.config.width, trunks=network.config.trunks)
-    precisions = [p for p in PRECISIONS if precision_runs_on(device.type, p)]  # the library's options
+    precisions = precisions_on(device.type)  # the library's options
     rows = []
 
     def record(case: str, batch: int, seconds: float) -> None:

@@ -214,7 +214,8 @@ def test_fp16_is_refused_on_the_cpu_before_any_work(example_clip, monkeypatch):
 
 def test_precisions_offered_per_device():
     """What the benchmarks iterate over: every precision on CUDA, all but fp16 elsewhere."""
-    from twolevel.options import PRECISIONS, precision_runs_on
+    from twolevel.options import precision_runs_on, precisions_on
 
-    assert [p for p in PRECISIONS if precision_runs_on("cuda", p)] == ["fp32", "bf16", "fp16"]
-    assert [p for p in PRECISIONS if precision_runs_on("cpu", p)] == ["fp32", "bf16"]
+    assert precisions_on("cuda") == ("fp32", "bf16", "fp16")
+    assert precisions_on("cpu") == ("fp32", "bf16")
+    assert precision_runs_on("cuda", "fp16") and not precision_runs_on("cpu", "fp16")

@@ -257,6 +257,11 @@ def precision_runs_on(device_type: str, precision: str) -> bool:
     return precision != "fp16" or device_type == "cuda"
 
 
+def precisions_on(device_type: str) -> tuple[str, ...]:
+    """The :data:`PRECISIONS` offered on a device of ``device_type``, in their order."""
+    return tuple(p for p in PRECISIONS if precision_runs_on(device_type, p))
+
+
 def check_precision_on(device_type: str, precision: str) -> None:
     """Raise :class:`OptionError` (``bad_precision``) when ``precision`` cannot run on a device of
     ``device_type`` (:func:`precision_runs_on`), before any work."""
