@@ -191,8 +191,8 @@ class Synth:
     prefix: str
     struck: dict[str, int]
     struck_bass: dict[str, int]
+    debian_package: str
     soundfont: Path | None = None  # fluidsynth only
-    debian_package: str = "timgm6mb-soundfont"
 
     def require(self) -> None:
         if self.engine == "fluidsynth":
@@ -213,7 +213,7 @@ class Synth:
 
 def _soundfont(path: str, debian_package: str, package: str, prefix: str) -> Synth:
     """A General MIDI soundfont played by fluidsynth, with the full struck and plucked tables."""
-    return Synth("fluidsynth", Path(path).name, package, prefix, STRUCK_PLUCKED, STRUCK_BASS, Path(path), debian_package)
+    return Synth("fluidsynth", Path(path).name, package, prefix, STRUCK_PLUCKED, STRUCK_BASS, debian_package, Path(path))
 
 
 #: Sample sets that share nothing with the probes' FluidR3 (so no probe's sound is ever trained on).
