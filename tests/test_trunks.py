@@ -12,9 +12,9 @@ from synthetic import write_soundtracks_layout
 from twolevel.checkpoint import load_checkpoint, save_checkpoint
 from twolevel.emotion_layer import least_squares_layer
 from twolevel.errors import CheckpointError, OptionError
+from twolevel.labels import MIDLEVEL_NAMES
 from twolevel.model import A2Mid2EJoint, ModelConfig, multiply_adds, trunks_one_after_another
 from twolevel.training import predict_spectrograms
-from twolevel.labels import MIDLEVEL_NAMES
 from twolevel.trunks import merge_trunks, merged_description, renormalised
 
 
@@ -175,10 +175,11 @@ def test_a_specialist_gives_its_midlevels_alone_and_the_others_stay(spec):
     with pytest.raises(CheckpointError, match="renormalise"):
         merge_trunks([a, expert])
     r = MIDLEVEL_NAMES.index("minorness")
-    merged = merge_trunks([merge_trunks([a, b]), expert], renormalise=True, specialists={1: ["minorness"]})
+    ab = merge_trunks([a, b])
+    merged = merge_trunks([ab, expert], renormalise=True, specialists={1: ["minorness"]})
     assert merged.config.trunks == 3
     mid, _ = outputs(merged, spec)
-    mid_ab, _ = outputs(merge_trunks([a, b]), spec)
+    mid_ab, _ = outputs(ab, spec)
     mid_expert, _ = outputs(renormalised(expert, 1.0, 0.5), spec)
     others = [i for i in range(len(MIDLEVEL_NAMES)) if i != r]
     torch.testing.assert_close(mid[:, others], mid_ab[:, others], atol=1e-5, rtol=0)
