@@ -119,6 +119,41 @@ def test_mode_twin_ids_pair_the_windows_of_rendered_twins_at_the_same_start(tmp_
     assert mode_twin_ids(windows, ids) == {"w2": "w1"}  # minor 001@10 <- major 000@10; 001@20 has no twin window
 
 
+def test_a_corpus_of_rendered_twins_pairs_them_without_the_render_listing(tmp_path):
+    """build_corpus records each window's mode and twin in the index, so a corpus folder carried away
+    from its audio and listing still pairs its twins; record_mode_twins does the same for an index
+    built before (the listing read once)."""
+    from twolevel.corpus import RENDER_LISTING, mode_twin_ids, record_mode_twins
+
+    audio = tmp_path / "render" / "audio"
+    audio.mkdir(parents=True)
+    listing = tmp_path / "render" / RENDER_LISTING
+    listing.write_text(json.dumps({"tracks": [{"file": "p-major.wav", "mode": "major"},
+                                              {"file": "p-minor.wav", "mode": "minor", "twin_of": "p-major.wav"}]}))
+    tracks = [Track(_tone_track(audio / f"p-{mode}.wav", 25.0), "generated-tonal") for mode in ("major", "minor")]
+    out = tmp_path / "corpus"
+    index = build_corpus(tracks, out, max_windows_per_track=2, log=None)
+    assert [(Path(w["file"]).name, w.get("mode"), w.get("twin_of")) for w in index["windows"]] == [
+        ("p-major.wav", "major", None), ("p-major.wav", "major", None),
+        ("p-minor.wav", "minor", "p-major.wav"), ("p-minor.wav", "minor", "p-major.wav")]
+    listing.rename(tmp_path / "elsewhere.json")
+    items = corpus_training_set(out)
+    major_0, major_10, minor_0, minor_10 = items.ids  # windows at 0 s and 10 s of each track
+    assert items.mode_twins == {minor_0: major_0, minor_10: major_10}
+
+    # an index from before: no fields; the listing back in place once
+    old = json.loads((out / "index.json").read_text())
+    for w in old["windows"]:
+        w.pop("mode"), w.pop("twin_of", None)
+    (out / "index.json").write_text(json.dumps(old))
+    ids = [f"w{i}" for i in range(4)]
+    assert mode_twin_ids(old["windows"], ids) == {}
+    (tmp_path / "elsewhere.json").rename(listing)
+    assert record_mode_twins(out) == 2
+    listing.unlink()
+    assert mode_twin_ids(json.loads((out / "index.json").read_text())["windows"], ids) == {"w2": "w0", "w3": "w1"}
+
+
 def test_corpus_targets_of_another_descriptor_set_replace_only_its_columns_and_are_cached(corpus, monkeypatch):
     from twolevel import corpus as corpus_module
     from twolevel import descriptor_sets

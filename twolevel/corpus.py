@@ -83,6 +83,7 @@ def build_corpus(tracks: Sequence[Track], out_dir: Path, max_windows_per_track: 
                 specs, raws = list(z["specs"]), list(z["raw"])
     done = {w["file"] for w in index["windows"]} | set(index["skipped"])
     frontend = Frontend().eval()
+    listings = _RenderListings()
     todo = [t for t in tracks if str(t.path) not in done]
     it = todo
     if progress:
@@ -107,7 +108,7 @@ def build_corpus(tracks: Sequence[Track], out_dir: Path, max_windows_per_track: 
             specs.append(spec[:WINDOW_FRAMES].astype(np.float16))
             raws.append(raw_descriptors(seg))
             index["windows"].append({"package": t.package, "file": str(t.path),
-                                     "start_s": round(start / SAMPLE_RATE, 3)})
+                                     "start_s": round(start / SAMPLE_RATE, 3), **listings.twin_fields(t.path)})
         if len(specs) - written >= 200:  # resumable without rewriting the whole folder per track
             _write(out_dir, index, specs, raws)
             written = len(specs)
@@ -226,37 +227,69 @@ def corpus_training_set(corpus_dir: Path, packages: Iterable[str] | None = None,
 RENDER_LISTING = "tracks.json"
 
 
+#: What a window of a rendered track keeps of its listing entry in the corpus index, so that the
+#: corpus pairs its twins without the listing (a corpus carried to another machine without its audio).
+TWIN_FIELDS = ("mode", "twin_of")
+
+
+class _RenderListings:
+    """Render listings (:data:`RENDER_LISTING`), each read once: an audio file's entry, ``{}`` if none."""
+
+    def __init__(self) -> None:
+        self._by_folder: dict[Path, dict[str, dict]] = {}
+
+    def twin_fields(self, audio_path: Path) -> dict:
+        """The :data:`TWIN_FIELDS` that ``audio_path``'s listing entry has."""
+        folder = Path(audio_path).parent
+        if folder not in self._by_folder:
+            listing = folder.parent / RENDER_LISTING
+            tracks = json.loads(listing.read_text()).get("tracks", []) if listing.is_file() else []
+            self._by_folder[folder] = {t["file"]: t for t in tracks if "file" in t}
+        entry = self._by_folder[folder].get(Path(audio_path).name, {})
+        return {k: entry[k] for k in TWIN_FIELDS if k in entry}
+
+
 def mode_twin_ids(windows: Sequence[dict], ids: Sequence[str]) -> dict[str, str]:
     """Minor window id -> the id of its major twin's window at the same start.
 
-    ``windows`` are corpus index entries (``file``, ``start_s``) and ``ids`` their item ids. Twins
-    are read from the render listing (:data:`RENDER_LISTING`, one folder above the audio's folder):
-    a track with ``twin_of`` and its twin, one ``"minor"`` and one ``"major"``. Windows of music
-    without a listing, or of a twin whose other window was dropped, give no entry.
+    ``windows`` are corpus index entries (``file``, ``start_s``) and ``ids`` their item ids. A window's
+    ``mode`` and ``twin_of`` come from its index entry (:func:`build_corpus` records them, and
+    :func:`record_mode_twins` for a corpus built before), else from the render listing
+    (:data:`RENDER_LISTING`, one folder above the audio's folder): a track with ``twin_of`` and its
+    twin, one ``"minor"`` and one ``"major"``. Windows of music without either, or of a twin whose
+    other window was dropped, give no entry.
     """
-    listings: dict[Path, dict[str, dict]] = {}
+    listings = _RenderListings()
 
-    def listing(folder: Path) -> dict[str, dict]:
-        if folder not in listings:
-            path = folder.parent / RENDER_LISTING
-            tracks = json.loads(path.read_text()).get("tracks", []) if path.is_file() else []
-            listings[folder] = {t["file"]: t for t in tracks if "file" in t}
-        return listings[folder]
+    def twin_fields(w: dict) -> dict:
+        return {k: w[k] for k in TWIN_FIELDS if k in w} if "mode" in w else listings.twin_fields(Path(w["file"]))
 
-    where = {(str(Path(w["file"])), float(w["start_s"])): item_id for w, item_id in zip(windows, ids)}
+    where = {(str(Path(w["file"])), float(w["start_s"])): i for i, w in enumerate(windows)}
     twins = {}
     for w, item_id in zip(windows, ids):
-        path = Path(w["file"])
-        track = listing(path.parent).get(path.name)
-        if not track or "twin_of" not in track:
+        track = twin_fields(w)
+        if "twin_of" not in track:
             continue
-        other = listing(path.parent).get(track["twin_of"])
-        other_id = where.get((str(path.parent / track["twin_of"]), float(w["start_s"])))
-        if other is None or other_id is None or {track.get("mode"), other.get("mode")} != {"minor", "major"}:
+        other = where.get((str(Path(w["file"]).parent / track["twin_of"]), float(w["start_s"])))
+        if other is None or {track.get("mode"), twin_fields(windows[other]).get("mode")} != {"minor", "major"}:
             continue
-        minor, major = (item_id, other_id) if track["mode"] == "minor" else (other_id, item_id)
+        minor, major = (item_id, ids[other]) if track["mode"] == "minor" else (ids[other], item_id)
         twins[minor] = major
     return twins
+
+
+def record_mode_twins(corpus_dir: Path) -> int:
+    """Copy the render listing's ``mode`` and ``twin_of`` into the index entries of a corpus built
+    before :func:`build_corpus` recorded them; returns how many windows have a twin. Needs the
+    listings, once; afterwards the corpus folder alone pairs its twins."""
+    corpus_dir = Path(corpus_dir)
+    index = json.loads((corpus_dir / "index.json").read_text())
+    listings = _RenderListings()
+    for w in index["windows"]:
+        if "mode" not in w:
+            w.update(listings.twin_fields(Path(w["file"])))
+    (corpus_dir / "index.json").write_text(json.dumps(index, indent=0))
+    return sum("twin_of" in w for w in index["windows"])
 
 
 def _rank_mapped_targets(raw: np.ndarray, packages: list[str], targets_of: dict[str, list[str]]) -> np.ndarray:
