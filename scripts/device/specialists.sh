@@ -15,7 +15,7 @@
 #   cp -r ../shared/data/soundtracks-set1 .gpu/data/ && rm -rf .gpu/data/soundtracks-set1/original
 #   cp -r ~/.cache/twolevel/desc .gpu/cache/ && cp runs/distill/final-teacher-s[0-3].pt .gpu/teachers/
 #   cp cache/corpus-twins-fp/{index.json,raw-1-v3.npz} .gpu/corpus/
-#   .venv/bin/python -c "from twolevel.corpus import record_mode_twins as r; print(r('.gpu/corpus'))"  # 120 twins
+#   .venv/bin/python -c "from twolevel.corpus import record_mode_twins as r; print(r('.gpu/corpus'))"  # 120 window pairs
 #   xz -9 -c cache/corpus-twins-fp/windows.npz > .gpu/corpus/windows.npz.xz
 # DRY=1 STASH=DIR PY=.venv/bin/python runs STAGE=train here on the CPU for one epoch (DIR holding data/,
 # cache/ and a file named ready).
