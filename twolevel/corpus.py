@@ -280,7 +280,7 @@ def mode_twin_ids(windows: Sequence[dict], ids: Sequence[str]) -> dict[str, str]
 
 def record_mode_twins(corpus_dir: Path) -> int:
     """Copy the render listing's ``mode`` and ``twin_of`` into the index entries of a corpus built
-    before :func:`build_corpus` recorded them; returns how many windows have a twin. Needs the
+    before :func:`build_corpus` recorded them; returns how many twin pairs of windows it holds. Needs the
     listings, once; afterwards the corpus folder alone pairs its twins."""
     corpus_dir = Path(corpus_dir)
     index = json.loads((corpus_dir / "index.json").read_text())
