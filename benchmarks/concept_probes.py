@@ -4,6 +4,7 @@
     python benchmarks/concept_probes.py                         # the shipped model
     python benchmarks/concept_probes.py runs/a.pt runs/b.pt --json
     python benchmarks/concept_probes.py --ensemble runs/a.pt runs/b.pt runs/c.pt   # their mean outputs
+    python benchmarks/concept_probes.py runs/s*.pt --probes DIR --per-pair minorness  # which pairs are hard
 
 For each of the 7 mid-levels (12 pairs each) and the emotion pairs (minor/major, slow/fast),
 how many rendered pairs the model orders right (twolevel/probes.py); goal: >= 11 of 12 per
@@ -32,6 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ensemble", action="store_true",
                     help="score the models as one ensemble: the mean of their outputs for each clip (each "
                          "model alone is scored too)")
+    ap.add_argument("--per-pair", metavar="CONCEPT", default=None,
+                    help="also, for that concept, each pair across the models: how many order it right, the "
+                         "median margin and what the pair is, hardest first")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     import torch
@@ -55,9 +59,22 @@ def main(argv=None) -> int:
         return 0
     from functools import lru_cache
 
+    from twolevel.errors import OptionError
+    from twolevel.probes import format_pair_table, load_probes, mean_outputs, prediction_outputs
+
+    pairs = []  # --per-pair: that concept's pairs, checked before any model is scored
+    if args.per_pair:
+        try:
+            suite = load_probes(args.probes)
+        except OptionError as err:
+            sys.exit(f"concept_probes: {err}")
+        pairs = [p for p in suite if p["concept"] == args.per_pair]
+        if not pairs:
+            sys.exit(f"concept_probes: --per-pair {args.per_pair}: the suite has no such concept; it has "
+                     f"{sorted({p['concept'] for p in suite})}")
+
     from twolevel.errors import CheckpointError
     from twolevel.predict import TwoLevelModel
-    from twolevel.probes import mean_outputs, prediction_outputs
 
     scorers = []  # per model: clip path -> its outputs, cached for the ensemble
     for path in args.models or [None]:
@@ -79,6 +96,16 @@ def main(argv=None) -> int:
         if not args.json:
             print(f"ensemble of {len(scorers)} models (mean outputs)")
             print(format_probe_table(results))
+    if args.per_pair:
+        margins = [[r for r in results if r["concept"] == args.per_pair][0]["margins"]
+                   for name, results in out.items() if name != "ensemble"]
+        if args.json:
+            out["per_pair"] = {"concept": args.per_pair, "pairs": [
+                {**{k: p[k] for k in ("a", "b", "instrument", "tonic", "bpm") if k in p},
+                 "right": int(sum(m[i] > 0 for m in margins)), "models": len(margins)} for i, p in enumerate(pairs)]}
+        else:
+            print(f"\n{args.per_pair}: each pair across {len(margins)} models")
+            print(format_pair_table(margins, pairs))
     if args.json:
         print(json.dumps(out, indent=1))
     return 0

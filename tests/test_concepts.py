@@ -149,6 +149,22 @@ def test_struck_twins_suite_scores_minorness_and_mode_on_the_same_twins(tmp_path
     sys.modules.pop("render_probes", None)
 
 
+def test_pair_table_counts_each_pair_across_models_hardest_first():
+    """concept_probes.py --per-pair: per pair, how many models order it right and their median margin,
+    the pairs no model gets first; margins that do not match the pairs are refused."""
+    from twolevel.probes import format_pair_table
+
+    pairs = [{"a": "0-major.ogg", "b": "0-minor.ogg", "instrument": "koto / harp / piano", "tonic": 6, "bpm": 83.5},
+             {"a": "1-major.ogg", "b": "1-minor.ogg"}]
+    margins = [[0.2, -0.1], [0.1, -0.3], [0.3, 0.05]]  # 3 models x 2 pairs
+    lines = format_pair_table(margins, pairs).splitlines()
+    assert lines[1].split()[:3] == ["1", "1/3", "-0.1000"]  # pair 1 right for one model: first
+    assert lines[1].endswith("1-major.ogg -> 1-minor.ogg")
+    assert lines[2].split()[:3] == ["0", "3/3", "+0.2000"] and lines[2].endswith("koto / harp / piano, tonic 6, 83.5 bpm")
+    with pytest.raises(ValueError, match="3 margins per model for 2 pairs"):
+        format_pair_table([[0.1, 0.2, 0.3]], pairs)
+
+
 def test_mode_pairs_split_each_emotion_change_into_its_midlevels_effects(monkeypatch, capsys):
     """benchmarks/mode_pairs.py --effects: a pair's effect changes add up to its emotion changes (level 1 is
     exact), so a pair is right exactly when every checked emotion's sum has the asked sign."""

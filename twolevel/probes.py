@@ -124,3 +124,26 @@ def format_probe_table(results: list[ProbeResult], goal_midlevel: int = 11, of: 
         lines.append(f"{r.concept:<20}{r.kind:<10}{r.correct:>3}/{r.total:<3}  {np.median(r.margins):>+14.4f}  "
                      f"{flag} (>= {min(goal, r.total)})")
     return "\n".join(lines)
+
+
+def format_pair_table(margins, pairs: list[dict]) -> str:
+    """One concept's pairs across models: per pair, how many models order it right, the median
+    margin and what the pair is (instrument, key, tempo where the suite records them), hardest first.
+
+    ``margins`` is ``(models, pairs)``: each model's :attr:`ProbeResult.margins` of the concept;
+    ``pairs`` are that concept's entries of :func:`load_probes`, in suite order. Separates pairs
+    that every model finds hard from a model's luck on them (session 24: seeds of one recipe
+    differed mostly by which of seven hard pairs they happened to get).
+    """
+    margins = np.atleast_2d(np.asarray(margins, dtype=float))
+    if margins.shape[1] != len(pairs):
+        raise ValueError(f"{margins.shape[1]} margins per model for {len(pairs)} pairs")
+    right = (margins > 0).sum(axis=0)
+    lines = [f"{'pair':>4}  {'right':>7}  {'median margin':>14}  what"]
+    for i in sorted(range(len(pairs)), key=lambda i: (right[i], i)):
+        p = pairs[i]
+        what = [p.get("instrument") or f"{p['a']} -> {p['b']}"]
+        what += [f"tonic {p['tonic']}"] if "tonic" in p else []
+        what += [f"{p['bpm']:g} bpm"] if "bpm" in p else []
+        lines.append(f"{i:>4}  {right[i]:>3}/{len(margins):<3}  {np.median(margins[:, i]):>+14.4f}  {', '.join(what)}")
+    return "\n".join(lines)
