@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from functools import lru_cache
 
     from twolevel.errors import OptionError
-    from twolevel.probes import format_pair_table, load_probes, mean_outputs, prediction_outputs
+    from twolevel.probes import format_pair_table, load_probes, mean_outputs, pair_agreement, prediction_outputs
 
     pairs = []  # --per-pair: that concept's pairs, checked before any model is scored
     if args.per_pair:
@@ -100,9 +100,7 @@ def main(argv=None) -> int:
         margins = [[r for r in results if r["concept"] == args.per_pair][0]["margins"]
                    for name, results in out.items() if name != "ensemble"]
         if args.json:
-            out["per_pair"] = {"concept": args.per_pair, "pairs": [
-                {**{k: p[k] for k in ("a", "b", "instrument", "tonic", "bpm") if k in p},
-                 "right": int(sum(m[i] > 0 for m in margins)), "models": len(margins)} for i, p in enumerate(pairs)]}
+            out["per_pair"] = {"concept": args.per_pair, "pairs": pair_agreement(margins, pairs)}
         else:
             print(f"\n{args.per_pair}: each pair across {len(margins)} models")
             print(format_pair_table(margins, pairs))

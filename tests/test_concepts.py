@@ -152,7 +152,7 @@ def test_struck_twins_suite_scores_minorness_and_mode_on_the_same_twins(tmp_path
 def test_pair_table_counts_each_pair_across_models_hardest_first():
     """concept_probes.py --per-pair: per pair, how many models order it right and their median margin,
     the pairs no model gets first; margins that do not match the pairs are refused."""
-    from twolevel.probes import format_pair_table
+    from twolevel.probes import format_pair_table, pair_agreement
 
     pairs = [{"a": "0-major.ogg", "b": "0-minor.ogg", "instrument": "koto / harp / piano", "tonic": 6, "bpm": 83.5},
              {"a": "1-major.ogg", "b": "1-minor.ogg"}]
@@ -161,6 +161,8 @@ def test_pair_table_counts_each_pair_across_models_hardest_first():
     assert lines[1].split()[:3] == ["1", "1/3", "-0.1000"]  # pair 1 right for one model: first
     assert lines[1].endswith("1-major.ogg -> 1-minor.ogg")
     assert lines[2].split()[:3] == ["0", "3/3", "+0.2000"] and lines[2].endswith("koto / harp / piano, tonic 6, 83.5 bpm")
+    assert pair_agreement(margins, pairs)[0] == {"pair": 1, "right": 1, "models": 3, "median_margin": -0.1,
+                                                 "what": "1-major.ogg -> 1-minor.ogg"}
     with pytest.raises(ValueError, match="3 margins per model for 2 pairs"):
         format_pair_table([[0.1, 0.2, 0.3]], pairs)
 

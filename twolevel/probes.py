@@ -126,9 +126,10 @@ def format_probe_table(results: list[ProbeResult], goal_midlevel: int = 11, of: 
     return "\n".join(lines)
 
 
-def format_pair_table(margins, pairs: list[dict]) -> str:
-    """One concept's pairs across models: per pair, how many models order it right, the median
-    margin and what the pair is (instrument, key, tempo where the suite records them), hardest first.
+def pair_agreement(margins, pairs: list[dict]) -> list[dict]:
+    """One concept's pairs across models, hardest first: per pair its index in the suite, how many
+    models order it right (of ``models``), the median margin, and what it is (instrument, key, tempo
+    where the suite records them, else its two clips).
 
     ``margins`` is ``(models, pairs)``: each model's :attr:`ProbeResult.margins` of the concept;
     ``pairs`` are that concept's entries of :func:`load_probes`, in suite order. Separates pairs
@@ -138,12 +139,19 @@ def format_pair_table(margins, pairs: list[dict]) -> str:
     margins = np.atleast_2d(np.asarray(margins, dtype=float))
     if margins.shape[1] != len(pairs):
         raise ValueError(f"{margins.shape[1]} margins per model for {len(pairs)} pairs")
-    right = (margins > 0).sum(axis=0)
-    lines = [f"{'pair':>4}  {'right':>7}  {'median margin':>14}  what"]
-    for i in sorted(range(len(pairs)), key=lambda i: (right[i], i)):
-        p = pairs[i]
+    rows = []
+    for i, p in enumerate(pairs):
         what = [p.get("instrument") or f"{p['a']} -> {p['b']}"]
         what += [f"tonic {p['tonic']}"] if "tonic" in p else []
         what += [f"{p['bpm']:g} bpm"] if "bpm" in p else []
-        lines.append(f"{i:>4}  {right[i]:>3}/{len(margins):<3}  {np.median(margins[:, i]):>+14.4f}  {', '.join(what)}")
+        rows.append({"pair": i, "right": int((margins[:, i] > 0).sum()), "models": len(margins),
+                     "median_margin": round(float(np.median(margins[:, i])), 4), "what": ", ".join(what)})
+    return sorted(rows, key=lambda r: (r["right"], r["pair"]))
+
+
+def format_pair_table(margins, pairs: list[dict]) -> str:
+    """:func:`pair_agreement` as a table, one line per pair, hardest first."""
+    lines = [f"{'pair':>4}  {'right':>7}  {'median margin':>14}  what"]
+    for r in pair_agreement(margins, pairs):
+        lines.append(f"{r['pair']:>4}  {r['right']:>3}/{r['models']:<3}  {r['median_margin']:>+14.4f}  {r['what']}")
     return "\n".join(lines)
