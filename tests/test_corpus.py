@@ -144,7 +144,8 @@ def test_a_corpus_of_rendered_twins_pairs_them_without_the_render_listing(tmp_pa
     # an index from before: no fields; the listing back in place once
     old = json.loads((out / "index.json").read_text())
     for w in old["windows"]:
-        w.pop("mode"), w.pop("twin_of", None)
+        w.pop("mode")
+        w.pop("twin_of", None)
     (out / "index.json").write_text(json.dumps(old))
     ids = [f"w{i}" for i in range(4)]
     assert mode_twin_ids(old["windows"], ids) == {}
