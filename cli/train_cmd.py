@@ -143,6 +143,14 @@ def _existing_or_empty(ctx, param, value: str) -> str:
 @click.option("--init-from", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty,
               help="Start the trunk and mid-level head from this pre-trained checkpoint "
                    "(scripts/pretrain_corpus.py); the emotion layer always starts fresh.")
+@click.option("--join", default="", type=click.Path(dir_okay=False), callback=_existing_or_empty, metavar="MODEL.pt",
+              help="Train a specialist for MODEL.pt: the emotion loss is taken on MODEL.pt's emotion layer with the "
+                   "--join-midlevel outputs replaced by this run's, so they learn to work beside MODEL.pt's other "
+                   "mid-levels (MODEL.pt frozen). Then: twolevel-cli merge MODEL.pt THIS.pt --renormalise "
+                   "--specialist 1=NAME. Needs --val-fraction 0 and no --folds.")
+@click.option("--join-midlevel", "join_midlevels", multiple=True, default=(), type=click.Choice(MIDLEVEL_NAMES),
+              metavar="NAME",
+              help="With --join: a mid-level this run gives the joined model (repeat for more).")
 @click.option("--descriptors", type=click.Choice(DESCRIPTOR_SETS), default=field_default("descriptors"), show_default=True,
               help="Descriptor set the mid-level targets come from: v1 (docs/midlevel-targets.md, the shipped "
                    "model's), v2 (tonal stability, minorness and rhythm stability from twolevel/tonality.py) or v3 "
@@ -254,6 +262,11 @@ def train(dataset_dir, out_path, val_fraction, folds, only_folds, fold_seed, sav
     progress = not quiet
     _check_fold_and_distill_options(folds, fold_seed, save_fold_models, distill_from, distill_corpus, distill_items,
                                     distill_midlevels_from, distill_constructed, distill_rated_weight, distill_mixes)
+    if cfg.join and (folds or val_fraction):  # refused before any data is read (training refuses it too)
+        from twolevel.errors import OptionError
+
+        raise OptionError("--join trains a specialist for a model trained on all clips: give --val-fraction 0 "
+                          "and no --folds (neither validation nor cross-validation can score it)")
     if cfg.mode_twin_weight and not distill_corpus:  # the only windows with rendered twins
         from twolevel.errors import OptionError
 

@@ -688,13 +688,15 @@ def test_train_config_refuses_bad_values_when_made(change, message):
 
 
 def test_cli_train_options_take_train_config_defaults():
+    from dataclasses import fields
+
     from twolevel.train_config import TrainConfig as Config
     from twolevel_cli.main import cli
 
     params = {p.name: p for p in cli.commands["train"].params}
-    for name, default in Config().to_dict().items():
-        assert name in params, f"TrainConfig.{name} has no --{name.replace('_', '-')}"
-        assert params[name].default == default, name
+    for field in fields(Config):
+        assert field.name in params, f"TrainConfig.{field.name} has no --{field.name.replace('_', '-')}"
+        assert params[field.name].default == field.default, field.name
     result = CliRunner().invoke(cli, ["train", "x", "--out", "y.pt", "--schedule", "linear"])
     assert result.exit_code == 2 and "cosine" in result.output
     # the ranges come from TrainConfig's rules, open ends included: dropout 1 is refused, 0.99 is not
@@ -883,3 +885,60 @@ def test_an_unknown_midlevel_target_kind_is_refused_before_any_spectrogram(tmp_p
     with pytest.raises(OptionError, match="'descriptors' or 'none', got 'v3'") as err:
         training.soundtracks_training_set(dataset, midlevel_targets="v3")
     assert err.value.code == "bad_midlevel_targets"
+
+
+def test_a_specialist_learns_the_emotions_of_the_model_it_joins_which_stays_frozen(tmp_path):
+    """TrainConfig.join: the emotion loss is the joined model's layer on its own mid-levels with the
+    specialist's minorness in place of its own; the gradient reaches the run through that minorness only,
+    never the joined model, and the run's own emotion layer is left as initialised."""
+    from twolevel.training import _Joined
+
+    data = synthetic_set()
+    host, summary = train(data, tiny_cfg(epochs=1, seed=5))
+    host_path = save_trained(host, tmp_path / "host.pt", summary)
+    cfg = tiny_cfg(join=str(host_path), join_midlevels=("minorness",))
+    joined = _Joined(cfg, torch.device("cpu"))
+    windows = torch.rand(3, WINDOW_FRAMES, N_BANDS)
+    own = torch.rand(3, len(MIDLEVEL_NAMES), requires_grad=True)
+    emo = joined.emotions(windows, own)
+    emo.sum().backward()
+    minorness = MIDLEVEL_NAMES.index("minorness")
+    others = [i for i in range(len(MIDLEVEL_NAMES)) if i != minorness]
+    assert own.grad[:, minorness].abs().sum() > 0 and own.grad[:, others].abs().sum() == 0
+    assert all(p.grad is None for p in joined.model.parameters())
+    with torch.no_grad():
+        host_mid = host.eval().forward_spectrogram(host.frontend.normalise(windows).unsqueeze(1))[0]
+        host_mid[:, minorness] = own[:, minorness]
+        assert torch.allclose(emo, host.emotion(host_mid), atol=1e-5)
+
+    one, _ = train(data, tiny_cfg(epochs=1, join=str(host_path), join_midlevels=("minorness",)))
+    two, _ = train(data, tiny_cfg(epochs=2, join=str(host_path), join_midlevels=("minorness",)))
+    plain, _ = train(data, tiny_cfg(epochs=2))
+    assert not torch.equal(one.features[0].weight, two.features[0].weight)  # the trunk trains...
+    assert torch.equal(one.emotion.weight, two.emotion.weight)               # ...its own emotion layer does not
+    assert not torch.equal(two.features[0].weight, plain.features[0].weight)  # another loss than a plain run's
+
+
+def test_join_is_refused_where_nothing_could_score_it(tmp_path):
+    from twolevel_cli.main import cli
+
+    data = synthetic_set(n=20)
+    host, summary = train(synthetic_set(), tiny_cfg(epochs=1))
+    host_path = save_trained(host, tmp_path / "host.pt", summary)
+    cfg = tiny_cfg(join=str(host_path), join_midlevels=("minorness",))
+    with pytest.raises(OptionError, match="--val-fraction 0"):
+        train(data, cfg, val_set=data.subset([0, 1]))
+    with pytest.raises(OptionError, match="cross-validation cannot score it"):
+        cross_validate(data, cfg, k=5, folds_to_run=[0])
+    with pytest.raises(OptionError, match="join: "):
+        train(data, tiny_cfg(join=str(tmp_path / "missing.pt"), join_midlevels=("minorness",)))
+    with pytest.raises(OptionError, match="go together"):
+        TrainConfig(join=str(host_path))
+    dataset = write_soundtracks_layout(tmp_path / "ds", n=4)
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(tmp_path / "s.pt"), "--join", str(host_path),
+                                      "--join-midlevel", "minorness"])
+    assert result.exit_code != 0 and "--val-fraction 0" in result.output
+    result = CliRunner().invoke(cli, ["train", str(dataset), "--out", str(tmp_path / "s.pt"), "--join", str(host_path),
+                                      "--join-midlevel", "minor"])
+    assert result.exit_code == 2 and "minorness" in result.output
+    assert not (tmp_path / "s.pt").exists()

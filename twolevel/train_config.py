@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .descriptor_sets import DESCRIPTOR_SETS
 from .errors import OptionError
+from .labels import MIDLEVEL_NAMES
 from .options import OptionRule
 
 SCHEDULES = ("cosine", "constant")
@@ -149,15 +150,33 @@ class TrainConfig:
     #: plus this weight times the squared distance of its weights from the trained layer's (a ridge
     #: towards what training found; the bias is free). 0 = the plain fit.
     emotion_layer_shrinkage: float = 0.0
+    #: Checkpoint of a trained model this run's trunk is to join as a specialist (``twolevel-cli merge
+    #: JOINED THIS --renormalise --specialist 1=NAME``); "" = none. The emotion loss is then taken on the
+    #: joined model's emotion layer applied to the joined model's own mid-levels with those named in
+    #: :attr:`join_midlevels` replaced by this run's, so the new outputs are learnt to work beside the
+    #: other mid-levels they will sit with (session 24: specialists trained alone cost sad there). The
+    #: joined model is frozen: no gradient, its batch-norm statistics untouched. This run's own emotion
+    #: layer gets no gradient and is not used by the merge.
+    join: str = ""
+    #: With :attr:`join`: the mid-levels this run gives the joined model, e.g. ``("minorness",)``.
+    join_midlevels: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings as JSON keeps them (tuples as lists), so that a saved run's settings compare equal."""
+        return {**asdict(self), "join_midlevels": list(self.join_midlevels)}
 
     def __post_init__(self) -> None:
         for name, rule in RULES.items():
             rule.check(name, getattr(self, name))
         if self.mode_envelope and not self.mode_weight:
             raise OptionError("mode_envelope shapes the mode contrast's pairs: give mode_weight > 0 too")
+        self.join_midlevels = tuple(self.join_midlevels)
+        if bool(self.join) != bool(self.join_midlevels):
+            raise OptionError("join and join_midlevels go together: the model to join and the mid-levels this run "
+                              "gives it")
+        unknown = [name for name in self.join_midlevels if name not in MIDLEVEL_NAMES]
+        if unknown:
+            raise OptionError(f"join_midlevels: unknown mid-levels {unknown}; known: {list(MIDLEVEL_NAMES)}")
         if self.emotion_layer_shrinkage and self.emotion_layer == "trained":
             raise OptionError("emotion_layer_shrinkage applies to a fitted layer: give emotion_layer "
                               "least-squares or least-squares-signs")

@@ -503,6 +503,30 @@ class _Batches:
         return window
 
 
+class _Joined:
+    """The frozen model a specialist run joins (:attr:`TrainConfig.join`): its emotions with some of its
+    mid-levels replaced by the run's."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        from .checkpoint import load_checkpoint
+
+        try:
+            self.model = load_checkpoint(cfg.join, device=device).eval()
+        except CheckpointError as err:
+            raise OptionError(f"join: {err}") from err
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        self.replaced = torch.zeros(len(MIDLEVEL_NAMES), dtype=torch.bool, device=device)
+        self.replaced[[MIDLEVEL_NAMES.index(name) for name in cfg.join_midlevels]] = True
+
+    def emotions(self, windows: torch.Tensor, own_mid: torch.Tensor) -> torch.Tensor:
+        """``(batch, 8)`` emotions of the joined model for un-normalised ``windows`` ``(batch, frames,
+        149)``, its replaced mid-levels taken from ``own_mid`` ``(batch, 7)`` (the gradient's only path)."""
+        with torch.no_grad():
+            joined_mid = self.model.forward_spectrogram(self.model.frontend.normalise(windows).unsqueeze(1))[0]
+        return self.model.emotion(torch.where(self.replaced, own_mid, joined_mid))
+
+
 @dataclass
 class _Run:
     """Everything one training run changes, and everything a resumed run restores."""
@@ -518,6 +542,7 @@ class _Run:
     history: list = field(default_factory=list)
     swa_sum: dict | None = None     # running sum of the kept states over the averaged epochs
     swa_count: int = 0
+    joined: _Joined | None = None   # TrainConfig.join: the frozen model whose emotion loss this run learns
 
     @property
     def kept(self) -> A2Mid2EJoint:
@@ -628,6 +653,8 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         shared = cfg.modulation_batch == "shared"
         x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
         mid, emo = model.forward_spectrogram(x)
+        if run.joined is not None:  # the emotions the joined model gives with this run's mid-levels in it
+            emo = run.joined.emotions(torch.stack(windows).to(device), mid[:n_real])
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
@@ -785,7 +812,11 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     model = _new_model(train_set, cfg, mean, std, signs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = _Batches.of(train_set, cfg, device, signs)
-    run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None)
+    if cfg.join and val_set is not None and len(val_set):
+        raise OptionError("join trains a specialist for another model, whose emotions validation cannot score: "
+                          "train it on all clips (--val-fraction 0), without --folds")
+    run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None,
+               joined=_Joined(cfg, device) if cfg.join else None)
     if resume and state_path is not None and Path(state_path).is_file():
         _resume_run(run, state_path, cfg, len(train_set))
     validating = val_set is not None and len(val_set) > 0
@@ -962,6 +993,9 @@ def cross_validate(data: TrainingSet, cfg: TrainConfig, k: int = 5, folds_to_run
     ``extra_settings`` describes what ``extra_train`` adds (e.g. distillation teachers): it is
     written to the report and, like the config, must match for finished folds to be reused.
     """
+    if cfg.join:  # its fold models would join a model that saw every clip: no test fold would be unseen
+        raise OptionError("join trains a specialist for a model trained on all clips: cross-validation cannot "
+                          "score it; train on all clips (--val-fraction 0), without --folds")
     cats = data.categories or [""] * len(data)
     fold_seed = cfg.seed if fold_seed is None else int(fold_seed)
     folds = stratified_folds(cats, k, fold_seed)
