@@ -17,6 +17,8 @@
 #   cp cache/corpus-twins-fp/{index.json,raw-1-v3.npz} .gpu/corpus/
 #   .venv/bin/python -c "from twolevel.corpus import record_mode_twins as r; print(r('.gpu/corpus'))"  # 120 window pairs
 #   xz -9 -c cache/corpus-twins-fp/windows.npz > .gpu/corpus/windows.npz.xz
+# EXTRA_ARGS adds training options, e.g. "--join twolevel/assets/twolevel-default.pt --join-midlevel minorness"
+# (specialists trained for their place in the shipped model, session 24's experiment 23).
 # DRY=1 STASH=DIR PY=.venv/bin/python runs STAGE=train here on the CPU for one epoch (DIR holding data/,
 # cache/ and a file named ready).
 set -u
@@ -53,7 +55,7 @@ train)
       --distill-from .gpu/teachers/final-teacher-s0.pt --distill-from .gpu/teachers/final-teacher-s1.pt \
       --distill-from .gpu/teachers/final-teacher-s2.pt --distill-from .gpu/teachers/final-teacher-s3.pt \
       --distill-corpus .gpu/corpus --distill-items 514 --descriptors v3 --additivity-weight 5 --mode-twin-weight 0.3 \
-      --out .gpu/st/mt-s$s.pt --log .gpu/st/mt-s$s.log --quiet > .gpu/st/mt-s$s.out 2>&1
+      ${EXTRA_ARGS:-} --out .gpu/st/mt-s$s.pt --log .gpu/st/mt-s$s.log --quiet > .gpu/st/mt-s$s.out 2>&1
     echo "seed $s rc $? at $(( $(date +%s) - T0 )) s, epochs $(wc -l < .gpu/st/mt-s$s.log 2>/dev/null)"
   }
   for s in $SEEDS; do one $s & done
