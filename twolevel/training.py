@@ -805,6 +805,10 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     fit_set = layer_fit_set(train_set, val_set) if cfg.emotion_layer != "trained" else None
     _check_run(train_set, cfg, fit_set)
     device = torch.device(device)
+    if cfg.join and val_set is not None and len(val_set):
+        raise OptionError("join trains a specialist for another model, whose emotions validation cannot score: "
+                          "train it on all clips (--val-fraction 0), without --folds")
+    joined = _Joined(cfg, device) if cfg.join else None  # loaded before any work: a bad checkpoint stops the run now
     gen = _set_seed(cfg.seed)  # before the model: its initial weights come from this seed
     mean, std = spectrogram_stats(train_set.specs)
     signs = (torch.as_tensor(level1_sign_mask(train_set), dtype=torch.float32)
@@ -812,11 +816,7 @@ def train(train_set: TrainingSet, cfg: TrainConfig, val_set: TrainingSet | None 
     model = _new_model(train_set, cfg, mean, std, signs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = _Batches.of(train_set, cfg, device, signs)
-    if cfg.join and val_set is not None and len(val_set):
-        raise OptionError("join trains a specialist for another model, whose emotions validation cannot score: "
-                          "train it on all clips (--val-fraction 0), without --folds")
-    run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None,
-               joined=_Joined(cfg, device) if cfg.join else None)
+    run = _Run(model, opt, gen, ema_model=copy.deepcopy(model) if cfg.ema > 0 else None, joined=joined)
     if resume and state_path is not None and Path(state_path).is_file():
         _resume_run(run, state_path, cfg, len(train_set))
     validating = val_set is not None and len(val_set) > 0
