@@ -147,7 +147,7 @@ def _existing_or_empty(ctx, param, value: str) -> str:
               help="Train a specialist for MODEL.pt: the emotion loss is taken on MODEL.pt's emotion layer with the "
                    "--join-midlevel outputs replaced by this run's, so they learn to work beside MODEL.pt's other "
                    "mid-levels (MODEL.pt frozen). Then: twolevel-cli merge MODEL.pt THIS.pt --renormalise "
-                   "--specialist 1=NAME. Needs --val-fraction 0 and no --folds.")
+                   "--specialist 2=NAME. Needs --val-fraction 0 and no --folds.")
 @click.option("--join-midlevel", "join_midlevels", multiple=True, default=(), type=click.Choice(MIDLEVEL_NAMES),
               metavar="NAME",
               help="With --join: a mid-level this run gives the joined model (repeat for more).")

@@ -151,7 +151,7 @@ class TrainConfig:
     #: towards what training found; the bias is free). 0 = the plain fit.
     emotion_layer_shrinkage: float = 0.0
     #: Checkpoint of a trained model this run's trunk is to join as a specialist (``twolevel-cli merge
-    #: JOINED THIS --renormalise --specialist 1=NAME``); "" = none. The emotion loss is then taken on the
+    #: JOINED THIS --renormalise --specialist 2=NAME``); "" = none. The emotion loss is then taken on the
     #: joined model's emotion layer applied to the joined model's own mid-levels with those named in
     #: :attr:`join_midlevels` replaced by this run's, so the new outputs are learnt to work beside the
     #: other mid-levels they will sit with (session 24: specialists trained alone cost sad there). The
