@@ -39,7 +39,7 @@ from .audio import load_audio, window_starts
 from .additivity import additivity_loss, interaction_inputs
 from .augment import (augment_window, dissonance_pair, mode_pair, modulation_pair, random_percussive_envelope,
                       rhythm_pair, shift_bands)
-from .checkpoint import init_from_pretrained, save_checkpoint, weights_digest
+from .checkpoint import init_from_pretrained, load_checkpoint, save_checkpoint, weights_digest
 from .data import MidlevelDataset, SoundtracksDataset
 from .errors import CheckpointError, OptionError
 from .labels import EMOTION_NAMES, MIDLEVEL_NAMES
@@ -508,8 +508,6 @@ class _Joined:
     mid-levels replaced by the run's."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        from .checkpoint import load_checkpoint
-
         try:
             self.model = load_checkpoint(cfg.join, device=device).eval()
         except CheckpointError as err:
@@ -651,10 +649,10 @@ def _train_epoch(run: _Run, batches: _Batches, cfg: TrainConfig, device: torch.d
         n_twin = len(pairs) - n_pairs - n_rhythm - n_clash - n_mode
         spliced = [c for c, _ in pairs] + [t for _, t in pairs]  # controls, then their twins
         shared = cfg.modulation_batch == "shared"
-        x = model.frontend.normalise(torch.stack(windows + spliced if shared else windows).to(device)).unsqueeze(1)
-        mid, emo = model.forward_spectrogram(x)
+        stacked = torch.stack(windows + spliced if shared else windows).to(device)  # un-normalised, real ones first
+        mid, emo = model.forward_spectrogram(model.frontend.normalise(stacked).unsqueeze(1))
         if run.joined is not None:  # the emotions the joined model gives with this run's mid-levels in it
-            emo = run.joined.emotions(torch.stack(windows).to(device), mid[:n_real])
+            emo = run.joined.emotions(stacked[:n_real], mid[:n_real])
         l_emo = masked_mse(emo[:n_real], batches.emotions[idx].to(device), batches.emotion_scale)
         l_mid = masked_mse(mid[:n_real], batches.midlevels[idx].to(device), batches.midlevel_scale)
         loss = cfg.emotion_weight * l_emo + cfg.midlevel_weight * l_mid
