@@ -232,6 +232,11 @@ RENDER_LISTING = "tracks.json"
 TWIN_FIELDS = ("mode", "twin_of")
 
 
+def _twin_fields(entry: dict) -> dict:
+    """The :data:`TWIN_FIELDS` a listing or index entry has."""
+    return {k: entry[k] for k in TWIN_FIELDS if k in entry}
+
+
 class _RenderListings:
     """Render listings (:data:`RENDER_LISTING`), each read once: an audio file's entry, ``{}`` if none."""
 
@@ -245,8 +250,7 @@ class _RenderListings:
             listing = folder.parent / RENDER_LISTING
             tracks = json.loads(listing.read_text()).get("tracks", []) if listing.is_file() else []
             self._by_folder[folder] = {t["file"]: t for t in tracks if "file" in t}
-        entry = self._by_folder[folder].get(Path(audio_path).name, {})
-        return {k: entry[k] for k in TWIN_FIELDS if k in entry}
+        return _twin_fields(self._by_folder[folder].get(Path(audio_path).name, {}))
 
 
 def mode_twin_ids(windows: Sequence[dict], ids: Sequence[str]) -> dict[str, str]:
@@ -262,7 +266,7 @@ def mode_twin_ids(windows: Sequence[dict], ids: Sequence[str]) -> dict[str, str]
     listings = _RenderListings()
 
     def twin_fields(w: dict) -> dict:
-        return {k: w[k] for k in TWIN_FIELDS if k in w} if "mode" in w else listings.twin_fields(Path(w["file"]))
+        return _twin_fields(w) if "mode" in w else listings.twin_fields(Path(w["file"]))
 
     where = {(str(Path(w["file"])), float(w["start_s"])): i for i, w in enumerate(windows)}
     twins = {}
