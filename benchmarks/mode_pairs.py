@@ -11,7 +11,8 @@ split into its mid-levels' effect changes (weight x mid-level change), the large
 (session 23: the validation pairs that fail, fail on valence, which barely reads minorness). With
 ``--decay``, the same drop again with both clips' spectrograms under one percussive envelope
 (``twolevel.augment.percussive_envelope``: struck every eighth note of the pair's tempo, dying away
-with each time constant in seconds), which turns sustained tones into marimba-like ones. The summary counts, per pair, the models that get it right.
+with each time constant in seconds), which turns sustained tones into marimba-like ones. The summary
+counts, per pair, the models that get it right.
 """
 from __future__ import annotations
 
