@@ -59,7 +59,8 @@ def main(argv=None) -> int:
         return 0
     from functools import lru_cache
 
-    from twolevel.errors import OptionError
+    from twolevel.errors import CheckpointError, OptionError
+    from twolevel.predict import TwoLevelModel
     from twolevel.probes import format_pair_table, load_probes, mean_outputs, pair_agreement, prediction_outputs
 
     pairs = []  # --per-pair: that concept's pairs, checked before any model is scored
@@ -72,9 +73,6 @@ def main(argv=None) -> int:
         if not pairs:
             sys.exit(f"concept_probes: --per-pair {args.per_pair}: the suite has no such concept; it has "
                      f"{sorted({p['concept'] for p in suite})}")
-
-    from twolevel.errors import CheckpointError
-    from twolevel.predict import TwoLevelModel
 
     scorers = []  # per model: clip path -> its outputs, cached for the ensemble
     for path in args.models or [None]:
